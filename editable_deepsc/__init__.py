@@ -1,0 +1,2 @@
+"""Editable-DeepSC."""
+__version__ = "0.1.0"

@@ -1,0 +1,80 @@
+"""The ``edsc`` command line: a thin layer over the library API.
+
+Each verb lives in its own module of this package and is registered in
+:data:`VERBS`. Errors derived from :class:`~editable_deepsc.errors.EdscError`
+become a one-line ``error: ...`` on stderr and exit code 2, with no traceback.
+"""
+
+from __future__ import annotations
+
+import importlib
+import sys
+
+import click
+
+from editable_deepsc import __version__
+from editable_deepsc.errors import EdscError
+
+# verb name -> "module:attribute" (imported lazily so `edsc --help` stays fast)
+VERBS: dict[str, tuple[str, str]] = {
+    "demo": ("editable_deepsc.cli.demo:demo", "Run the main job on the built-in models."),
+    "transmit": ("editable_deepsc.cli.transmit:transmit", "Send an image over a channel with a data-oriented method."),
+    "bench": ("editable_deepsc.cli.bench:bench", "Benchmarks (ratios against an in-run baseline)."),
+}
+
+
+class LazyGroup(click.Group):
+    """A click group whose sub-commands are imported on first use."""
+
+    def list_commands(self, ctx: click.Context) -> list[str]:
+        return sorted(VERBS)
+
+    def get_command(self, ctx: click.Context, name: str) -> click.Command | None:
+        if name not in VERBS:
+            return None
+        target, _ = VERBS[name]
+        module, attr = target.split(":")
+        return getattr(importlib.import_module(module), attr)
+
+    def format_commands(self, ctx: click.Context, formatter: click.HelpFormatter) -> None:
+        rows = [(name, VERBS[name][1]) for name in self.list_commands(ctx)]
+        with formatter.section("Commands"):
+            formatter.write_dl(rows)
+
+
+@click.group(cls=LazyGroup, context_settings={"help_option_names": ["-h", "--help"]})
+@click.version_option(__version__, prog_name="edsc")
+def cli() -> None:
+    """Editable-DeepSC: semantic communication for text-instructed image editing.
+
+    \b
+    Examples:
+      edsc demo
+      edsc transmit face.png --method jpeg-ldpc --cbr 0.1 --snr 6 --out rx.png --json
+      edsc bench ldpc
+    """
+
+
+def main(argv: list[str] | None = None) -> int:
+    """Run the CLI; return the exit code (used by tests as ``main([...])``)."""
+    try:
+        cli.main(args=argv, prog_name="edsc", standalone_mode=False)
+    except EdscError as e:
+        click.echo(f"error: {e}", err=True)
+        return e.exit_code
+    except click.exceptions.Abort:
+        click.echo("aborted", err=True)
+        return 130
+    except click.ClickException as e:
+        e.show()
+        return e.exit_code
+    except click.exceptions.Exit as e:
+        return e.exit_code
+    except KeyboardInterrupt:
+        click.echo("interrupted", err=True)
+        return 130
+    return 0
+
+
+def entry() -> None:  # console script
+    sys.exit(main())

@@ -1,0 +1,183 @@
+"""Name → file, sha256, licence registry of model weights (safetensors only)."""
+
+from __future__ import annotations
+
+import hashlib
+import json
+import os
+import tempfile
+from dataclasses import asdict, dataclass, field
+from pathlib import Path
+from typing import Any
+
+import torch
+from safetensors import SafetensorError
+from safetensors.torch import load_file, save_file
+
+from editable_deepsc.errors import CheckpointError
+
+ZOO_DIR = Path(__file__).resolve().parent
+CARDS_DIR = ZOO_DIR / "cards"
+WEIGHTS_DIR = ZOO_DIR / "weights"
+
+
+@dataclass
+class ModelCard:
+    """Description of one registered model.
+
+    Attributes
+    ----------
+    name : str
+        Registry name, e.g. ``"edsc-faces64"``.
+    kind : str
+        What it is: ``generator``, ``encoder``, ``face-net``, ``codec``, ``deepjscc``, ...
+    file : str
+        Weights file name inside ``zoo/weights`` (or an absolute path for user models).
+    sha256 : str
+        Hex digest of ``file``.
+    licence : str
+        Licence of the weights (full text beside the weights where required).
+    source : str
+        Where the weights come from (training command, converted package + its sha256).
+    resolution : int or None
+        Image resolution the model works at, if any.
+    description : str
+        One line for ``edsc zoo list``.
+    config : dict
+        Constructor arguments needed to rebuild the module.
+    """
+
+    name: str
+    kind: str
+    file: str
+    sha256: str
+    licence: str
+    source: str
+    resolution: int | None = None
+    description: str = ""
+    config: dict[str, Any] = field(default_factory=dict)
+
+    @property
+    def path(self) -> Path:
+        p = Path(self.file)
+        return p if p.is_absolute() else WEIGHTS_DIR / p
+
+    def to_json(self) -> dict[str, Any]:
+        return asdict(self)
+
+
+def sha256_file(path: str | os.PathLike, chunk: int = 1 << 20) -> str:
+    """Return the hex sha256 of a file."""
+    h = hashlib.sha256()
+    with open(path, "rb") as f:
+        while block := f.read(chunk):
+            h.update(block)
+    return h.hexdigest()
+
+
+def list_cards() -> list[ModelCard]:
+    """All registered model cards, sorted by name."""
+    cards = []
+    for p in sorted(CARDS_DIR.glob("*.json")):
+        cards.append(ModelCard(**json.loads(p.read_text())))
+    return cards
+
+
+def card(name: str) -> ModelCard:
+    """Return the card registered under ``name``.
+
+    Raises
+    ------
+    CheckpointError
+        If no model of that name is registered.
+    """
+    p = CARDS_DIR / f"{name}.json"
+    if not p.is_file():
+        known = ", ".join(c.name for c in list_cards()) or "none"
+        raise CheckpointError(f"unknown model {name!r} (registered: {known})")
+    return ModelCard(**json.loads(p.read_text()))
+
+
+def weights_path(name: str) -> Path:
+    """Path of the weights file of model ``name``."""
+    return card(name).path
+
+
+def _atomic_write(path: Path, write) -> None:
+    path.parent.mkdir(parents=True, exist_ok=True)
+    fd, tmp = tempfile.mkstemp(dir=path.parent, prefix=f".{path.name}.", suffix=".tmp")
+    os.close(fd)
+    try:
+        write(tmp)
+        os.replace(tmp, path)
+    finally:
+        if os.path.exists(tmp):
+            os.unlink(tmp)
+
+
+def save_state_dict(
+    state: dict[str, torch.Tensor], path: str | os.PathLike, metadata: dict[str, str] | None = None
+) -> str:
+    """Write ``state`` as safetensors (atomically) and return its sha256."""
+    path = Path(path)
+    state = {k: v.detach().contiguous().cpu() for k, v in state.items()}
+    _atomic_write(path, lambda tmp: save_file(state, tmp, metadata=metadata or {}))
+    return sha256_file(path)
+
+
+def register_card(c: ModelCard, cards_dir: Path = CARDS_DIR) -> Path:
+    """Write ``c`` as ``<cards_dir>/<name>.json`` (used by training/conversion scripts)."""
+    p = Path(cards_dir) / f"{c.name}.json"
+    _atomic_write(p, lambda tmp: Path(tmp).write_text(json.dumps(c.to_json(), indent=2) + "\n"))
+    return p
+
+
+def load_state_dict(
+    name_or_path: str | os.PathLike, sha256: str | None = None, verify: bool = True
+) -> dict[str, torch.Tensor]:
+    """Load a safetensors state dict by registry name or by path, checking its sha256.
+
+    Parameters
+    ----------
+    name_or_path : str or path-like
+        A registered model name, or a path to a ``.safetensors`` file.
+    sha256 : str, optional
+        Expected digest when loading by path.
+    verify : bool
+        Check the digest (default ``True``).
+
+    Returns
+    -------
+    dict of str to torch.Tensor
+
+    Raises
+    ------
+    CheckpointError
+        Missing file, digest mismatch, or a file that is not valid safetensors.
+    """
+    p = Path(name_or_path)
+    if not p.suffix and not p.exists():
+        c = card(str(name_or_path))
+        p, sha256 = c.path, c.sha256
+    if not p.is_file():
+        raise CheckpointError(f"checkpoint not found: {p}")
+    if verify and sha256:
+        got = sha256_file(p)
+        if got != sha256:
+            raise CheckpointError(f"sha256 mismatch for {p.name}: expected {sha256[:12]}…, got {got[:12]}…")
+    try:
+        return load_file(str(p))
+    except (SafetensorError, OSError, ValueError) as e:
+        raise CheckpointError(f"corrupt checkpoint {p.name}: {e}") from None
+
+
+def verify_all() -> list[tuple[str, bool, str]]:
+    """Check every registered file; return ``(name, ok, message)`` rows."""
+    rows = []
+    for c in list_cards():
+        if not c.path.is_file():
+            rows.append((c.name, False, "file missing"))
+            continue
+        got = sha256_file(c.path)
+        rows.append((c.name, got == c.sha256, "ok" if got == c.sha256 else f"sha256 {got[:12]}… != {c.sha256[:12]}…"))
+    return rows
