@@ -7,12 +7,12 @@ become a one-line ``error: ...`` on stderr and exit code 2, with no traceback.
 
 from __future__ import annotations
 
-import importlib
 import sys
 
 import click
 
 from editable_deepsc import __version__
+from editable_deepsc.cli.lazy import LazyGroup
 from editable_deepsc.errors import EdscError
 
 # verb name -> "module:attribute" (imported lazily so `edsc --help` stays fast)
@@ -20,29 +20,11 @@ VERBS: dict[str, tuple[str, str]] = {
     "demo": ("editable_deepsc.cli.demo:demo", "Run the main job on the built-in models."),
     "transmit": ("editable_deepsc.cli.transmit:transmit", "Send an image over a channel with a data-oriented method."),
     "bench": ("editable_deepsc.cli.bench:bench", "Benchmarks (ratios against an in-run baseline)."),
+    "train": ("editable_deepsc.cli.train:train", "Train a built-in model (resumable)."),
 }
 
 
-class LazyGroup(click.Group):
-    """A click group whose sub-commands are imported on first use."""
-
-    def list_commands(self, ctx: click.Context) -> list[str]:
-        return sorted(VERBS)
-
-    def get_command(self, ctx: click.Context, name: str) -> click.Command | None:
-        if name not in VERBS:
-            return None
-        target, _ = VERBS[name]
-        module, attr = target.split(":")
-        return getattr(importlib.import_module(module), attr)
-
-    def format_commands(self, ctx: click.Context, formatter: click.HelpFormatter) -> None:
-        rows = [(name, VERBS[name][1]) for name in self.list_commands(ctx)]
-        with formatter.section("Commands"):
-            formatter.write_dl(rows)
-
-
-@click.group(cls=LazyGroup, context_settings={"help_option_names": ["-h", "--help"]})
+@click.group(cls=LazyGroup, lazy=VERBS, context_settings={"help_option_names": ["-h", "--help"]})
 @click.version_option(__version__, prog_name="edsc")
 def cli() -> None:
     """Editable-DeepSC: semantic communication for text-instructed image editing.

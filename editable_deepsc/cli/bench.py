@@ -1,0 +1,15 @@
+"""``edsc bench ...``: benchmarks, reported as ratios against an in-run baseline where possible."""
+
+from __future__ import annotations
+
+import click
+
+from editable_deepsc.cli.lazy import LazyGroup
+
+# bench name -> ("module:attr", one-line help); one line per benchmark
+BENCHES: dict[str, tuple[str, str]] = {}
+
+
+@click.group(cls=LazyGroup, lazy=BENCHES)
+def bench() -> None:
+    """Benchmarks (ratios against an in-run baseline where possible)."""

@@ -1,0 +1,15 @@
+"""``edsc train ...``: one resumable training entry per built-in model."""
+
+from __future__ import annotations
+
+import click
+
+from editable_deepsc.cli.lazy import LazyGroup
+
+# trainer name -> ("module:attr", one-line help); one line per trainable model
+TRAINERS: dict[str, tuple[str, str]] = {}
+
+
+@click.group(cls=LazyGroup, lazy=TRAINERS)
+def train() -> None:
+    """Train a built-in model (resumable; checkpoints under --workdir)."""
