@@ -1,0 +1,54 @@
+"""Additive white Gaussian noise channel."""
+
+from __future__ import annotations
+
+import torch
+from torch import nn
+
+
+def complex_noise(
+    shape: tuple[int, ...], no: float | torch.Tensor, generator: torch.Generator | None = None,
+    device: torch.device | str = "cpu",
+) -> torch.Tensor:
+    """Draw circularly-symmetric complex Gaussian noise :math:`\\mathcal{CN}(0, N_0)`.
+
+    Parameters
+    ----------
+    shape : tuple of int
+        Output shape, e.g. (N, k).
+    no : float or Tensor
+        Noise variance per complex symbol (total over real and imaginary parts);
+        a tensor must broadcast against ``shape`` (e.g. (N, 1) for per-sample SNR).
+    generator : torch.Generator, optional
+        Source of randomness (seeded for reproducibility).
+
+    Returns
+    -------
+    Tensor, complex64, shape ``shape``
+    """
+    n = torch.randn(shape, dtype=torch.complex64, generator=generator, device=device)  # CN(0, 1)
+    std = torch.as_tensor(no, dtype=torch.float32, device=device).sqrt()
+    return n * std
+
+
+class AWGN(nn.Module):
+    """Complex AWGN channel: ``y = x + n``, ``n ~ CN(0, no)``.
+
+    Call as ``AWGN()(x, no, generator=g)``. Differentiable with respect to ``x``.
+
+    Parameters (call)
+    -----------------
+    x : Tensor, complex64, shape (N, k)
+        Channel input, normally of unit average power.
+    no : float or Tensor
+        Noise variance per complex symbol; a tensor of shape (N, 1) gives each
+        sample its own SNR (used to train SNR-aware codecs).
+    generator : torch.Generator, optional
+
+    Returns
+    -------
+    Tensor, complex64, shape (N, k)
+    """
+
+    def forward(self, x: torch.Tensor, no: float | torch.Tensor, generator: torch.Generator | None = None) -> torch.Tensor:
+        return x + complex_noise(tuple(x.shape), no, generator, device=x.device)
