@@ -1,0 +1,104 @@
+"""Statistics of W+ latents: mean and principal axes, used to whiten what the codecs send.
+
+Latents inverted into W+ are strongly redundant (per-layer styles stay close to
+a shared w), so most of their energy lies in few principal directions. Both
+the learned semantic codec and the uncoded PCA baseline work in this basis.
+"""
+
+from __future__ import annotations
+
+import torch
+from torch import nn
+
+
+class LatentPCA(nn.Module):
+    """Mean, principal axes and per-axis standard deviations of flattened W+ latents.
+
+    Parameters
+    ----------
+    num_ws, w_dim : int
+        Latent shape; the flattened dimension is ``D = num_ws * w_dim``.
+
+    Buffers
+    -------
+    mean : float32 (D,)
+    axes : float32 (D, D)
+        Columns are principal directions, by decreasing variance.
+    std : float32 (D,)
+        Standard deviation along each axis.
+    """
+
+    def __init__(self, num_ws: int, w_dim: int):
+        super().__init__()
+        self.num_ws, self.w_dim = num_ws, w_dim
+        d = num_ws * w_dim
+        self.register_buffer("mean", torch.zeros(d))
+        self.register_buffer("axes", torch.eye(d))
+        self.register_buffer("std", torch.ones(d))
+
+    @property
+    def dim(self) -> int:
+        return self.num_ws * self.w_dim
+
+    @torch.no_grad()
+    def fit(self, w_plus: torch.Tensor, eps: float = 1e-6) -> "LatentPCA":
+        """Estimate the statistics from latents ``w_plus`` (M, num_ws, w_dim), M ≥ 2.
+
+        Returns ``self``.
+        """
+        x = w_plus.reshape(w_plus.shape[0], -1).double()
+        mean = x.mean(0)
+        _, s, vh = torch.linalg.svd(x - mean, full_matrices=False)
+        d = self.dim
+        axes = torch.zeros(d, d, dtype=torch.float64)
+        r = vh.shape[0]
+        axes[:, :r] = vh.T
+        if r < d:  # complete the basis for rank-deficient samples (M < D)
+            q, _ = torch.linalg.qr(torch.cat([vh.T, torch.randn(d, d - r, dtype=torch.float64,
+                                                                generator=torch.Generator().manual_seed(0))], 1))
+            axes[:, r:] = q[:, r:]
+        std = torch.zeros(d, dtype=torch.float64)
+        std[:r] = s / (x.shape[0] - 1) ** 0.5
+        self.mean.copy_(mean.float())
+        self.axes.copy_(axes.float())
+        self.std.copy_(std.clamp_min(eps).float())
+        return self
+
+    def whiten(self, w_plus: torch.Tensor) -> torch.Tensor:
+        """(N, num_ws, w_dim) → (N, D) coordinates along the principal axes, unit variance each."""
+        x = w_plus.reshape(w_plus.shape[0], -1) - self.mean
+        return (x @ self.axes) / self.std
+
+    def unwhiten(self, u: torch.Tensor) -> torch.Tensor:
+        """(N, D) whitened coordinates → (N, num_ws, w_dim) latents (inverse of :meth:`whiten`)."""
+        x = (u * self.std) @ self.axes.T + self.mean
+        return x.view(u.shape[0], self.num_ws, self.w_dim)
+
+    @property
+    def scale(self) -> torch.Tensor:
+        """Global scale: root mean variance per coordinate (so :meth:`project` has unit mean variance)."""
+        return self.std.pow(2).mean().sqrt()
+
+    def project(self, w_plus: torch.Tensor) -> torch.Tensor:
+        """(N, num_ws, w_dim) → (N, D): coordinates along the principal axes, one global scale.
+
+        Unlike :meth:`whiten`, strong axes stay strong, so a network or a loss
+        on these coordinates weighs each direction by how much it varies.
+        """
+        x = w_plus.reshape(w_plus.shape[0], -1) - self.mean
+        return (x @ self.axes) / self.scale
+
+    def unproject(self, u: torch.Tensor) -> torch.Tensor:
+        """Inverse of :meth:`project`."""
+        x = (u * self.scale) @ self.axes.T + self.mean
+        return x.view(u.shape[0], self.num_ws, self.w_dim)
+
+    def nmse(self, w_hat: torch.Tensor, w_plus: torch.Tensor) -> torch.Tensor:
+        """Normalised squared error per sample, ``‖ŵ − w‖² / E‖w − mean‖²`` → (N,)."""
+        err = (w_hat - w_plus).reshape(w_plus.shape[0], -1).pow(2).sum(1)
+        return err / self.std.pow(2).sum()
+
+    def explained_variance(self, n: int) -> float:
+        """Fraction of total latent variance in the first ``n`` principal axes."""
+        v = self.std.double() ** 2
+        return float(v[:n].sum() / v.sum())
