@@ -3,6 +3,7 @@ finding faces in user photos. Not differentiable past the box decoding (it only 
 
 from __future__ import annotations
 
+import math
 from dataclasses import dataclass
 
 import torch
@@ -92,7 +93,9 @@ class TinyFaceDetector(nn.Module):
         if image.dim() == 3:
             image = image.unsqueeze(0)
         h, w = image.shape[-2:]
-        side = max(h, w)
+        # face-api measures boxes against the image's rounded size inside the padded square
+        scale = input_size / max(h, w)
+        fx, fy = input_size / _js_round(w * scale), input_size / _js_round(h * scale)
         x = resize_bilinear_tf(pad_to_square(image[:1], centered=False), input_size)
         grid = self.forward(x)[0]  # (25, cells, cells)
         cells = grid.shape[-1]
@@ -103,14 +106,23 @@ class TinyFaceDetector(nn.Module):
         found = []
         for r, c, a in zip(rows.tolist(), cols.tolist(), anchors.tolist()):
             tx, ty, tw, th = grid[r, c, a, :4]
-            cx = (c + torch.sigmoid(tx).item()) / cells
-            cy = (r + torch.sigmoid(ty).item()) / cells
-            bw = torch.exp(tw).item() * anchor_wh[a, 0].item() / cells
-            bh = torch.exp(th).item() * anchor_wh[a, 1].item() / cells
+            cx = (c + torch.sigmoid(tx).item()) / cells * fx
+            cy = (r + torch.sigmoid(ty).item()) / cells * fy
+            bw = torch.exp(tw).item() * anchor_wh[a, 0].item() / cells * fx
+            bh = torch.exp(th).item() * anchor_wh[a, 1].item() / cells * fy
             found.append((scores[r, c, a].item(), (cx - bw / 2, cy - bh / 2, bw, bh)))
         keep = non_max_suppression([b for _, b in found], [s for s, _ in found], IOU_THRESHOLD)
-        # relative to the padded square → image pixels
-        return [Detection(found[i][0], tuple(v * side for v in found[i][1])) for i in keep]
+        # relative to the image → image pixels
+        out = []
+        for i in keep:
+            score, (bx, by, bw, bh) = found[i]
+            out.append(Detection(score, (bx * w, by * h, bw * w, bh * h)))
+        return out
+
+
+def _js_round(v: float) -> int:
+    """JavaScript's ``Math.round`` (halves round up)."""
+    return int(math.floor(v + 0.5))
 
 
 def _iou(a: tuple[float, ...], b: tuple[float, ...]) -> float:
