@@ -1,0 +1,349 @@
+"""Per-attribute linear directions in W+ (InterFaceGAN-style), for the fast editing preset.
+
+Fitting (:func:`fit_directions`):
+
+1. sample latents from the generator with *training* seeds: ``w = mapping(z)``,
+   broadcast to every layer, and — for ``mode="layerwise"`` — style-mixed
+   latents (a random crossover layer, as in StyleGAN training), so that each
+   layer's contribution is identifiable;
+2. score their images with the guidance's face nets (``measure``);
+3. fit a ridge regression of each attribute on the flattened W+ latent
+   (probabilities on the logit scale, other attributes in their units);
+4. normalise: the stored vector ``d_a`` is the unit regression direction times
+   the standard deviation of the latents projected on it, so a step ``α = 1``
+   moves a face by one typical spread along that axis;
+5. calibrate the slope *causally*: move held-out latents by ``±α_cal`` along
+   ``d_a``, re-score, and store the mean change per unit α (linear fits on
+   observational scores usually over- or under-estimate it).
+
+The result is saved as safetensors in the zoo (``<generator>-directions``) with a
+card naming the command and the generator.
+"""
+
+from __future__ import annotations
+
+import json
+from dataclasses import dataclass, field
+from pathlib import Path
+
+import torch
+
+from editable_deepsc.editing.criteria import PROBABILITY_ATTRIBUTES
+from editable_deepsc.editing.measure import measure_attributes
+from editable_deepsc.errors import BadInput, CheckpointError
+from editable_deepsc.generator.base import StyleGenerator
+from editable_deepsc.rng import make_generator
+from editable_deepsc.zoo import registry
+
+DIRECTION_ATTRIBUTES: tuple[str, ...] = (
+    "neutral", "happy", "sad", "angry", "surprised",
+    "age", "gender", "yaw", "pitch", "mouth_open", "eyes_open",
+)  # fmt: skip
+"""Attributes a direction is fitted for by default."""
+
+
+def regression_target(attribute: str, values: torch.Tensor) -> torch.Tensor:
+    """What the direction is fitted to: ``logit(p)`` (p clipped to [0.01, 0.99]) for probabilities, else the value."""
+    if attribute in PROBABILITY_ATTRIBUTES:
+        p = values.clamp(0.01, 0.99)
+        return torch.log(p) - torch.log1p(-p)
+    return values
+
+
+@dataclass
+class AttributeDirections:
+    """Directions ``d_a`` (num_ws, w_dim) in W+ with their calibrated slopes.
+
+    Attributes
+    ----------
+    generator : str
+        Name of the generator the directions belong to.
+    num_ws, w_dim : int
+    vectors : dict of str to Tensor (num_ws, w_dim) float32
+        ``w + α·d_a`` edits attribute ``a``; ``|d_a|`` is the latents' spread along it.
+    slopes : dict of str to float
+        Change of the regression target (logit for probabilities) per unit α,
+        measured by moving held-out latents.
+    stats : dict of str to dict
+        Per attribute: ``r2`` (held-out fit), ``fit_slope``, ``value_mean``, ``value_std``.
+    meta : dict
+        How the directions were made (command, seed, n, mode).
+    """
+
+    generator: str
+    num_ws: int
+    w_dim: int
+    vectors: dict[str, torch.Tensor]
+    slopes: dict[str, float]
+    stats: dict[str, dict] = field(default_factory=dict)
+    meta: dict = field(default_factory=dict)
+
+    def __contains__(self, attribute: str) -> bool:
+        return attribute in self.vectors
+
+    @property
+    def attributes(self) -> tuple[str, ...]:
+        return tuple(self.vectors)
+
+    def vector(self, attribute: str) -> torch.Tensor:
+        """``d_a``, float32 (num_ws, w_dim)."""
+        if attribute not in self.vectors:
+            raise BadInput(f"no direction for {attribute!r} (have: {', '.join(self.vectors)})")
+        return self.vectors[attribute]
+
+    def slope(self, attribute: str) -> float:
+        return float(self.slopes[attribute])
+
+    # -------------------------------------------------------------- storage
+    def state_dict(self) -> dict[str, torch.Tensor]:
+        out = {f"dir.{a}": v.float().contiguous() for a, v in self.vectors.items()}
+        out.update({f"slope.{a}": torch.tensor(float(s)) for a, s in self.slopes.items()})
+        return out
+
+    def save(self, path: str | Path) -> str:
+        """Write safetensors (stats and meta as JSON metadata); return the sha256."""
+        md = {
+            "format": "edsc-attribute-directions",
+            "generator": self.generator,
+            "num_ws": str(self.num_ws),
+            "w_dim": str(self.w_dim),
+            "stats": json.dumps(self.stats),
+            "meta": json.dumps(self.meta),
+        }
+        return registry.save_state_dict(self.state_dict(), path, metadata=md)
+
+    @classmethod
+    def load(cls, name_or_path: str | Path) -> "AttributeDirections":
+        """Load by zoo name (``"edsc-faces64-directions"``) or path (sha256-checked when registered)."""
+        from safetensors import safe_open
+
+        p = Path(name_or_path)
+        if not p.suffix and not p.exists():
+            p = registry.card(str(name_or_path)).path
+        state = registry.load_state_dict(name_or_path)
+        try:
+            with safe_open(str(p), framework="pt") as f:
+                md = f.metadata() or {}
+        except Exception as e:  # noqa: BLE001
+            raise CheckpointError(f"cannot read metadata of {p.name}: {e}") from None
+        if md.get("format") != "edsc-attribute-directions":
+            raise CheckpointError(f"{p.name} is not an attribute-directions file")
+        vectors = {k[4:]: v for k, v in state.items() if k.startswith("dir.")}
+        slopes = {k[6:]: float(v) for k, v in state.items() if k.startswith("slope.")}
+        return cls(
+            generator=md["generator"],
+            num_ws=int(md["num_ws"]),
+            w_dim=int(md["w_dim"]),
+            vectors=vectors,
+            slopes=slopes,
+            stats=json.loads(md.get("stats", "{}")),
+            meta=json.loads(md.get("meta", "{}")),
+        )
+
+
+def directions_name(generator_name: str) -> str:
+    """Zoo name of a generator's directions: ``<generator>-directions``."""
+    return f"{generator_name}-directions"
+
+
+def load_directions(generator_name: str) -> AttributeDirections | None:
+    """The registered directions of ``generator_name``, or ``None`` if none are registered."""
+    name = directions_name(generator_name)
+    if not (registry.CARDS_DIR / f"{name}.json").is_file():
+        return None
+    return AttributeDirections.load(name)
+
+
+@torch.no_grad()
+def sample_latents(
+    generator: StyleGenerator, n: int, seed: int, mix_prob: float = 0.5, truncation: float = 1.0
+) -> torch.Tensor:
+    """Latents for fitting: (n, num_ws, w_dim) float32 from ``z ~ N(0, I)`` (training seeds).
+
+    With probability ``mix_prob`` a sample is style-mixed: layers from a random
+    crossover index on take the ``w`` of a second ``z``.
+    """
+    g = make_generator(seed)
+    dev = next(generator.parameters()).device
+    z1 = torch.randn(n, generator.z_dim, generator=g)
+    z2 = torch.randn(n, generator.z_dim, generator=g)
+    mix = torch.rand(n, generator=g) < mix_prob
+    cross = torch.randint(1, max(2, generator.num_ws), (n,), generator=g)
+    w1 = generator.mapping(z1.to(dev)).cpu()
+    w2 = generator.mapping(z2.to(dev)).cpu()
+    if truncation != 1.0:
+        m = generator.mean_w().cpu()
+        w1, w2 = m + truncation * (w1 - m), m + truncation * (w2 - m)
+    wp = w1[:, None].repeat(1, generator.num_ws, 1)
+    if generator.num_ws > 1:
+        layer = torch.arange(generator.num_ws)[None, :]
+        take2 = mix[:, None] & (layer >= cross[:, None])
+        wp = torch.where(take2[..., None], w2[:, None].expand_as(wp), wp)
+    return wp
+
+
+@torch.no_grad()
+def score_latents(
+    generator: StyleGenerator,
+    guidance,
+    w_plus: torch.Tensor,
+    attributes: tuple[str, ...],
+    batch_size: int = 64,
+    progress: bool = False,
+) -> dict[str, torch.Tensor]:
+    """Attribute values of ``G(w_plus)``: ``{attribute: (M,) float32}``."""
+    dev = next(generator.parameters()).device
+    chunks = list(w_plus.split(batch_size))
+    it = chunks
+    if progress:
+        from tqdm.auto import tqdm
+
+        it = tqdm(chunks, desc="score faces")
+    out: dict[str, list[torch.Tensor]] = {a: [] for a in attributes}
+    for c in it:
+        v = measure_attributes(guidance, generator.synthesis(c.to(dev)), attributes)
+        for a in attributes:
+            out[a].append(v[a].cpu())
+    return {a: torch.cat(v) for a, v in out.items()}
+
+
+def ridge(x: torch.Tensor, y: torch.Tensor, lam: float) -> torch.Tensor:
+    """Ridge coefficients ``β`` (D,) of centred ``y`` (M,) on centred ``x`` (M, D), penalty ``lam·M``."""
+    x = x.double()
+    y = y.double()
+    xc = x - x.mean(0)
+    yc = y - y.mean()
+    a = xc.T @ xc + lam * x.shape[0] * torch.eye(x.shape[1], dtype=torch.float64)
+    return torch.linalg.solve(a, xc.T @ yc).float()
+
+
+def fit_directions(
+    generator: StyleGenerator,
+    guidance,
+    n: int = 4000,
+    seed: int = 0,
+    attributes: tuple[str, ...] = DIRECTION_ATTRIBUTES,
+    mode: str = "layerwise",
+    ridge_lambda: float = 1e-2,
+    holdout: float = 0.2,
+    alpha_cal: float = 1.5,
+    n_cal: int = 96,
+    batch_size: int = 64,
+    scores: dict[str, torch.Tensor] | None = None,
+    w_plus: torch.Tensor | None = None,
+    progress: bool = False,
+) -> AttributeDirections:
+    """Fit one direction per attribute (see the module docstring).
+
+    Parameters
+    ----------
+    generator : StyleGenerator
+    guidance : MeasuringGuidance
+        Provides ``measure(images, attributes)``.
+    n : int
+        Latents sampled for the fit.
+    seed : int
+        Seed of the latent sampling (training seeds only).
+    attributes : tuple of str
+    mode : {"layerwise", "shared"}
+        ``layerwise``: one regression on the flattened W+ (a per-layer direction);
+        ``shared``: one w-space direction applied to every layer (broadcast samples).
+    ridge_lambda : float
+        Ridge penalty (relative to the sample count, on standardised inputs).
+    holdout : float
+        Fraction kept out of the fit to report R².
+    alpha_cal : float
+        Step used to calibrate the slope.
+    n_cal : int
+        Held-out latents used for the calibration.
+    scores, w_plus : optional
+        Precomputed latents and their scores (resume); sampled and scored if omitted.
+
+    Returns
+    -------
+    AttributeDirections
+    """
+    if mode not in ("layerwise", "shared"):
+        raise BadInput(f"mode must be 'layerwise' or 'shared', got {mode!r}")
+    if n < 20:
+        raise BadInput(f"need at least 20 latents to fit directions, got {n}")
+    if w_plus is None:
+        w_plus = sample_latents(generator, n, seed, mix_prob=0.5 if mode == "layerwise" else 0.0)
+    if scores is None:
+        scores = score_latents(generator, guidance, w_plus, attributes, batch_size, progress)
+    m = w_plus.shape[0]
+    n_test = max(2, int(round(holdout * m)))
+    perm = torch.randperm(m, generator=make_generator(seed + 1))
+    tr, te = perm[n_test:], perm[:n_test]
+    if mode == "layerwise":
+        x = w_plus.reshape(m, -1)
+    else:
+        x = w_plus.mean(1)
+    x_std = x[tr].std(0).clamp_min(1e-6)
+    vectors, slopes, stats = {}, {}, {}
+    for a in attributes:
+        y = regression_target(a, scores[a])
+        beta_s = ridge(x[tr] / x_std, y[tr], ridge_lambda)
+        beta = beta_s / x_std  # coefficients in latent units
+        pred = (x[te] - x[tr].mean(0)) @ beta + y[tr].mean()
+        resid = ((y[te] - pred) ** 2).mean()
+        r2 = float(1.0 - resid / y[te].var().clamp_min(1e-12))
+        u = beta / beta.norm().clamp_min(1e-12)
+        spread = float(((x[tr] - x[tr].mean(0)) @ u).std())
+        d = u * spread
+        vec = d.reshape(generator.num_ws, generator.w_dim) if mode == "layerwise" else d[None].repeat(
+            generator.num_ws, 1
+        )
+        vectors[a] = vec.float()
+        stats[a] = {
+            "r2": r2,
+            "fit_slope": float(beta @ d),
+            "value_mean": float(scores[a].mean()),
+            "value_std": float(scores[a].std()),
+        }
+    # causal slope: move held-out latents along each direction and re-score
+    cal = w_plus[te[:n_cal]]
+    for a in attributes:
+        wp = torch.cat([cal + alpha_cal * vectors[a], cal - alpha_cal * vectors[a]])
+        v = score_latents(generator, guidance, wp, (a,), batch_size)[a]
+        y = regression_target(a, v)
+        k = cal.shape[0]
+        slopes[a] = float((y[:k] - y[k:]).mean() / (2 * alpha_cal))
+        stats[a]["causal_slope"] = slopes[a]
+    return AttributeDirections(
+        generator=getattr(generator, "name", "unnamed"),
+        num_ws=generator.num_ws,
+        w_dim=generator.w_dim,
+        vectors=vectors,
+        slopes=slopes,
+        stats=stats,
+        meta={"n": int(m), "seed": int(seed), "mode": mode, "ridge_lambda": ridge_lambda, "alpha_cal": alpha_cal},
+    )
+
+
+def register_directions(d: AttributeDirections, command: str, guidance_name: str) -> Path:
+    """Save ``d`` to the zoo as ``<generator>-directions`` and register its card; return the file path."""
+    name = directions_name(d.generator)
+    dst = registry.WEIGHTS_DIR / f"{name}.safetensors"
+    digest = d.save(dst)
+    registry.register_card(
+        registry.ModelCard(
+            name=name,
+            kind="directions",
+            file=dst.name,
+            sha256=digest,
+            licence="MIT (fitted by this project from its own generator and the face-api nets)",
+            source=f"`{command}` (seed {d.meta.get('seed')}, {d.meta.get('n')} training-seed latents, "
+            f"scored by {guidance_name})",
+            resolution=None,
+            description=f"Per-attribute W+ directions of {d.generator} for the fast editing preset",
+            config={
+                "generator": d.generator,
+                "num_ws": d.num_ws,
+                "w_dim": d.w_dim,
+                "attributes": list(d.attributes),
+                **d.meta,
+            },
+        )
+    )
+    return dst
