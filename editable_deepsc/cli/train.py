@@ -7,7 +7,9 @@ import click
 from editable_deepsc.cli.lazy import LazyGroup
 
 # trainer name -> ("module:attr", one-line help); one line per trainable model
-TRAINERS: dict[str, tuple[str, str]] = {}
+TRAINERS: dict[str, tuple[str, str]] = {
+    "generator": ("editable_deepsc.cli.train_generator:generator", "Train the built-in edsc-faces64 generator."),
+}
 
 
 @click.group(cls=LazyGroup, lazy=TRAINERS)
