@@ -1,0 +1,83 @@
+"""``edsc train encoder``: train the e4e-style inversion encoder ``edsc-e4e-faces64`` (resumable)."""
+
+from __future__ import annotations
+
+import json
+import sys
+
+import click
+import torch
+
+from editable_deepsc.train.encoder import EncoderTrainConfig
+
+
+@click.command("encoder")
+@click.option("--workdir", default="runs/edsc-e4e-faces64", show_default=True, help="Checkpoints and log (resumed if present).")
+@click.option("--generator", "generator_name", default="edsc-faces64", show_default=True,
+              help="Generator (zoo name or path); 'edsc-faces64@teacher-init' = untrained faces64 from the teacher.")
+@click.option("--steps", default=EncoderTrainConfig.steps, show_default=True, type=int, help="Total steps.")
+@click.option("--batch-size", default=EncoderTrainConfig.batch_size, show_default=True, type=int)
+@click.option("--lr", default=EncoderTrainConfig.lr, show_default=True, type=float)
+@click.option("--mix-prob", default=EncoderTrainConfig.mix_prob, show_default=True, type=float,
+              help="Share of style-mixed generator samples (0 for a generator whose styles are untrained).")
+@click.option("--perceptual-weight", default=EncoderTrainConfig.perceptual_weight, show_default=True, type=float,
+              help="Weight of the proxy-LPIPS loss on teacher faces (0 = pixel losses only).")
+@click.option("--identity-weight", default=EncoderTrainConfig.identity_weight, show_default=True, type=float,
+              help="Weight of the face-api identity loss (used when the face nets are available).")
+@click.option("--progressive-every", default=EncoderTrainConfig.progressive_every, show_default=True, type=int,
+              help="Steps between unlocking the offsets of successive layers (0 = all at once).")
+@click.option("--checkpoint-every", default=EncoderTrainConfig.checkpoint_every, show_default=True, type=int)
+@click.option("--init", "init", default=None, help="Encoder weights (name or path) to warm-start from.")
+@click.option("--seed", default=0, show_default=True, type=int, help="Root seed of the run.")
+@click.option("--device", default="cpu", show_default=True, help="cpu or cuda.")
+@click.option("--threads", default=None, type=int, help="torch CPU threads (default: torch's choice).")
+@click.option("--no-export", is_flag=True, help="Do not write the weights and card into the zoo at the end.")
+@click.option("--quiet", is_flag=True, help="No progress bar.")
+def encoder(
+    workdir: str,
+    generator_name: str,
+    steps: int,
+    batch_size: int,
+    lr: float,
+    mix_prob: float,
+    perceptual_weight: float,
+    identity_weight: float,
+    progressive_every: int,
+    checkpoint_every: int,
+    init: str | None,
+    seed: int,
+    device: str,
+    threads: int | None,
+    no_export: bool,
+    quiet: bool,
+) -> None:
+    """Train the e4e-style encoder (latent supervision on generator samples + image losses on teacher faces).
+
+    \b
+    Examples:
+      edsc train encoder --steps 3000 --seed 0
+      edsc train encoder --workdir runs/e --steps 20 --no-export   # quick check
+    """
+    from editable_deepsc.train.encoder import command_line, resolve_generator, train_encoder
+
+    if threads:
+        torch.set_num_threads(threads)
+    cfg = EncoderTrainConfig(
+        steps=steps,
+        batch_size=batch_size,
+        lr=lr,
+        mix_prob=mix_prob,
+        perceptual_weight=perceptual_weight,
+        identity_weight=identity_weight,
+        progressive_every=progressive_every,
+        checkpoint_every=checkpoint_every,
+        seed=seed,
+    )
+    cfg.validate()
+    g = resolve_generator(generator_name, device=device)
+    argv = [a for a in sys.argv[1:] if a not in ("train", "encoder")] if sys.argv[0].endswith("edsc") else []
+    summary = train_encoder(
+        workdir, cfg, g, device=device, init=init, progress=not quiet, export=not no_export,
+        command=command_line(argv) if argv else None,
+    )
+    click.echo(json.dumps({k: summary[k] for k in ("steps", "seconds", "device", "generator", "final")}))

@@ -1,0 +1,306 @@
+"""e4e-style inversion encoder: image -> ``w_plus`` of a style-based generator in one forward pass.
+
+Follows "Designing an Encoder for StyleGAN Image Manipulation" (Tov et al.
+2021, e4e), scaled down for 64x64 faces and generic over any
+:class:`~editable_deepsc.generator.base.StyleGenerator`:
+
+* a small convolutional backbone halves the resolution down to 4x4
+  (``channels`` per stage, GroupNorm + LeakyReLU, a residual 3x3 conv per
+  stage) and a top-down feature pyramid (1x1 laterals, upsample + add) gives
+  coarse (4x4), medium (8x8) and fine (16x16) maps;
+* ``w_0 = w_avg + head_0(coarse)`` -- one base style (``w_avg`` is the
+  generator's mean ``w``, a buffer);
+* per-layer offsets ``delta_i`` (i = 1..num_ws-1) come from the map whose
+  resolution matches the layer (the layers are split into three consecutive
+  groups: coarse, medium, fine);
+* ``w_plus[:, i] = w_0 + delta_i`` (``delta_0 = 0``).
+
+Offsets are regularised towards zero during training (:meth:`E4EEncoder.delta_norm`,
+e4e's L2 delta loss) and can be unlocked progressively: only the first
+``num_active`` layers get an offset, the rest copy ``w_0`` (the buffer
+``num_active`` is part of the saved state).
+
+Weights are safetensors; :func:`load_encoder` loads them by zoo name
+(``edsc-e4e-faces64``) or path and checks that they fit the generator.
+"""
+
+from __future__ import annotations
+
+import json
+from pathlib import Path
+
+import numpy as np
+import torch
+from torch import nn
+from torch.nn import functional as F
+
+from editable_deepsc.errors import BadInput, CheckpointError
+from editable_deepsc.generator.base import StyleGenerator
+from editable_deepsc.zoo import registry
+
+ENCODER_NAME = "edsc-e4e-faces64"
+DEFAULT_CHANNELS: tuple[int, ...] = (24, 32, 64, 128, 128)
+HEAD_WIDTH = 64
+FORMAT = "edsc-e4e-encoder"
+
+
+def _block(cin: int, cout: int, stride: int) -> nn.Sequential:
+    groups = 8 if cout % 8 == 0 else 1
+    return nn.Sequential(
+        nn.Conv2d(cin, cout, 3, stride, 1), nn.GroupNorm(groups, cout), nn.LeakyReLU(0.2)
+    )
+
+
+class _Stage(nn.Module):
+    """Downsample by 2 (3x3 stride 2) then a residual 3x3 conv."""
+
+    def __init__(self, cin: int, cout: int) -> None:
+        super().__init__()
+        self.down = _block(cin, cout, 2)
+        self.res = _block(cout, cout, 1)
+
+    def forward(self, x: torch.Tensor) -> torch.Tensor:
+        x = self.down(x)
+        return x + self.res(x)
+
+
+class _MapToStyle(nn.Module):
+    """e4e's map2style: stride-2 convs down to 2x2, flatten, linear to ``n_out`` values."""
+
+    def __init__(self, cin: int, size: int, n_out: int, width: int) -> None:
+        super().__init__()
+        layers: list[nn.Module] = []
+        c = cin
+        while size > 2:
+            layers += [nn.Conv2d(c, width, 3, 2, 1), nn.LeakyReLU(0.2)]
+            c, size = width, size // 2
+        self.convs = nn.Sequential(*layers)
+        self.linear = nn.Linear(c * size * size, n_out)
+
+    def forward(self, x: torch.Tensor) -> torch.Tensor:
+        return self.linear(self.convs(x).flatten(1))
+
+
+def layer_groups(num_ws: int) -> list[list[int]]:
+    """Split the offset layers 1..num_ws-1 into (coarse, medium, fine) consecutive groups.
+
+    >>> layer_groups(5)
+    [[1, 2], [3], [4]]
+    """
+    if num_ws < 1:
+        raise BadInput(f"num_ws must be >= 1, got {num_ws}")
+    return [list(map(int, g)) for g in np.array_split(np.arange(1, num_ws), 3)]
+
+
+class E4EEncoder(nn.Module):
+    """Image (N, 3, R, R) in [-1, 1] -> ``w_plus`` (N, num_ws, w_dim) float32.
+
+    Parameters
+    ----------
+    num_ws, w_dim : int
+        Latent layout of the target generator.
+    resolution : int
+        Input side (a power of two >= 16); the backbone halves it down to 4.
+    channels : tuple of int
+        Channels of the stem and of every downsampling stage; its length must be
+        ``log2(resolution / 4) + 1`` (stem at full resolution, then one per halving)
+        or is stretched/truncated to it (the last value is repeated).
+    w_avg : torch.Tensor, optional
+        The generator's mean ``w`` (w_dim,), the origin of ``w_0``; zeros if omitted.
+
+    Attributes
+    ----------
+    num_active : torch.Tensor
+        Long scalar buffer: how many layers receive an offset (progressive
+        training); ``num_ws`` = all of them.
+    """
+
+    def __init__(
+        self,
+        num_ws: int,
+        w_dim: int,
+        resolution: int = 64,
+        channels: tuple[int, ...] = DEFAULT_CHANNELS,
+        w_avg: torch.Tensor | None = None,
+    ) -> None:
+        super().__init__()
+        if resolution < 16 or resolution & (resolution - 1):
+            raise BadInput(f"encoder resolution must be a power of two >= 16, got {resolution}")
+        if num_ws < 1 or w_dim < 1:
+            raise BadInput(f"num_ws and w_dim must be >= 1, got {num_ws}, {w_dim}")
+        n_stages = int(np.log2(resolution // 4))
+        ch = list(channels)[: n_stages + 1]
+        ch += [ch[-1]] * (n_stages + 1 - len(ch))
+        self.num_ws, self.w_dim, self.resolution = int(num_ws), int(w_dim), int(resolution)
+        self.channels = tuple(int(c) for c in ch)
+        self.stem = _block(3, ch[0], 1)
+        self.stages = nn.ModuleList(_Stage(ch[i], ch[i + 1]) for i in range(n_stages))
+        # pyramid levels: 4x4 (coarse), 8x8 (medium), 16x16 (fine)
+        self.level_channels = [ch[-1], ch[-2], ch[-3]]
+        top = ch[-1]
+        self.laterals = nn.ModuleList(nn.Conv2d(c, top, 1) for c in self.level_channels[1:])
+        self.groups = layer_groups(self.num_ws)
+        self.head0 = _MapToStyle(top, 4, self.w_dim, HEAD_WIDTH)
+        self.heads = nn.ModuleList(
+            _MapToStyle(top, 4 << lvl, len(g) * self.w_dim, HEAD_WIDTH) if g else nn.Identity()
+            for lvl, g in enumerate(self.groups)
+        )
+        for h in self.heads:  # offsets start at zero: initially w_plus = w_0 in every layer
+            if isinstance(h, _MapToStyle):
+                nn.init.zeros_(h.linear.weight)
+                nn.init.zeros_(h.linear.bias)
+        self.register_buffer("w_avg", torch.zeros(self.w_dim) if w_avg is None else w_avg.detach().float().clone())
+        self.register_buffer("num_active", torch.tensor(self.num_ws, dtype=torch.long))
+
+    @classmethod
+    def for_generator(
+        cls, generator: StyleGenerator, channels: tuple[int, ...] = DEFAULT_CHANNELS
+    ) -> "E4EEncoder":
+        """A fresh encoder matching ``generator``'s num_ws, w_dim, resolution and mean ``w``."""
+        return cls(
+            generator.num_ws, generator.w_dim, generator.resolution, channels, w_avg=generator.mean_w().cpu()
+        )
+
+    def config(self) -> dict[str, object]:
+        """Constructor arguments (JSON-serialisable) to rebuild this encoder."""
+        return {
+            "num_ws": self.num_ws,
+            "w_dim": self.w_dim,
+            "resolution": self.resolution,
+            "channels": list(self.channels),
+        }
+
+    def pyramid(self, images: torch.Tensor) -> list[torch.Tensor]:
+        """Feature pyramid ``[coarse 4x4, medium 8x8, fine 16x16]``, each (N, channels[-1], s, s)."""
+        x = self.stem(images)
+        feats = []
+        for stage in self.stages:
+            x = stage(x)
+            feats.append(x)
+        coarse = feats[-1]
+        out = [coarse]
+        p = coarse
+        for lat, f in zip(self.laterals, (feats[-2], feats[-3])):
+            p = F.interpolate(p, scale_factor=2.0, mode="bilinear", align_corners=False) + lat(f)
+            out.append(p)
+        return out
+
+    def forward_parts(self, images: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor]:
+        """Base style and per-layer offsets.
+
+        Parameters
+        ----------
+        images : torch.Tensor
+            Float32 (N, 3, R, R) in [-1, 1].
+
+        Returns
+        -------
+        w0 : torch.Tensor
+            Float32 (N, w_dim).
+        deltas : torch.Tensor
+            Float32 (N, num_ws, w_dim); ``deltas[:, 0] = 0`` and layers
+            ``>= num_active`` are 0.
+        """
+        r = self.resolution
+        if not isinstance(images, torch.Tensor) or images.dim() != 4 or tuple(images.shape[1:]) != (3, r, r):
+            shape = tuple(images.shape) if isinstance(images, torch.Tensor) else type(images).__name__
+            raise BadInput(f"encoder input must have shape (N, 3, {r}, {r}), got {shape}")
+        levels = self.pyramid(images.float())
+        n = images.shape[0]
+        w0 = self.w_avg + self.head0(levels[0])
+        deltas = w0.new_zeros(n, self.num_ws, self.w_dim)
+        for lvl, (g, head) in enumerate(zip(self.groups, self.heads)):
+            if g:
+                deltas[:, g] = head(levels[lvl]).view(n, len(g), self.w_dim)
+        active = (torch.arange(self.num_ws, device=deltas.device) < self.num_active).to(deltas.dtype)
+        return w0, deltas * active[None, :, None]
+
+    def forward(self, images: torch.Tensor) -> torch.Tensor:
+        """``w_plus = w_0 + deltas``, float32 (N, num_ws, w_dim)."""
+        w0, deltas = self.forward_parts(images)
+        return w0[:, None, :] + deltas
+
+    @staticmethod
+    def delta_norm(deltas: torch.Tensor) -> torch.Tensor:
+        """e4e's offset regulariser: sum over layers of the L2 norm of ``delta_i``, per image (N,)."""
+        return deltas.norm(dim=2).sum(1)
+
+
+def save_encoder(encoder: E4EEncoder, path: str | Path) -> str:
+    """Write the encoder as safetensors (config in the metadata); return its sha256."""
+    meta = {"format": FORMAT, "config": json.dumps(encoder.config())}
+    return registry.save_state_dict(encoder.state_dict(), path, metadata=meta)
+
+
+def _file_config(path: Path) -> dict:
+    from safetensors import safe_open
+
+    try:
+        with safe_open(str(path), "pt") as f:
+            meta = f.metadata() or {}
+    except Exception as e:  # noqa: BLE001 - corrupt/foreign file
+        raise CheckpointError(f"corrupt encoder checkpoint {path.name}: {e.__class__.__name__}") from None
+    if meta.get("format") != FORMAT or "config" not in meta:
+        raise CheckpointError(f"{path.name} is not an edsc e4e encoder checkpoint")
+    return json.loads(meta["config"])
+
+
+def load_encoder(
+    name_or_path: str | Path = ENCODER_NAME,
+    generator: StyleGenerator | None = None,
+    device: str | torch.device = "cpu",
+) -> E4EEncoder:
+    """Load an encoder by zoo name or safetensors path (sha256-checked when registered).
+
+    Parameters
+    ----------
+    name_or_path : str or Path
+        Registered name (default ``edsc-e4e-faces64``) or a ``.safetensors`` file
+        written by :func:`save_encoder`.
+    generator : StyleGenerator, optional
+        If given, the encoder's num_ws, w_dim and resolution must match it.
+    device : str or torch.device
+
+    Returns
+    -------
+    E4EEncoder
+        In eval mode, gradients disabled.
+
+    Raises
+    ------
+    CheckpointError
+        Unknown name, missing/corrupt file, sha256 mismatch, wrong shapes, or a
+        latent layout that does not fit ``generator``.
+    """
+    p = Path(name_or_path)
+    if not p.suffix and not p.exists():
+        c = registry.card(str(name_or_path))
+        cfg, state = dict(c.config), registry.load_state_dict(str(name_or_path))
+    else:
+        if not p.is_file():
+            raise CheckpointError(f"encoder checkpoint not found: {p}")
+        cfg, state = _file_config(p), registry.load_state_dict(p)
+    try:
+        enc = E4EEncoder(
+            int(cfg["num_ws"]), int(cfg["w_dim"]), int(cfg["resolution"]), tuple(int(c) for c in cfg["channels"])
+        )
+    except (KeyError, TypeError, ValueError, BadInput) as e:
+        raise CheckpointError(f"encoder config unusable: {e}") from None
+    ref = enc.state_dict()
+    missing, extra = sorted(set(ref) - set(state)), sorted(set(state) - set(ref))
+    if missing or extra:
+        raise CheckpointError(f"encoder checkpoint does not fit: missing {missing[:3]}, unexpected {extra[:3]}")
+    for k, v in state.items():
+        if tuple(v.shape) != tuple(ref[k].shape):
+            raise CheckpointError(f"wrong shape for {k}: {tuple(v.shape)} (expected {tuple(ref[k].shape)})")
+    enc.load_state_dict({k: v.to(ref[k].dtype) for k, v in state.items()})
+    if generator is not None and (enc.num_ws, enc.w_dim, enc.resolution) != (
+        generator.num_ws,
+        generator.w_dim,
+        generator.resolution,
+    ):
+        raise CheckpointError(
+            f"encoder outputs ({enc.num_ws}, {enc.w_dim}) at {enc.resolution}px but {generator.name} needs "
+            f"({generator.num_ws}, {generator.w_dim}) at {generator.resolution}px"
+        )
+    return enc.to(device).eval().requires_grad_(False)
