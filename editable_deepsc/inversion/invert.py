@@ -281,3 +281,100 @@ def invert(
         "w_dim": g.w_dim,
     }
     return InversionOutput(w_plus=w_plus, images=recon, stats=stats, method=method, seconds=t_total, config=config)
+
+
+def _check_out_suffix(path: str | Path | None, allowed: tuple[str, ...] | None = None) -> None:
+    if path is None:
+        return
+    from PIL import Image
+
+    from editable_deepsc.errors import ImageError
+
+    suffix = Path(path).suffix.lower()
+    if allowed is not None:
+        if suffix not in allowed:
+            raise BadInput(f"{path}: expected a {' or '.join(allowed)} file")
+    elif suffix not in Image.registered_extensions():
+        raise ImageError(f"unsupported output format: {suffix or '(no suffix)'}")
+
+
+def run_invert_file(
+    image: str | Path,
+    method: str = "hybrid",
+    out: str | Path | None = None,
+    latent_out: str | Path | None = None,
+    steps: int | None = None,
+    generator: str | StyleGenerator = DEFAULT_GENERATOR,
+    encoder: str | E4EEncoder = ENCODER_NAME,
+    align: bool = True,
+    seed: int = 0,
+) -> dict[str, Any]:
+    """Read, align and invert one image file; optionally write the reconstruction and the latent.
+
+    Everything is validated (image, size, face, checkpoints, output formats) before
+    anything is written.
+
+    Parameters
+    ----------
+    image : str or Path
+        Image file: a ``R x R`` generator-sized face or a larger square photo.
+    method : {"encoder", "optimize", "hybrid"}
+    out : str or Path, optional
+        Reconstruction image file.
+    latent_out : str or Path, optional
+        ``.safetensors`` file receiving ``{"w_plus": (1, num_ws, w_dim) float32}``.
+    steps : int, optional
+        Adam steps of ``optimize``/``hybrid``.
+    generator, encoder : str or module
+        Zoo names, paths or loaded modules.
+    align : bool
+        Align photos with the face detector + landmarks.
+    seed : int
+
+    Returns
+    -------
+    dict
+        ``image, method, psnr, ssim, lpips, lpips_metric, lpips_is_proxy, identity,
+        seconds, num_ws, w_dim, generator, encoder, steps, aligned, seed`` (+ output paths).
+    """
+    from editable_deepsc.imaging.io import load_image, save_image
+    from editable_deepsc.inversion.prepare import prepare_image
+
+    if method not in METHODS:
+        raise BadInput(f"method must be one of {', '.join(METHODS)}, got {method!r}")
+    if steps is not None and steps < 0:
+        raise BadInput(f"steps must be >= 0, got {steps}")
+    _check_out_suffix(out)
+    _check_out_suffix(latent_out, (".safetensors",))
+    x = load_image(image)
+    g = load_style_generator(generator) if isinstance(generator, (str, Path)) else generator
+    prepared = prepare_image(x, g.resolution, align=align)
+    enc = None
+    if method != "optimize":
+        enc = load_encoder(encoder, generator=g) if isinstance(encoder, (str, Path)) else encoder
+    torch.manual_seed(seed)
+    res = invert(prepared.image, method=method, generator=g, encoder=enc, steps=steps, seed=seed)
+    stats = res.stats[0]
+    result: dict[str, Any] = {
+        "image": str(image),
+        "method": method,
+        **{k: stats[k] for k in ("psnr", "ssim", "lpips", "lpips_metric", "lpips_is_proxy", "identity")},
+        "seconds": res.seconds,
+        "num_ws": g.num_ws,
+        "w_dim": g.w_dim,
+        "generator": g.name,
+        "encoder": None if enc is None else str(encoder) if isinstance(encoder, (str, Path)) else "in-memory",
+        "steps": res.config["steps"],
+        "aligned": prepared.aligned,
+        "source_size": list(prepared.source_size),
+        "seed": seed,
+    }
+    if out is not None:
+        save_image(res.images, out)
+        result["out"] = str(out)
+    if latent_out is not None:
+        from editable_deepsc.zoo.registry import save_state_dict
+
+        save_state_dict({"w_plus": res.w_plus}, latent_out, metadata={"generator": g.name, "method": method})
+        result["latent_out"] = str(latent_out)
+    return result
