@@ -7,7 +7,10 @@ import click
 from editable_deepsc.cli.lazy import LazyGroup
 
 # bench name -> ("module:attr", one-line help); one line per benchmark
-BENCHES: dict[str, tuple[str, str]] = {}
+BENCHES: dict[str, tuple[str, str]] = {
+    "edit": ("editable_deepsc.cli.bench_edit:edit", "Editing: paper vs fast preset, JECC vs edit-then-transmit."),
+    "edit-support": ("editable_deepsc.cli.bench_edit:edit_support", "Measure which edits the built-in editor supports."),
+}
 
 
 @click.group(cls=LazyGroup, lazy=BENCHES)

@@ -217,6 +217,16 @@ def ridge(x: torch.Tensor, y: torch.Tensor, lam: float) -> torch.Tensor:
     return torch.linalg.solve(a, xc.T @ yc).float()
 
 
+LAMBDA_GRID: tuple[float, ...] = (0.01, 0.1, 1.0, 10.0, 100.0)
+"""Ridge penalties tried when none is given."""
+
+
+def _r2(x, y, fit_i, val_i, x_std, lam) -> float:
+    beta = ridge(x[fit_i] / x_std, y[fit_i], lam) / x_std
+    pred = (x[val_i] - x[fit_i].mean(0)) @ beta + y[fit_i].mean()
+    return float(1.0 - ((y[val_i] - pred) ** 2).mean() / y[val_i].var().clamp_min(1e-12))
+
+
 def fit_directions(
     generator: StyleGenerator,
     guidance,
@@ -224,7 +234,7 @@ def fit_directions(
     seed: int = 0,
     attributes: tuple[str, ...] = DIRECTION_ATTRIBUTES,
     mode: str = "layerwise",
-    ridge_lambda: float = 1e-2,
+    ridge_lambda: float | None = None,
     holdout: float = 0.2,
     alpha_cal: float = 1.5,
     n_cal: int = 96,
@@ -248,8 +258,9 @@ def fit_directions(
     mode : {"layerwise", "shared"}
         ``layerwise``: one regression on the flattened W+ (a per-layer direction);
         ``shared``: one w-space direction applied to every layer (broadcast samples).
-    ridge_lambda : float
-        Ridge penalty (relative to the sample count, on standardised inputs).
+    ridge_lambda : float or None
+        Ridge penalty (relative to the sample count, on standardised inputs);
+        ``None`` picks it per attribute from :data:`LAMBDA_GRID` on a validation split.
     holdout : float
         Fraction kept out of the fit to report R².
     alpha_cal : float
@@ -281,9 +292,14 @@ def fit_directions(
         x = w_plus.mean(1)
     x_std = x[tr].std(0).clamp_min(1e-6)
     vectors, slopes, stats = {}, {}, {}
+    n_val = max(2, len(tr) // 5)
+    fit_i, val_i = tr[n_val:], tr[:n_val]
     for a in attributes:
         y = regression_target(a, scores[a])
-        beta_s = ridge(x[tr] / x_std, y[tr], ridge_lambda)
+        lam = ridge_lambda
+        if lam is None:  # pick the penalty on a validation split of the training part
+            lam = max(LAMBDA_GRID, key=lambda la: _r2(x, y, fit_i, val_i, x_std, la))
+        beta_s = ridge(x[tr] / x_std, y[tr], lam)
         beta = beta_s / x_std  # coefficients in latent units
         pred = (x[te] - x[tr].mean(0)) @ beta + y[tr].mean()
         resid = ((y[te] - pred) ** 2).mean()
@@ -297,6 +313,7 @@ def fit_directions(
         vectors[a] = vec.float()
         stats[a] = {
             "r2": r2,
+            "ridge_lambda": float(lam),
             "fit_slope": float(beta @ d),
             "value_mean": float(scores[a].mean()),
             "value_std": float(scores[a].std()),
@@ -317,7 +334,7 @@ def fit_directions(
         vectors=vectors,
         slopes=slopes,
         stats=stats,
-        meta={"n": int(m), "seed": int(seed), "mode": mode, "ridge_lambda": ridge_lambda, "alpha_cal": alpha_cal},
+        meta={"n": int(m), "seed": int(seed), "mode": mode, "alpha_cal": alpha_cal},
     )
 
 

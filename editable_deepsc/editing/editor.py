@@ -89,6 +89,8 @@ class EditResult:
         Whether the edit went through the channel.
     trajectory : list of (int, Tensor)
         ``(step, w_plus)`` snapshots when ``record_every > 0``.
+    loss_history : list of float
+        Mean loss over the samples still being optimised, per step.
     """
 
     w_plus: torch.Tensor
@@ -105,6 +107,7 @@ class EditResult:
     config: EditConfig
     jecc: bool = False
     trajectory: list[tuple[int, torch.Tensor]] = field(default_factory=list)
+    loss_history: list[float] = field(default_factory=list)
 
     @property
     def seconds_per_edit(self) -> float:
@@ -398,9 +401,12 @@ class Editor:
         met_t = torch.zeros(n, len(targets), dtype=torch.bool, device=dev)
         steps_taken = torch.full((n,), cfg.steps, dtype=torch.long)
         trajectory: list[tuple[int, torch.Tensor]] = []
+        loss_history: list[float] = []
         keep_scale = {a: SCALE.get(a, 1.0) for a in keep}
         can_stop = cfg.early_stop and (self.measuring or cfg.score_threshold is not None)
 
+        ref_idx: torch.Tensor | None = None
+        ref_a = reference
         it = range(cfg.steps + 1)
         if progress:
             from tqdm.auto import tqdm
@@ -418,7 +424,9 @@ class Editor:
             with torch.set_grad_enabled(need_grad):
                 w_a = w[idx]
                 images = self._render(w_a, through_channel, generator, draws)
-                ref_a = reference[idx].repeat_interleave(draws, 0) if draws > 1 else reference[idx]
+                if ref_idx is None or not torch.equal(ref_idx, idx):  # same tensor while the batch is unchanged
+                    ref_idx = idx
+                    ref_a = reference[idx].repeat_interleave(draws, 0) if draws > 1 else reference[idx]
                 vals, met_now = (
                     self._values_and_met(images, targets, attrs, values0, reference, idx, strength, draws)
                     if (check or keep)
@@ -444,6 +452,7 @@ class Editor:
                 g_["lr"] = cfg.lr_at(step)
             opt.zero_grad(set_to_none=True)
             (loss * keep_rows.float()).sum().backward(inputs=[w])
+            loss_history.append(float(loss.detach()[keep_rows].mean()))
             if mask is not None and w.grad is not None:
                 w.grad.mul_(mask)
             opt.step()
@@ -471,6 +480,7 @@ class Editor:
             config=cfg,
             jecc=through_channel is not None,
             trajectory=trajectory,
+            loss_history=loss_history,
         )
 
     def _loss(

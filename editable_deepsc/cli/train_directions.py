@@ -1,0 +1,67 @@
+"""``edsc train directions``: fit per-attribute W+ directions of a generator (InterFaceGAN-style)."""
+
+from __future__ import annotations
+
+from pathlib import Path
+
+import click
+
+
+@click.command("directions")
+@click.option("--generator", "generator_name", default="edsc-faces64", show_default=True,
+              help="Zoo name of the generator.")
+@click.option("--n", default=3000, show_default=True, type=int, help="Training-seed latents to sample and score.")
+@click.option("--mode", type=click.Choice(["shared", "layerwise"]), default="shared", show_default=True,
+              help="One w direction for every layer, or a regression on the whole W+.")
+@click.option("--workdir", type=click.Path(file_okay=False), default="runs/directions", show_default=True,
+              help="Scores are cached here (a rerun with the same settings resumes).")
+@click.option("--register/--no-register", default=True, show_default=True,
+              help="Save to the zoo as <generator>-directions.")
+@click.option("--out", type=click.Path(dir_okay=False), default=None, help="Also write the safetensors here.")
+@click.option("--seed", default=0, show_default=True, type=int)
+def directions(generator_name: str, n: int, mode: str, workdir: str, register: bool, out: str | None, seed: int) -> None:
+    """Sample latents (training seeds), score their faces with the face nets, fit a direction per attribute.
+
+    \b
+    Example:
+      edsc train directions --generator edsc-faces64 --n 3000 --seed 0
+    """
+    import json
+
+    import torch
+
+    from editable_deepsc.editing.builtin import builtin_generator
+    from editable_deepsc.editing.directions import (
+        DIRECTION_ATTRIBUTES,
+        fit_directions,
+        register_directions,
+        sample_latents,
+        score_latents,
+    )
+    from editable_deepsc.editing.face_guidance import FaceNetGuidance
+    from editable_deepsc.errors import BadInput
+    from editable_deepsc.zoo.registry import load_state_dict, save_state_dict
+
+    if n < 20:
+        raise BadInput(f"--n must be at least 20, got {n}")
+    gen = builtin_generator(generator_name)
+    guidance = FaceNetGuidance()
+    cache = Path(workdir) / f"scores-{generator_name}-{mode}-n{n}-seed{seed}.safetensors"
+    if cache.is_file():
+        state = load_state_dict(cache)
+        w_plus = state.pop("w_plus")
+        scores = {k[6:]: v for k, v in state.items() if k.startswith("score.")}
+        click.echo(f"resumed scores from {cache}")
+    else:
+        w_plus = sample_latents(gen, n, seed, mix_prob=0.5 if mode == "layerwise" else 0.0)
+        scores = score_latents(gen, guidance, w_plus, DIRECTION_ATTRIBUTES, progress=True)
+        save_state_dict({"w_plus": w_plus, **{f"score.{a}": v for a, v in scores.items()}}, cache)
+    with torch.no_grad():
+        d = fit_directions(gen, guidance, n=n, seed=seed, mode=mode, w_plus=w_plus, scores=scores)
+    command = f"edsc train directions --generator {generator_name} --n {n} --mode {mode} --seed {seed}"
+    if register:
+        p = register_directions(d, command, "face-api nets (editable_deepsc.editing.face_guidance.FaceNetGuidance)")
+        click.echo(f"registered {p.stem} -> {p}")
+    if out:
+        d.save(out)
+    click.echo(json.dumps({a: {k: round(v, 4) for k, v in s.items()} for a, s in d.stats.items()}, indent=1))

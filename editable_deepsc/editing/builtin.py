@@ -1,0 +1,63 @@
+"""The editor of the built-in model set: ``edsc-faces64`` + face-api guidance + directions + support table."""
+
+from __future__ import annotations
+
+from editable_deepsc.editing.config import EditConfig, edit_config
+from editable_deepsc.editing.directions import load_directions
+from editable_deepsc.editing.editor import Editor
+from editable_deepsc.editing.face_guidance import FaceNetGuidance
+from editable_deepsc.editing.support import load_support
+from editable_deepsc.generator.base import StyleGenerator
+
+BUILTIN_GENERATOR = "edsc-faces64"
+
+
+def builtin_generator(name: str = BUILTIN_GENERATOR) -> StyleGenerator:
+    """The generator ``name`` from the zoo, frozen (``load_generator``); before the trained
+    ``edsc-faces64`` weights exist, the teacher-initialised generator stands in for it."""
+    from editable_deepsc.zoo import registry
+
+    if name == BUILTIN_GENERATOR and not (registry.CARDS_DIR / f"{name}.json").is_file():
+        from editable_deepsc.generator.faces64 import Faces64Generator
+        from editable_deepsc.generator.teacher import load_teacher
+
+        g = Faces64Generator.from_teacher(load_teacher())
+    else:
+        from editable_deepsc.generator import load_generator
+
+        g = load_generator(name)
+    return g.eval().requires_grad_(False)
+
+
+def build_editor(
+    preset: str | EditConfig = "fast",
+    generator: StyleGenerator | None = None,
+    guidance: FaceNetGuidance | None = None,
+    use_support: bool = True,
+    use_directions: bool = True,
+    **overrides,
+) -> Editor:
+    """An :class:`Editor` over the built-in models.
+
+    Parameters
+    ----------
+    preset : str or EditConfig
+        ``"paper"`` or ``"fast"`` (or a config).
+    generator : StyleGenerator, optional
+        Default: :func:`builtin_generator`.
+    guidance : FaceNetGuidance, optional
+        Shared face-net guidance (also the identity loss).
+    use_support : bool
+        Refuse edits the shipped support table marks unreliable for this generator.
+    use_directions : bool
+        Load the generator's registered directions (needed by the fast preset).
+    **overrides
+        :class:`EditConfig` fields to change.
+    """
+    gen = generator if generator is not None else builtin_generator()
+    gd = guidance if guidance is not None else FaceNetGuidance()
+    cfg = edit_config(preset, **overrides)
+    name = getattr(gen, "name", "unnamed")
+    directions = load_directions(name) if use_directions else None
+    support = load_support(name) if use_support else None
+    return Editor(gen, gd, identity=gd.identity_loss, config=cfg, directions=directions, support=support)
