@@ -1,0 +1,73 @@
+"""``edsc bench invert``: encoder vs optimisation vs hybrid inversion on held-out teacher faces."""
+
+from __future__ import annotations
+
+import json
+import sys
+
+import click
+
+from editable_deepsc.inversion.invert import DEFAULT_GENERATOR, HYBRID_DEFAULTS, OPTIMIZE_DEFAULTS
+
+
+@click.command("invert")
+@click.option("--n", "n", default=16, show_default=True, type=int, help="Held-out teacher test faces.")
+@click.option("--optimize-steps", default=OPTIMIZE_DEFAULTS["steps"], show_default=True, type=int)
+@click.option("--hybrid-steps", default=HYBRID_DEFAULTS["steps"], show_default=True, type=int)
+@click.option("--batch-size", default=8, show_default=True, type=int)
+@click.option("--generator", "generator_name", default=DEFAULT_GENERATOR, show_default=True)
+@click.option("--encoder", "encoder_name", default="edsc-e4e-faces64", show_default=True)
+@click.option("--no-single-w", is_flag=True, help="Skip the single-w optimisation row.")
+@click.option("--markdown", "--out", "markdown", default=None, type=click.Path(dir_okay=False),
+              help="Write the page (e.g. docs/inversion.md) and a .json beside it.")
+@click.option("--json", "as_json", is_flag=True, help="Print the result as JSON instead of a table.")
+@click.option("--threads", default=None, type=int, help="torch CPU threads.")
+@click.option("--seed", default=0, show_default=True, type=int)
+@click.option("--quiet", is_flag=True, help="No progress bars.")
+def invert(
+    n: int,
+    optimize_steps: int,
+    hybrid_steps: int,
+    batch_size: int,
+    generator_name: str,
+    encoder_name: str,
+    no_single_w: bool,
+    markdown: str | None,
+    as_json: bool,
+    threads: int | None,
+    seed: int,
+    quiet: bool,
+) -> None:
+    """Compare the inversion methods on held-out teacher faces (PSNR, SSIM, proxy LPIPS, identity, s/image).
+
+    \b
+    Examples:
+      edsc bench invert --n 16 --markdown docs/inversion.md
+      edsc bench invert --n 2 --optimize-steps 20 --hybrid-steps 5 --json
+    """
+    import torch
+
+    from editable_deepsc.eval.invert_bench import markdown_table, run_invert_bench, targets, write_markdown
+    from editable_deepsc.inversion.encoder import load_encoder
+    from editable_deepsc.inversion.invert import load_style_generator
+
+    if threads:
+        torch.set_num_threads(threads)
+    g = load_style_generator(generator_name)
+    enc = load_encoder(encoder_name, generator=g)
+    result = run_invert_bench(
+        g, enc, n=n, optimize_steps=optimize_steps, hybrid_steps=hybrid_steps, batch_size=batch_size, seed=seed,
+        single_w=not no_single_w, progress=not quiet,
+    )
+    argv = sys.argv[1:] if sys.argv and sys.argv[0].endswith("edsc") else None
+    result.meta["command"] = "edsc " + " ".join(argv) if argv else (
+        f"edsc bench invert --n {n} --optimize-steps {optimize_steps} --hybrid-steps {hybrid_steps} "
+        f"--batch-size {batch_size} --seed {seed}" + (f" --markdown {markdown}" if markdown else "")
+    )
+    if markdown:
+        write_markdown(result, markdown)
+    if as_json:
+        click.echo(json.dumps({**result.to_json(), "targets": targets(result)}, indent=1))
+    else:
+        click.echo(markdown_table(result))
+        click.echo(json.dumps(targets(result)))

@@ -1,0 +1,266 @@
+"""Inversion benchmark: encoder vs optimisation vs hybrid on held-out teacher faces.
+
+All methods invert the same ``n`` faces from the reserved test seeds
+(:func:`~editable_deepsc.generator.teacher.test_seeds`) into the generator's W+
+in the same process, so their seconds per image compare directly; the
+encoder's speed-up is reported as the ratio of seconds per image
+(optimisation / encoder). An extra row inverts into a single shared ``w``
+(``optimize (w)``) as the reference the layer-wise space must beat.
+
+:func:`write_markdown` renders the table between the markers
+``<!-- inversion-table:start -->`` / ``<!-- inversion-table:end -->`` so that
+other generated documents (the model card) can embed it with
+:func:`read_table`.
+"""
+
+from __future__ import annotations
+
+import json
+import platform
+import time
+from dataclasses import asdict, dataclass, field
+from pathlib import Path
+from typing import Any
+
+import torch
+
+from editable_deepsc.errors import BadInput
+from editable_deepsc.generator.base import StyleGenerator
+from editable_deepsc.generator.teacher import teacher_faces, test_seeds
+from editable_deepsc.inversion.encoder import E4EEncoder
+from editable_deepsc.inversion.invert import HYBRID_DEFAULTS, OPTIMIZE_DEFAULTS, invert, reconstruction_stats
+from editable_deepsc.inversion.optimize import invert_optimize
+
+TABLE_START = "<!-- inversion-table:start -->"
+TABLE_END = "<!-- inversion-table:end -->"
+#: Targets of issue 4 (v1).
+TARGET_SPEEDUP = 100.0
+TARGET_HYBRID_LPIPS_RATIO = 1.10
+
+
+@dataclass
+class BenchRow:
+    """One method's averages over the benchmark faces."""
+
+    method: str
+    space: str
+    steps: int
+    psnr: float
+    ssim: float
+    lpips: float
+    identity: float | None
+    seconds_per_image: float
+    speedup_vs_optimize: float | None = None
+
+
+@dataclass
+class BenchResult:
+    """Rows plus everything needed to reproduce them."""
+
+    rows: list[BenchRow]
+    meta: dict[str, Any] = field(default_factory=dict)
+
+    def row(self, method: str) -> BenchRow:
+        return next(r for r in self.rows if r.method == method)
+
+    def to_json(self) -> dict[str, Any]:
+        return {"rows": [asdict(r) for r in self.rows], "meta": self.meta}
+
+
+def _mean(stats: list[dict], key: str) -> float | None:
+    vals = [s[key] for s in stats if s.get(key) is not None]
+    return float(sum(vals) / len(vals)) if vals else None
+
+
+def run_invert_bench(
+    generator: StyleGenerator,
+    encoder: E4EEncoder,
+    n: int = 16,
+    optimize_steps: int = OPTIMIZE_DEFAULTS["steps"],
+    hybrid_steps: int = HYBRID_DEFAULTS["steps"],
+    batch_size: int = 8,
+    seed: int = 0,
+    single_w: bool = True,
+    progress: bool = True,
+) -> BenchResult:
+    """Invert ``n`` held-out teacher test faces with every method and average the metrics.
+
+    Parameters
+    ----------
+    generator : StyleGenerator
+    encoder : E4EEncoder
+    n : int
+        Number of test faces (seeds ``test_seeds(n)``).
+    optimize_steps, hybrid_steps : int
+        Adam steps of the optimisation and of the hybrid refinement.
+    batch_size : int
+        Images inverted together (each image is still an independent problem).
+    seed : int
+        Seed of the optimisation noise.
+    single_w : bool
+        Add the single-``w`` optimisation row.
+    progress : bool
+        tqdm bars.
+
+    Returns
+    -------
+    BenchResult
+    """
+    if n < 1:
+        raise BadInput(f"n must be >= 1, got {n}")
+    from editable_deepsc.metrics.lpips import LPIPS
+
+    metric = LPIPS()
+    faces = teacher_faces(test_seeds(n))
+    # warm-up (first-call costs of the backbone and autograd), not timed
+    invert(faces[:1], "hybrid", generator=generator, encoder=encoder, steps=1, with_stats=False)
+    rows: list[BenchRow] = []
+    for method in ("encoder", "hybrid", "optimize"):
+        steps = {"encoder": 0, "hybrid": hybrid_steps, "optimize": optimize_steps}[method]
+        out = invert(
+            faces, method, generator=generator, encoder=encoder, steps=steps or None, seed=seed,
+            batch_size=batch_size, lpips_metric=metric, progress=progress,
+        )
+        rows.append(_row(method, "wplus", steps, out.stats, out.seconds / n))
+    if single_w:
+        t, w_stats = 0.0, []
+        recons = []
+        for i, chunk in enumerate(faces.split(batch_size)):
+            t0 = time.perf_counter()
+            res = invert_optimize(generator, chunk, steps=optimize_steps, space="w", seed=seed + i, progress=progress)
+            t += time.perf_counter() - t0
+            recons.append(res.images)
+        w_stats = reconstruction_stats(torch.cat(recons), faces, metric)
+        rows.append(_row("optimize (w)", "w", optimize_steps, w_stats, t / n))
+    ref = next(r for r in rows if r.method == "optimize").seconds_per_image
+    for r in rows:
+        r.speedup_vs_optimize = ref / r.seconds_per_image if r.seconds_per_image > 0 else None
+    meta = {
+        "command": None,
+        "n_images": n,
+        "test_seeds": [test_seeds(n).start, test_seeds(n).stop],
+        "generator": generator.name,
+        "num_ws": generator.num_ws,
+        "w_dim": generator.w_dim,
+        "encoder_parameters": sum(p.numel() for p in encoder.parameters()),
+        "lpips_metric": metric.name,
+        "lpips_is_proxy": metric.is_proxy,
+        "optimisation_loss": "pixel MSE + 0.5 x lpips-proxy(effnet-lite0) at 64 px input",
+        "batch_size": batch_size,
+        "seed": seed,
+        "threads": torch.get_num_threads(),
+        "device": str(next(generator.parameters()).device),
+        "cpu": platform.processor() or platform.machine(),
+        "torch": torch.__version__,
+        "date_utc": time.strftime("%Y-%m-%d %H:%M", time.gmtime()),
+    }
+    return BenchResult(rows, meta)
+
+
+def _row(method: str, space: str, steps: int, stats: list[dict], sec: float) -> BenchRow:
+    return BenchRow(
+        method=method,
+        space=space,
+        steps=steps,
+        psnr=_mean(stats, "psnr"),
+        ssim=_mean(stats, "ssim"),
+        lpips=_mean(stats, "lpips"),
+        identity=_mean(stats, "identity"),
+        seconds_per_image=sec,
+    )
+
+
+def markdown_table(result: BenchResult) -> str:
+    """The benchmark as a Markdown table (LPIPS column labelled proxy when it is)."""
+    proxy = result.meta.get("lpips_is_proxy", True)
+    lp = "LPIPS (proxy) ↓" if proxy else "LPIPS ↓"
+    head = f"| method | latent | Adam steps | PSNR (dB) ↑ | SSIM ↑ | {lp} | identity cos ↑ | s / image | speed-up vs optimize |"
+    lines = [head, "|" + "---|" * 9]
+    for r in result.rows:
+        ident = "n/a" if r.identity is None else f"{r.identity:.3f}"
+        sp = "" if r.speedup_vs_optimize is None else f"{r.speedup_vs_optimize:,.1f}×"
+        latent = "W+" if r.space == "wplus" else "single w"
+        lines.append(
+            f"| {r.method} | {latent} | {r.steps} | {r.psnr:.2f} | {r.ssim:.3f} | {r.lpips:.3f} | {ident} | "
+            f"{r.seconds_per_image:.4g} | {sp} |"
+        )
+    return "\n".join(lines)
+
+
+def targets(result: BenchResult) -> dict[str, Any]:
+    """The v1 targets: encoder speed-up >= 100x, hybrid LPIPS <= 1.1 x optimisation's."""
+    enc, hyb, opt = result.row("encoder"), result.row("hybrid"), result.row("optimize")
+    ratio = hyb.lpips / opt.lpips if opt.lpips > 0 else float("inf")
+    return {
+        "encoder_speedup": enc.speedup_vs_optimize,
+        "encoder_speedup_met": bool(enc.speedup_vs_optimize and enc.speedup_vs_optimize >= TARGET_SPEEDUP),
+        "hybrid_lpips_ratio": ratio,
+        "hybrid_lpips_met": bool(ratio <= TARGET_HYBRID_LPIPS_RATIO),
+    }
+
+
+def write_markdown(result: BenchResult, path: str | Path) -> Path:
+    """Write ``docs/inversion.md``-style page: intro, the table between markers, targets, reproduction."""
+    path = Path(path)
+    m, t = result.meta, targets(result)
+    proxy_note = (
+        "LPIPS is the **proxy** `lpips-proxy(effnet-lite0)` (ImageNet EfficientNet-Lite0 features, "
+        "no learned heads; not comparable with published LPIPS)"
+        if m.get("lpips_is_proxy", True)
+        else f"LPIPS is the standard `{m.get('lpips_metric')}`"
+    )
+    ok = {True: "met", False: "**not met**"}
+    body = f"""# Inversion: image → W+
+
+Generated by `{m.get('command') or 'edsc bench invert'}` — do not edit by hand.
+
+The image semantic encoder of Editable-DeepSC inverts a face into the layer-wise latent space W+
+({m['num_ws']} × {m['w_dim']}) of the built-in generator `{m['generator']}`. Three methods
+(`editable_deepsc.inversion.invert(images, method=...)`, CLI `edsc invert`):
+
+* **encoder** — one forward pass of the e4e-style encoder `edsc-e4e-faces64`
+  ({m['encoder_parameters'] / 1e6:.2f} M parameters): a base style w₀ plus per-layer offsets Δᵢ;
+* **optimize** — Adam on W+ from the mean w (StyleGAN2-projector learning-rate schedule and
+  exploration noise), loss {m['optimisation_loss']};
+* **hybrid** — the encoder's W+ refined by a few Adam steps of the same loss.
+
+`optimize (w)` inverts into a single shared w broadcast to every layer (the reference the
+layer-wise space must beat).
+
+## Held-out teacher faces
+
+{m['n_images']} teacher faces from the reserved test seeds [{m['test_seeds'][0]}, {m['test_seeds'][1]}),
+{m['device']} with {m['threads']} torch thread(s), batches of {m['batch_size']} images (seconds per image =
+batch time / images; the encoder's time excludes synthesis), seed {m['seed']}, {m['date_utc']} UTC.
+{proxy_note}. Identity: cosine similarity of face-api face-recognition descriptors
+(n/a when the face nets are not installed).
+
+{TABLE_START}
+{markdown_table(result)}
+{TABLE_END}
+
+Targets (issue 4, v1): encoder ≥ {TARGET_SPEEDUP:.0f}× faster than optimisation —
+{t['encoder_speedup']:,.0f}×, {ok[t['encoder_speedup_met']]}; hybrid proxy LPIPS within
+{(TARGET_HYBRID_LPIPS_RATIO - 1) * 100:.0f}% of optimisation's — ratio {t['hybrid_lpips_ratio']:.3f},
+{ok[t['hybrid_lpips_met']]}.
+
+The optimisation loss uses the proxy LPIPS at a 64 px EfficientNet input while the table's
+LPIPS resizes to 224 px, so the reported metric is related to, but not the one optimised.
+Timings are CPU wall-clock on a shared machine and vary by ±30% between runs; the ratios are
+measured in one process.
+"""
+    path.parent.mkdir(parents=True, exist_ok=True)
+    path.write_text(body)
+    path.with_suffix(".json").write_text(json.dumps({**result.to_json(), "targets": t}, indent=1) + "\n")
+    return path
+
+
+def read_table(path: str | Path = "docs/inversion.md") -> str | None:
+    """The table written by :func:`write_markdown` (for embedding in other documents), or None."""
+    p = Path(path)
+    if not p.is_file():
+        return None
+    text = p.read_text()
+    if TABLE_START not in text or TABLE_END not in text:
+        return None
+    return text.split(TABLE_START, 1)[1].split(TABLE_END, 1)[0].strip()
