@@ -10,6 +10,7 @@ from editable_deepsc.cli.lazy import LazyGroup
 BENCHES: dict[str, tuple[str, str]] = {
     "edit": ("editable_deepsc.cli.bench_edit:edit", "Editing: paper vs fast preset, JECC vs edit-then-transmit."),
     "edit-support": ("editable_deepsc.cli.bench_edit:edit_support", "Measure which edits the built-in editor supports."),
+    "invert": ("editable_deepsc.cli.bench_invert:invert", "Inversion: encoder vs optimisation vs hybrid on held-out faces."),
 }
 
 
