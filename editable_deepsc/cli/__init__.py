@@ -21,6 +21,8 @@ VERBS: dict[str, tuple[str, str]] = {
     "transmit": ("editable_deepsc.cli.transmit:transmit", "Send an image over a channel with a data-oriented method."),
     "bench": ("editable_deepsc.cli.bench:bench", "Benchmarks (ratios against an in-run baseline)."),
     "train": ("editable_deepsc.cli.train:train", "Train a built-in model (resumable)."),
+    "parse": ("editable_deepsc.cli.parse:parse", "Parse an edit instruction into edit targets."),
+    "zoo": ("editable_deepsc.cli.zoo:zoo", "Registered models: list, verify sha256, model card."),
     "invert": ("editable_deepsc.cli.invert:invert", "Invert a face image into the generator's W+ latent space."),
 }
 

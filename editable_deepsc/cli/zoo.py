@@ -1,0 +1,89 @@
+"""``edsc zoo ...``: list and verify registered models, regenerate the model card."""
+
+from __future__ import annotations
+
+import json
+
+import click
+
+from editable_deepsc.errors import CheckpointError
+
+
+@click.group("zoo")
+def zoo() -> None:
+    """Registered models (built-in and user checkpoints): list, verify, model card.
+
+    \b
+    Examples:
+      edsc zoo list
+      edsc zoo verify
+      edsc zoo card --out docs/models.md
+    """
+
+
+@zoo.command("list")
+@click.option("--json", "as_json", is_flag=True, help="One JSON object per model.")
+def list_(as_json: bool) -> None:
+    """Name, kind, size, resolution and licence of every registered model."""
+    from editable_deepsc.zoo import catalog
+
+    rows = []
+    for c in catalog.all_cards():
+        size = catalog.file_size_mb(c)
+        rows.append(
+            {"name": c.name, "kind": c.kind, "size_mb": size, "resolution": c.resolution, "licence": c.licence}
+        )
+    if as_json:
+        for r in rows:
+            click.echo(json.dumps(r))
+        return
+    header = ("name", "kind", "size", "res", "licence")
+    table = [
+        (r["name"], r["kind"], "missing" if r["size_mb"] is None else f"{r['size_mb']:.1f} MB",
+         str(r["resolution"] or "-"), r["licence"])
+        for r in rows
+    ]  # fmt: skip
+    widths = [max(len(header[i]), *(len(t[i]) for t in table)) if table else len(header[i]) for i in range(4)]
+    click.echo("  ".join(h.ljust(w) for h, w in zip(header[:4], widths)) + "  " + header[4])
+    for t in table:
+        click.echo("  ".join(v.ljust(w) for v, w in zip(t[:4], widths)) + "  " + t[4])
+
+
+@zoo.command("verify")
+def verify() -> None:
+    """Recompute the sha256 of every registered file; exit 1 if any is missing or differs."""
+    from editable_deepsc.zoo import catalog
+
+    rows = catalog.verify_cards()
+    for r in rows:
+        click.echo(f"{'ok  ' if r.ok else 'FAIL'}  {r.name}  {r.message}")
+    bad = [r for r in rows if not r.ok]
+    click.echo(f"{len(rows) - len(bad)}/{len(rows)} files verified")
+    if bad:
+        raise click.exceptions.Exit(1)
+
+
+@zoo.command("card")
+@click.option("--out", default="docs/models.md", show_default=True, help="Markdown file to write.")
+@click.option("--img-dir", default="docs/img", show_default=True, help="Where the sample grids go.")
+@click.option("--fid-samples", default=5000, show_default=True, type=int, help="Images per FID set.")
+@click.option("--inversion-faces", default=16, show_default=True, type=int, help="Held-out faces to invert.")
+@click.option("--inversion-steps", default=200, show_default=True, type=int, help="Adam steps per face and space.")
+@click.option("--no-cache", is_flag=True, help="Recompute every number (FID features, inversions).")
+@click.option("--seed", default=0, show_default=True, type=int, help="Seed of the inversion noise.")
+def card(out: str, img_dir: str, fid_samples: int, inversion_faces: int, inversion_steps: int, no_cache: bool, seed: int) -> None:
+    """Regenerate the generator model card (docs/models.md) from measurements.
+
+    Expensive parts (FID features, inversions) are cached under .edsc-cache/model-card,
+    keyed by the weights' sha256 and the settings; --no-cache recomputes them.
+    """
+    from editable_deepsc.eval.model_card import write_model_card
+
+    try:
+        path = write_model_card(
+            out, img_dir, fid_samples=fid_samples, inversion_faces=inversion_faces,
+            inversion_steps=inversion_steps, use_cache=not no_cache, seed=seed,
+        )  # fmt: skip
+    except FileNotFoundError as e:
+        raise CheckpointError(str(e)) from None
+    click.echo(str(path))
