@@ -90,6 +90,31 @@ class EditTarget:
 
 
 @dataclass(frozen=True)
+class FollowUp:
+    """A session command instead of an edit ("more", "a bit less", "undo", "start over").
+
+    Parameters
+    ----------
+    kind : {"repeat", "reverse", "undo", "reset"}
+        Repeat the previous edit, go back part of the way, undo the last edit,
+        or return to the original image.
+    strength : float
+        Relative strength for "repeat"/"reverse" ("a bit more" → 0.5).
+    """
+
+    kind: str
+    strength: float = 1.0
+
+    KINDS = ("repeat", "reverse", "undo", "reset")
+
+    def __post_init__(self) -> None:
+        if self.kind not in self.KINDS:
+            raise ValueError(f"unknown follow-up {self.kind!r}")
+        if not (0.0 < self.strength <= 4.0):
+            raise ValueError(f"strength must be in (0, 4], got {self.strength}")
+
+
+@dataclass(frozen=True)
 class ParsedInstruction:
     """The result of parsing an instruction.
 
@@ -101,12 +126,17 @@ class ParsedInstruction:
         What to change, in order of mention (compounds give several).
     confidence : float
         Similarity of the best prompt-bank match in [0, 1] (1.0 for exact rules).
+    meta : dict
+        Free-form parser details (not compared).
+    followup : FollowUp or None
+        Set (and ``targets`` empty) when the instruction is a session command.
     """
 
     text: str
     targets: tuple[EditTarget, ...]
     confidence: float = 1.0
     meta: dict = field(default_factory=dict, compare=False)
+    followup: FollowUp | None = None
 
     @property
     def attributes(self) -> tuple[str, ...]:
@@ -117,4 +147,5 @@ class ParsedInstruction:
             "text": self.text,
             "targets": [asdict(t) for t in self.targets],
             "confidence": self.confidence,
+            "followup": asdict(self.followup) if self.followup else None,
         }
