@@ -37,7 +37,7 @@ class ToyGuidance:
 
     * ``happy`` = sigmoid(8 · mean of the red channel's top half) (probability)
     * ``yaw`` = 40 · (mean of the left half − mean of the right half) (degrees)
-    * ``age`` = 40 + 30 · mean of the green channel (years)
+    * ``age`` = 40 + 120 · mean of the green channel (years)
     """
 
     attributes = ("happy", "yaw", "age")
@@ -46,7 +46,7 @@ class ToyGuidance:
         vals = {
             "happy": torch.sigmoid(8.0 * images[:, 0, :4].mean((1, 2))),
             "yaw": 40.0 * (images[:, :, :, :4].mean((1, 2, 3)) - images[:, :, :, 4:].mean((1, 2, 3))),
-            "age": 40.0 + 30.0 * images[:, 1].mean((1, 2)),
+            "age": 40.0 + 120.0 * images[:, 1].mean((1, 2)),
         }
         return {a: vals[a] for a in attributes}
 

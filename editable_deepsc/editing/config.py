@@ -63,6 +63,9 @@ class EditConfig:
         Largest direction step, in units of the direction's norm (1.0 = the
         typical distance between two faces' latents along that axis, see
         :class:`~editable_deepsc.editing.directions.AttributeDirections`).
+    line_steps : int
+        After the direction jump, forward-only corrections of the step size
+        (secant updates from the measured attribute value), before any gradient step.
     early_stop : bool
         Stop each sample once all its targets are met.
     check_every : int
@@ -91,6 +94,7 @@ class EditConfig:
     init: Init = "w0"
     alpha_margin: float = 1.15
     alpha_max: float = 3.0
+    line_steps: int = 2
     early_stop: bool = True
     check_every: int = 1
     layers: tuple[int, ...] | None = None
@@ -114,6 +118,8 @@ class EditConfig:
         for name in ("lambda_l2", "lambda_id", "lambda_keep"):
             if getattr(self, name) < 0:
                 raise BadInput(f"{name} must be >= 0, got {getattr(self, name)}")
+        if int(self.line_steps) < 0:
+            raise BadInput(f"line_steps must be >= 0, got {self.line_steps}")
         if int(self.check_every) < 1:
             raise BadInput(f"check_every must be >= 1, got {self.check_every}")
         if int(self.channel_draws) < 1:

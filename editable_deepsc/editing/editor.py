@@ -281,6 +281,77 @@ class Editor:
             alpha[:, j] = al.clamp(lo, hi)
         return alpha
 
+    def _jump(
+        self,
+        w0: torch.Tensor,
+        targets: tuple[EditTarget, ...],
+        values0: dict[str, torch.Tensor],
+        strength: float,
+        mask: torch.Tensor | None,
+        through: ThroughChannel | None,
+        gen: torch.Generator | None,
+        draws: int,
+    ) -> tuple[torch.Tensor, torch.Tensor]:
+        """Direction jump ``w0 + Σ_t α_t d_t`` with ``line_steps`` forward-only secant corrections of ``α``.
+
+        Returns the start latent (N, num_ws, w_dim) and ``alpha`` (N, T).
+        """
+        cfg = self.config
+        n, dev = w0.shape[0], w0.device
+        alpha = self.direction_step(targets, values0, strength)
+        dirs = torch.zeros(len(targets), *w0.shape[1:], device=dev)
+        for j, t in enumerate(targets):
+            if t.attribute in self.directions:
+                dirs[j] = self.directions.vector(t.attribute).to(dev) * (mask[0] if mask is not None else 1.0)
+
+        def place(al: torch.Tensor, rows: torch.Tensor | None = None) -> torch.Tensor:
+            base = w0 if rows is None else w0[rows]
+            return base + torch.einsum("nt,tlw->nlw", al.to(dev), dirs)
+
+        if not self.measuring or cfg.line_steps == 0 or not bool((alpha != 0).any()):
+            return place(alpha), alpha
+        named = tuple(dict.fromkeys(t.attribute for t in targets))
+
+        def g(a: str, v: torch.Tensor) -> torch.Tensor:
+            return _logit(v) if a in PROBABILITY_ATTRIBUTES else v
+
+        active = torch.ones(n, dtype=torch.bool)
+        for _ in range(cfg.line_steps):
+            idx = active.nonzero().flatten()
+            if idx.numel() == 0:
+                break
+            with torch.no_grad():
+                images = self._render(place(alpha[idx], idx.to(dev)), through, gen, draws)
+                vals = {
+                    a: self._per_sample(v, draws).cpu()
+                    for a, v in measure_attributes(self.guidance, images, named).items()
+                }
+            met = torch.stack(
+                [target_met(t, values0[t.attribute][idx.to(dev)].cpu(), vals[t.attribute], strength) for t in targets], 1
+            )
+            active[idx[met.all(1)]] = False
+            for j, t in enumerate(targets):
+                a = t.attribute
+                if a not in self.directions:
+                    continue
+                rows = ~met[:, j]
+                if not rows.any():
+                    continue
+                v0 = values0[a][idx.to(dev)].cpu()
+                goal = goal_value(t, v0, strength)
+                al = alpha[idx, j]
+                slope = torch.full_like(al, self.directions.slope(a))
+                local = (g(a, vals[a]) - g(a, v0)) / al.where(al.abs() > 0.05, torch.ones_like(al))
+                trust = (al.abs() > 0.05) & (local * slope > 0) & (local.abs() > 0.25 * slope.abs())
+                slope = torch.where(trust, local, slope)
+                new = al + cfg.alpha_margin * (g(a, goal) - g(a, vals[a])) / slope
+                lo, hi = -cfg.alpha_max, cfg.alpha_max
+                new = new.clamp(lo, hi)
+                if t.direction != "set":
+                    new = new.clamp(min=0.0) if t.sign * self.directions.slope(a) > 0 else new.clamp(max=0.0)
+                alpha[idx[rows], j] = new[rows]
+        return place(alpha), alpha
+
     def _values_and_met(
         self,
         images: torch.Tensor,
@@ -373,26 +444,22 @@ class Editor:
         draws = cfg.channel_draws if through_channel is not None else 1
 
         named = tuple(dict.fromkeys(t.attribute for t in targets))
-        keep = keep_attributes(named, cfg.keep_attributes) if (self.measuring and cfg.lambda_keep > 0) else ()
-        keep = tuple(a for a in keep if a in measurable_attributes(self.guidance))
-        attrs = named + keep if self.measuring else ()
+        watched = keep_attributes(named, cfg.keep_attributes) if self.measuring else ()
+        watched = tuple(a for a in watched if a in measurable_attributes(self.guidance))
+        keep = watched if cfg.lambda_keep > 0 else ()
+        attrs = named + keep if self.measuring else ()  # measured in the loop
+        report = named + watched if self.measuring else ()  # measured before and after
 
         with torch.no_grad():
             reference = self.generator.synthesis(w0)
-            values0 = measure_attributes(self.guidance, reference, attrs) if self.measuring else {}
+            values0 = measure_attributes(self.guidance, reference, report) if self.measuring else {}
             values0 = {a: v.detach() for a, v in values0.items()}
 
         mask = self._layer_mask(w0)
         alpha = torch.zeros(n, len(targets))
         w_init = w0.clone()
         if cfg.init == "direction" and self.directions is not None:
-            alpha = self.direction_step(targets, values0, strength)
-            for j, t in enumerate(targets):
-                if t.attribute in self.directions:
-                    d = self.directions.vector(t.attribute).to(dev)
-                    if mask is not None:
-                        d = d * mask[0]
-                    w_init = w_init + alpha[:, j].to(dev).view(n, 1, 1) * d
+            w_init, alpha = self._jump(w0, targets, values0, strength, mask, through_channel, generator, draws)
 
         w = w_init.clone().requires_grad_(True)
         opt = torch.optim.Adam([w], lr=cfg.lr_at(0), betas=(0.9, 0.999))
@@ -428,7 +495,7 @@ class Editor:
                     ref_idx = idx
                     ref_a = reference[idx].repeat_interleave(draws, 0) if draws > 1 else reference[idx]
                 vals, met_now = (
-                    self._values_and_met(images, targets, attrs, values0, reference, idx, strength, draws)
+                    self._values_and_met(images, targets, attrs, values0, ref_a, idx, strength, draws)
                     if (check or keep)
                     else ({}, None)
                 )
@@ -461,7 +528,7 @@ class Editor:
 
         with torch.no_grad():
             images_out = self.generator.synthesis(w_out)
-            values1 = measure_attributes(self.guidance, images_out, attrs) if self.measuring else {}
+            values1 = measure_attributes(self.guidance, images_out, report) if self.measuring else {}
         if not can_stop:  # no early stop: judge the final images (transmitter side)
             if self.measuring:
                 met_t = torch.stack([target_met(t, values0[t.attribute], values1[t.attribute], strength) for t in targets], 1)
