@@ -19,11 +19,14 @@ from editable_deepsc.errors import EdscError
 VERBS: dict[str, tuple[str, str]] = {
     "demo": ("editable_deepsc.cli.demo:demo", "Run the main job on the built-in models."),
     "transmit": ("editable_deepsc.cli.transmit:transmit", "Send an image over a channel with a data-oriented method."),
+    "edit": ("editable_deepsc.cli.edit:edit", "Edit an image under an instruction and send the edited latent."),
+    "chat": ("editable_deepsc.cli.chat:chat", "Conversational editing over a simulated channel (multi-turn)."),
     "bench": ("editable_deepsc.cli.bench:bench", "Benchmarks (ratios against an in-run baseline)."),
     "train": ("editable_deepsc.cli.train:train", "Train a built-in model (resumable)."),
     "parse": ("editable_deepsc.cli.parse:parse", "Parse an edit instruction into edit targets."),
     "zoo": ("editable_deepsc.cli.zoo:zoo", "Registered models: list, verify sha256, model card."),
     "invert": ("editable_deepsc.cli.invert:invert", "Invert a face image into the generator's W+ latent space."),
+    "analyze": ("editable_deepsc.cli.analyze:analyze", "Face analysis of an image: identity, age, gender, expression, pose."),
 }
 
 

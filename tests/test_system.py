@@ -1,0 +1,178 @@
+"""The composed system and multi-turn sessions on tiny models (no weights needed)."""
+
+from __future__ import annotations
+
+import pytest
+import torch
+from edit_toys import TinyGenerator, ToyGuidance
+from torch import nn
+
+from editable_deepsc.channel.codec import PCAUncodedCodec
+from editable_deepsc.channel.delta import DeltaCodec, fit_delta_statistics
+from editable_deepsc.channel.latent_pca import LatentPCA
+from editable_deepsc.config import ChannelConfig
+from editable_deepsc.editing.config import EditConfig
+from editable_deepsc.editing.editor import Editor
+from editable_deepsc.errors import BadInput, UnsupportedInstruction
+from editable_deepsc.system import STAGES, EditableDeepSC, Receiver, SystemConfig, Transmitter, follow_up
+from editable_deepsc.text.targets import EditTarget, ParsedInstruction
+
+
+class Tiny16(TinyGenerator):
+    """The tiny generator upsampled to 16x16 (SSIM needs at least 11x11 px)."""
+
+    def __init__(self):
+        super().__init__()
+        self.resolution = 16
+
+    def synthesis(self, w_plus):
+        return nn.functional.interpolate(super().synthesis(w_plus), scale_factor=2, mode="nearest")
+
+
+class ToyEncoder(nn.Module):
+    """Least-squares inverse of the tiny generator's pre-tanh linear map (exact for its own images)."""
+
+    def __init__(self, gen: Tiny16):
+        super().__init__()
+        self.num_ws, self.w_dim, self.resolution = gen.num_ws, gen.w_dim, gen.resolution
+        a = gen.basis.reshape(-1, gen.basis.shape[-1])  # (L*W, P)
+        self.pinv = nn.Parameter(torch.linalg.pinv(a), requires_grad=False)
+
+    def forward(self, images):
+        x = torch.atanh(nn.functional.avg_pool2d(images, 2).clamp(-0.999, 0.999)).flatten(1)
+        return (x @ self.pinv).view(-1, self.num_ws, self.w_dim)
+
+
+class ToyParser:
+    """Maps a few phrases to targets; anything else is refused."""
+
+    TABLE = {"smile": (EditTarget("happy", "more"),), "older": (EditTarget("age", "more"),),
+             "turn": (EditTarget("yaw", "more"),)}
+
+    def parse(self, text):
+        for key, targets in self.TABLE.items():
+            if key in text:
+                return ParsedInstruction(text=text, targets=targets)
+        raise UnsupportedInstruction(f"cannot do {text!r}", supported=list(self.TABLE), nearest="smile")
+
+
+@pytest.fixture(scope="module")
+def system():
+    torch.manual_seed(0)
+    gen = Tiny16()
+    g = torch.Generator().manual_seed(3)
+    latents = torch.randn(400, 3, 8, generator=g)
+    codec = PCAUncodedCodec(LatentPCA(3, 8).fit(latents), k=12)  # all 24 real coordinates, uncoded
+    editor = Editor(gen, ToyGuidance(), config=EditConfig(steps=40, lr=0.1, schedule="constant",
+                                                          lambda_l2=0.01, lambda_keep=0.0))
+    deltas = torch.stack([editor.edit(latents[i:i + 8], (t,), generator=g).w_plus - latents[i:i + 8]
+                          for i, t in zip(range(0, 48, 8), [EditTarget("happy", "more"), EditTarget("age", "more"),
+                                                            EditTarget("yaw", "more")] * 2)]).flatten(0, 1)
+    delta = DeltaCodec(fit_delta_statistics(deltas), k=3)
+    cfg = SystemConfig(generator="tiny", refresh_every=3, align=False)
+    tx = Transmitter(gen, ToyEncoder(gen), ToyParser(), editor, codec, delta, cfg)
+    return EditableDeepSC(tx, Receiver(gen, codec, delta), cfg, guidance=ToyGuidance())
+
+
+@pytest.fixture(scope="module")
+def face(system):
+    w = torch.randn(1, 3, 8, generator=torch.Generator().manual_seed(11)) * 0.8
+    return system.rx.synthesise(w)
+
+
+def test_edit_end_to_end_reports_every_stage_and_meets_target(system, face):
+    out = system.edit(face, "make her smile", ChannelConfig("awgn", 20.0), seed=1)
+    rec = out.to_json()
+    assert set(rec["timings"]) == set(STAGES)
+    assert rec["k"] == 12 and rec["cbr"] == pytest.approx(12 / (3 * 16 * 16))
+    assert rec["targets"][0]["attribute"] == "happy"
+    assert rec["target_met_tx"]
+    assert rec["scores_tx"]["happy"] > rec["scores_before"]["happy"]
+    # inversion of a generator image by the exact toy encoder is (almost) lossless
+    assert torch.allclose(system.rx.synthesise(out.w0), face, atol=1e-3)
+
+
+def test_received_quality_rises_with_snr(system, face):
+    psnr = [system.edit(face, "smile", ChannelConfig("awgn", s), seed=2).to_json()["rx_vs_tx"]["psnr"]
+            for s in (0.0, 10.0, 30.0)]
+    assert psnr[0] < psnr[1] < psnr[2]
+
+
+def test_same_seed_same_result(system, face):
+    a = system.edit(face, "smile", ChannelConfig("rayleigh", 6.0), seed=5)
+    b = system.edit(face, "smile", ChannelConfig("rayleigh", 6.0), seed=5)
+    assert torch.equal(a.rx_image, b.rx_image)
+
+
+def test_refused_instruction_raises_before_anything_is_sent(system, face):
+    with pytest.raises(UnsupportedInstruction):
+        system.edit(face, "add a hat", ChannelConfig("awgn", 6.0))
+
+
+def test_non_finite_latent_is_refused(system, face):
+    w = torch.full((1, 3, 8), float("nan"))
+    with pytest.raises(BadInput):
+        system.edit(face, "smile", ChannelConfig("awgn", 6.0), w0=w)
+
+
+def test_follow_up_phrases():
+    last = (EditTarget("happy", "more"),)
+    assert follow_up("a bit more", last)[0] == EditTarget("happy", "more", strength=0.5)
+    assert follow_up("less", last)[0].direction == "less"
+    assert follow_up("much more!", last)[0].strength == 1.5
+    assert follow_up("make him older", last) is None
+    assert follow_up("more", ()) is None
+
+
+def test_session_sends_deltas_refreshes_and_undoes(system, face):
+    s = system.session(face, ChannelConfig("awgn", 20.0), seed=0)
+    t0 = s.send("smile")
+    t1 = s.send("a bit more")
+    t2 = s.send("now older")
+    t3 = s.send("turn")  # third edit since the last full one -> refresh
+    assert [t.kind for t in (t0, t1, t2, t3)] == ["full", "delta", "delta", "full"]
+    assert t0.symbols == 12 and t1.symbols == 3 and t1.symbols <= t0.symbols // 4
+    assert t1.targets == ["happy: more (x0.5)"]
+    # the follow-up keeps the received image close to what the transmitter meant
+    assert t1.psnr > 25.0 and t2.psnr > 20.0
+    rx_before_t3 = s.w_rx[-2].clone()
+    u = s.undo()
+    assert u.symbols == 0 and u.kind == "none"
+    assert torch.equal(s.w_rx[-1], rx_before_t3)
+    log = s.log()
+    assert [t["action"] for t in log["turns"]] == ["edit"] * 4 + ["undo"]
+    assert log["symbols_total"] == 12 + 3 + 3 + 12
+
+
+def test_session_errors_leave_state_unchanged(system, face):
+    s = system.session(face, ChannelConfig("awgn", 6.0), seed=0)
+    with pytest.raises(BadInput, match="nothing to undo"):
+        s.undo()
+    with pytest.raises(UnsupportedInstruction):
+        s.send("a bit more")  # no previous edit to continue
+    s.send("smile")
+    with pytest.raises(UnsupportedInstruction):
+        s.send("make it a cat")
+    assert len(s.w_rx) == 1 and len(s.turns) == 1
+    s.set_channel(ChannelConfig("rayleigh", 0.0))
+    t = s.send("more")
+    assert (t.channel, t.snr_db) == ("rayleigh", 0.0)
+    with pytest.raises(BadInput):
+        ChannelConfig("awgn", 99.0)
+
+
+def test_delta_codec_error_shrinks_with_snr_and_captures_edit_energy(system):
+    delta = system.tx.delta
+    g = torch.Generator().manual_seed(4)
+    w = torch.randn(16, 3, 8, generator=g)
+    d = system.tx.editor.edit(w, (EditTarget("happy", "more"),), generator=g).w_plus - w
+    # 6 of 24 axes: a random basis would capture ~25% of the energy, the fitted one most of it
+    assert delta.captured_energy(d).mean() > 0.6
+    from editable_deepsc.channel import AWGN
+    errs = []
+    for snr in (0.0, 10.0, 20.0):
+        d_hat = delta(d, AWGN(), snr, generator=torch.Generator().manual_seed(0))
+        errs.append(float((d_hat - d).pow(2).mean()))
+    assert errs[0] > errs[1] > errs[2]
+    with pytest.raises(BadInput):
+        DeltaCodec(delta.pca, k=100)
