@@ -42,8 +42,10 @@ def sample_face(size: int = 64) -> torch.Tensor:
     from PIL import Image
     from skimage import data
 
+    from editable_deepsc.imaging import resize
+
     img = Image.fromarray(data.astronaut()).crop((140, 20, 340, 220))
-    return from_pil(img.resize((size, size), Image.BICUBIC))
+    return resize(from_pil(img), size, mode="bicubic")
 
 
 def sample_faces(n_teacher: int = 2) -> dict[str, torch.Tensor]:
