@@ -6,7 +6,13 @@ import json
 
 import click
 
-from editable_deepsc.errors import CheckpointError
+from editable_deepsc.errors import CheckpointError, EdscError
+
+
+class VerificationFailed(EdscError):
+    """Some registered file is missing or its sha256 differs (``edsc zoo verify`` exits 1)."""
+
+    exit_code = 1
 
 
 @click.group("zoo")
@@ -60,7 +66,7 @@ def verify() -> None:
     bad = [r for r in rows if not r.ok]
     click.echo(f"{len(rows) - len(bad)}/{len(rows)} files verified")
     if bad:
-        raise click.exceptions.Exit(1)
+        raise VerificationFailed(f"{len(bad)} of {len(rows)} files failed verification: {', '.join(r.name for r in bad)}")
 
 
 @zoo.command("card")
