@@ -173,7 +173,7 @@ class E4EEncoder(nn.Module):
     def pyramid(self, images: torch.Tensor) -> list[torch.Tensor]:
         """Feature pyramid ``[coarse 4x4, medium 8x8, fine 16x16]``, each (N, channels[-1], s, s)."""
         x = self.stem(images)
-        feats = []
+        feats = [x]
         for stage in self.stages:
             x = stage(x)
             feats.append(x)

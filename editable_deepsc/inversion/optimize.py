@@ -163,6 +163,9 @@ def invert_optimize(
     Returns
     -------
     OptimizeResult
+        The latent with the lowest loss seen once the exploration noise is
+        off (the final one if that is best), so refinement never ends worse
+        than its noise-free start.
 
     Raises
     ------
@@ -193,6 +196,7 @@ def invert_optimize(
     history: list[float] = []
     noise_scale = noise * w_std(generator) / math.sqrt(generator.w_dim) if noise > 0 and steps > 0 else 0.0
     rng = make_generator(seed)
+    best, best_loss = start.clone(), torch.full((n,), float("inf"), device=dev)
 
     def expand(x: torch.Tensor) -> torch.Tensor:
         return generator.broadcast(x) if space == "w" else x
@@ -205,6 +209,11 @@ def invert_optimize(
             amp = noise_scale * max(0.0, 1.0 - step / (noise_ramp * steps)) ** 2 if noise_ramp > 0 else 0.0
             jitter = amp * torch.randn(latent.shape, generator=rng).to(dev) if amp > 0 else 0.0
             per_image = loss(generator.synthesis(expand(latent + jitter)), target)
+            if amp == 0.0:  # the loss is that of the current latent: remember the best one per image
+                with torch.no_grad():
+                    better = per_image.detach() < best_loss
+                    best_loss = torch.where(better, per_image.detach(), best_loss)
+                    best[better] = latent.detach()[better]
             total = per_image.sum()
             if latent_l2 > 0:
                 total = total + latent_l2 * (latent - start).pow(2).sum() / generator.w_dim
@@ -213,9 +222,13 @@ def invert_optimize(
             opt.step()
             history.append(float(per_image.detach().mean()))
         with torch.no_grad():
-            w_plus = expand(latent.detach()).contiguous()
+            final_latent = latent.detach()
+            final = loss(generator.synthesis(expand(final_latent)), target)
+            better = best_loss < final
+            final_latent = torch.where(better.view(-1, *([1] * (latent.dim() - 1))), best, final_latent)
+            w_plus = expand(final_latent).contiguous()
             recon = generator.synthesis(w_plus)
-            final = loss(recon, target)
+            final = torch.minimum(final, best_loss)
     finally:
         for p, rg in zip(generator.parameters(), req):
             p.requires_grad_(rg)

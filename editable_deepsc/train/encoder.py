@@ -39,9 +39,9 @@ from pathlib import Path
 import torch
 from tqdm import tqdm
 
-from editable_deepsc.errors import BadInput
+from editable_deepsc.errors import BadInput, CheckpointError
 from editable_deepsc.generator.base import StyleGenerator
-from editable_deepsc.generator.teacher import TeacherDCGAN, face_latents, load_teacher, random_train_seeds
+from editable_deepsc.generator.teacher import Z_DIM, TeacherDCGAN, face_latents, load_teacher, random_train_seeds
 from editable_deepsc.inversion.encoder import ENCODER_NAME, E4EEncoder, load_encoder, save_encoder
 from editable_deepsc.inversion.losses import ReconstructionLoss, identity_loss_or_none
 from editable_deepsc.rng import derive_seed, make_generator
@@ -122,6 +122,8 @@ def sample_latents(
         Probability of style mixing per code.
     rng : torch.Generator
         CPU generator (drawn in a fixed order: seeds A, seeds B, mix flags, crossovers).
+        With ``z_dim == 100`` the latents are those of teacher training seeds,
+        otherwise ``z ~ N(0, I)`` from ``rng``.
 
     Returns
     -------
@@ -129,8 +131,12 @@ def sample_latents(
         Float32 (n, num_ws, w_dim) on the generator's device.
     """
     dev = next(generator.parameters()).device
-    z_a = face_latents(random_train_seeds(n, rng)).to(dev)
-    z_b = face_latents(random_train_seeds(n, rng)).to(dev)
+    if generator.z_dim == Z_DIM:  # latents of training-seed faces (never a test seed)
+        z_a = face_latents(random_train_seeds(n, rng)).to(dev)
+        z_b = face_latents(random_train_seeds(n, rng)).to(dev)
+    else:
+        z_a = torch.randn(n, generator.z_dim, generator=rng).to(dev)
+        z_b = torch.randn(n, generator.z_dim, generator=rng).to(dev)
     mixed = torch.rand(n, generator=rng) < mix_prob
     nw = generator.num_ws
     k = torch.randint(1, max(nw, 2), (n,), generator=rng)
@@ -158,7 +164,7 @@ def lr_factor(step: int, steps: int) -> float:
 def train_step(
     encoder: E4EEncoder,
     generator: StyleGenerator,
-    teacher: TeacherDCGAN,
+    teacher: TeacherDCGAN | None,
     opt: torch.optim.Optimizer,
     cfg: EncoderTrainConfig,
     step: int,
@@ -210,19 +216,35 @@ def train_step(
 
 
 def build_encoder(generator: StyleGenerator, init: str | Path | None, seed: int) -> E4EEncoder:
-    """A fresh encoder for ``generator`` (seeded init), or one warm-started from ``init`` (name or path).
+    """A fresh encoder for ``generator`` (seeded init), or one warm-started from ``init``.
 
+    ``init`` is an encoder (zoo name or ``.safetensors`` written by :func:`save_encoder`)
+    or a training checkpoint of this trainer (``<workdir>/checkpoint.safetensors``).
     A warm start keeps the loaded weights but takes ``w_avg`` from ``generator``.
     """
     with torch.random.fork_rng():
         torch.manual_seed(derive_seed(seed, "encoder-init"))
         enc = E4EEncoder.for_generator(generator)
     if init is not None:
-        src = load_encoder(init, generator=generator)
-        state = src.state_dict()
+        state = _init_state(init, generator)
         state["w_avg"] = enc.w_avg.clone()
-        enc.load_state_dict(state)
+        ref = enc.state_dict()
+        bad = [k for k in ref if k not in state or state[k].shape != ref[k].shape]
+        if bad:
+            raise CheckpointError(f"cannot warm-start from {init}: missing or mis-shaped {bad[:3]}")
+        enc.load_state_dict({k: state[k] for k in ref})
     return enc
+
+
+def _init_state(init: str | Path, generator: StyleGenerator) -> dict[str, torch.Tensor]:
+    """Encoder weights from an exported encoder (name/path) or from a training checkpoint of this trainer."""
+    p = Path(init)
+    if p.is_file():
+        state = registry.load_state_dict(p)
+        pre = "module.encoder."
+        if any(k.startswith(pre) for k in state):
+            return {k[len(pre):]: v for k, v in state.items() if k.startswith(pre)}
+    return load_encoder(init, generator=generator).state_dict()
 
 
 def train_encoder(
@@ -235,6 +257,7 @@ def train_encoder(
     export: bool = True,
     export_dir: Path | None = None,
     command: str | None = None,
+    stop_at: int | None = None,
 ) -> dict:
     """Train (or resume training of) the inversion encoder of ``generator``.
 
@@ -258,6 +281,9 @@ def train_encoder(
         Weights folder of the export (default: the zoo's); cards go to its sibling ``cards``.
     command : str, optional
         The command line recorded as the card's source.
+    stop_at : int, optional
+        Stop (with a checkpoint, without export) once this step is reached, as
+        if the run had been interrupted there; a later call resumes.
 
     Returns
     -------
@@ -269,7 +295,14 @@ def train_encoder(
     workdir.mkdir(parents=True, exist_ok=True)
     dev = torch.device(device)
     generator = generator.to(dev).eval().requires_grad_(False)
-    teacher = load_teacher(device=dev)
+    teacher = None
+    if cfg.teacher_fraction > 0:
+        teacher = load_teacher(device=dev)
+        if teacher.resolution != generator.resolution:
+            raise BadInput(
+                f"teacher faces are {teacher.resolution}px but {generator.name} makes {generator.resolution}px; "
+                "use teacher_fraction=0"
+            )
     ckpt = workdir / CHECKPOINT_FILE
     enc = build_encoder(generator, None if ckpt.is_file() else init, cfg.seed).to(dev).train()
     opt = torch.optim.Adam(enc.parameters(), lr=cfg.lr, betas=(0.9, 0.999))
@@ -280,7 +313,8 @@ def train_encoder(
     recon_loss = ReconstructionLoss(perceptual=cfg.perceptual_weight, identity_fn=identity_fn)
     start, seconds = int(counters["step"]), float(counters["seconds"])
     last: dict[str, float] = {}
-    bar = tqdm(range(start, cfg.steps), initial=start, total=cfg.steps, disable=not progress, desc="train encoder")
+    end = cfg.steps if stop_at is None else max(start, min(cfg.steps, stop_at))
+    bar = tqdm(range(start, end), initial=start, total=cfg.steps, disable=not progress, desc="train encoder")
     t0 = time.perf_counter()
     with open(workdir / LOG_FILE, "a") as log:
         for step in bar:
@@ -288,12 +322,14 @@ def train_encoder(
             done = step + 1
             if done % 10 == 0 or done == cfg.steps:
                 bar.set_postfix({k: f"{v:.3g}" for k, v in last.items() if k in ("latent", "pixel", "perceptual")})
-            if done % cfg.checkpoint_every == 0 or done == cfg.steps:
+            if done % cfg.checkpoint_every == 0 or done == end:
                 elapsed = seconds + time.perf_counter() - t0
                 save_training_state(ckpt, {"encoder": enc}, {"encoder": opt}, {"step": done, "seconds": elapsed})
                 log.write(json.dumps({"step": done, "seconds": round(elapsed, 1), **last}) + "\n")
                 log.flush()
     seconds += time.perf_counter() - t0
+    if end < cfg.steps:
+        return {"steps": end, "seconds": round(seconds, 1), "stopped": True, "final": last}
     summary = {
         "steps": cfg.steps,
         "seconds": round(seconds, 1),
