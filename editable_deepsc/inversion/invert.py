@@ -74,46 +74,38 @@ class InversionOutput:
 
 
 def load_style_generator(name_or_path: str | Path = DEFAULT_GENERATOR, device: str = "cpu") -> StyleGenerator:
-    """Load a generator by zoo name or path (``edsc-faces64``, ``teacher-dcgan64``, a .safetensors file).
-
-    Uses the generator package's own loader when it provides one
-    (``editable_deepsc.generator.zoo.load_generator``); otherwise loads the two
-    built-in generators directly.
+    """Load a generator by zoo name or path (see :func:`editable_deepsc.generator.loading.load_generator`).
 
     Raises
     ------
     CheckpointError
         Unknown name, missing or corrupt weights.
     """
-    try:
-        from editable_deepsc.generator.zoo import load_generator  # type: ignore[import-not-found]
-    except ImportError:
-        load_generator = None
-    if load_generator is not None:
-        return load_generator(str(name_or_path), device=device)
-    from editable_deepsc.generator.teacher import TEACHER_NAME, _load_strict, load_teacher
+    from editable_deepsc.generator.loading import load_generator
 
-    if str(name_or_path) == TEACHER_NAME:
-        return load_teacher(device=device)
-    from editable_deepsc.generator.faces64 import Faces64Generator
-    from editable_deepsc.zoo import registry
-
-    state = registry.load_state_dict(name_or_path)
-    g = Faces64Generator()
-    _load_strict(g, state)
-    return g.to(device).eval().requires_grad_(False)
+    return load_generator(name_or_path, device=device)
 
 
 _IDENTITY_UNSET = object()
 
 
 def identity_similarity_or_none():
-    """``(a, b) -> (N,)`` cosine similarity of face-recognition descriptors, or None if unavailable."""
+    """``(a, b) -> (N,)`` cosine similarity of face-api identity descriptors, or None if unavailable.
+
+    The returned function shares one face analyzer between calls.
+    """
     try:
-        from editable_deepsc.guidance.attributes import identity_similarity  # type: ignore[attr-defined]
-    except Exception:  # noqa: BLE001 - optional component
+        from editable_deepsc.guidance.faces.analyzer import FaceAnalyzer
+        from editable_deepsc.guidance.identity import identity_similarity
+
+        analyzer = FaceAnalyzer(heads=("recognition",))
+    except Exception:  # noqa: BLE001 - optional component (module or weights missing)
         return None
-    return identity_similarity
+
+    def similarity(a: torch.Tensor, b: torch.Tensor) -> torch.Tensor:
+        return identity_similarity(a, b, analyzer=analyzer)
+
+    return similarity
 
 
 @torch.no_grad()

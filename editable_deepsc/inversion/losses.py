@@ -33,20 +33,19 @@ IdentityFn = Callable[[torch.Tensor, torch.Tensor], torch.Tensor]
 def identity_loss_or_none() -> IdentityFn | None:
     """The face-recognition identity loss ``(images, targets) -> (N,)`` if its weights are available, else None.
 
-    Uses :class:`editable_deepsc.guidance.attributes.IdentityLoss` (face-api
-    recognition net). Any failure to import or load it (module or weights not
-    present) returns ``None``: identity is optional everywhere in inversion.
+    Uses :class:`editable_deepsc.guidance.identity.IdentityLoss` (``1 - cos`` of
+    face-api recognition descriptors). Any failure to import or load it
+    returns ``None``: identity is optional everywhere in inversion.
     """
     try:
-        from editable_deepsc.guidance.attributes import IdentityLoss  # type: ignore[attr-defined]
+        from editable_deepsc.guidance.identity import IdentityLoss
 
         loss = IdentityLoss()
     except Exception:  # noqa: BLE001 - optional component, absent or unweighted
         return None
 
     def fn(images: torch.Tensor, targets: torch.Tensor) -> torch.Tensor:
-        out = loss(images, targets)
-        return out.reshape(-1) if out.dim() else out.expand(images.shape[0])
+        return loss(images, targets)
 
     return fn
 
