@@ -218,10 +218,13 @@ def test_export_registers_card(tiny, tmp_path):
     import json
 
     (tmp_path / "zoo" / "weights").mkdir(parents=True)
-    train_encoder(
-        tmp_path / "run", _cfg(steps=2), tiny, progress=False, export=True, export_dir=tmp_path / "zoo" / "weights"
+    summary = train_encoder(
+        tmp_path / "run", _cfg(steps=5), tiny, progress=False, export=True, export_dir=tmp_path / "zoo" / "weights",
+        max_seconds=0.0,
     )
+    assert summary["steps"] == 1 and summary["planned_steps"] == 5  # out of time after the first step
     card = json.loads((tmp_path / "zoo" / "cards" / "edsc-e4e-faces64.json").read_text())
+    assert "1 of 5 steps" in card["source"]
     assert card["kind"] == "encoder" and card["config"]["num_ws"] == 3 and len(card["sha256"]) == 64
     assert "edsc train encoder" in card["source"] and "MIT" in card["licence"]
     enc = load_encoder(tmp_path / "zoo" / "weights" / "edsc-e4e-faces64.safetensors", generator=tiny)

@@ -27,6 +27,8 @@ from editable_deepsc.train.encoder import EncoderTrainConfig
 @click.option("--progressive-every", default=EncoderTrainConfig.progressive_every, show_default=True, type=int,
               help="Steps between unlocking the offsets of successive layers (0 = all at once).")
 @click.option("--checkpoint-every", default=EncoderTrainConfig.checkpoint_every, show_default=True, type=int)
+@click.option("--max-minutes", default=None, type=float,
+              help="Wall-time budget: stop after it, checkpoint and export what was trained (resumable).")
 @click.option("--init", "init", default=None, help="Encoder weights (name or path) to warm-start from.")
 @click.option("--seed", default=0, show_default=True, type=int, help="Root seed of the run.")
 @click.option("--device", default="cpu", show_default=True, help="cpu or cuda.")
@@ -44,6 +46,7 @@ def encoder(
     identity_weight: float,
     progressive_every: int,
     checkpoint_every: int,
+    max_minutes: float | None,
     init: str | None,
     seed: int,
     device: str,
@@ -79,5 +82,6 @@ def encoder(
     summary = train_encoder(
         workdir, cfg, g, device=device, init=init, progress=not quiet, export=not no_export,
         command=command_line(argv) if argv else None,
+        max_seconds=None if max_minutes is None else 60.0 * max_minutes,
     )
     click.echo(json.dumps({k: summary[k] for k in ("steps", "seconds", "device", "generator", "final")}))

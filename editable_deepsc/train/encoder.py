@@ -258,6 +258,7 @@ def train_encoder(
     export_dir: Path | None = None,
     command: str | None = None,
     stop_at: int | None = None,
+    max_seconds: float | None = None,
 ) -> dict:
     """Train (or resume training of) the inversion encoder of ``generator``.
 
@@ -284,6 +285,10 @@ def train_encoder(
     stop_at : int, optional
         Stop (with a checkpoint, without export) once this step is reached, as
         if the run had been interrupted there; a later call resumes.
+    max_seconds : float, optional
+        Wall-time budget of this call: training stops after the step that
+        exceeds it, checkpoints, and (if ``export``) exports the encoder as
+        trained so far; the summary records the steps actually done.
 
     Returns
     -------
@@ -320,6 +325,8 @@ def train_encoder(
         for step in bar:
             last = train_step(enc, generator, teacher, opt, cfg, step, recon_loss)
             done = step + 1
+            if max_seconds is not None and time.perf_counter() - t0 > max_seconds and done < end:
+                end = done  # out of time: checkpoint now and finish the run here
             if done % 10 == 0 or done == cfg.steps:
                 bar.set_postfix({k: f"{v:.3g}" for k, v in last.items() if k in ("latent", "pixel", "perceptual")})
             if done % cfg.checkpoint_every == 0 or done == end:
@@ -327,11 +334,15 @@ def train_encoder(
                 save_training_state(ckpt, {"encoder": enc}, {"encoder": opt}, {"step": done, "seconds": elapsed})
                 log.write(json.dumps({"step": done, "seconds": round(elapsed, 1), **last}) + "\n")
                 log.flush()
+            if done >= end:
+                break
     seconds += time.perf_counter() - t0
-    if end < cfg.steps:
+    timed_out = max_seconds is not None and end < cfg.steps and (stop_at is None or end < stop_at)
+    if end < cfg.steps and not timed_out:
         return {"steps": end, "seconds": round(seconds, 1), "stopped": True, "final": last}
     summary = {
-        "steps": cfg.steps,
+        "steps": end,
+        "planned_steps": cfg.steps,
         "seconds": round(seconds, 1),
         "device": str(dev),
         "threads": torch.get_num_threads(),
@@ -372,7 +383,8 @@ def export_encoder(
             sha256=digest,
             licence="MIT (this project; trained on samples of edsc-faces64 and teacher-dcgan64 faces, "
             "DigiFace-1M research use)",
-            source=f"{cmd} ({summary['steps']} steps, {summary['seconds']:.0f} s on {summary['device']}, "
+            source=f"{cmd} ({summary['steps']} of {summary.get('planned_steps', summary['steps'])} steps, "
+            f"{summary['seconds']:.0f} s on {summary['device']}, "
             f"{summary['threads']} threads; identity loss {'on' if summary['identity_loss'] else 'off'})",
             resolution=encoder.resolution,
             description=f"e4e-style inversion encoder for {generator.name}: 64x64 image -> W+ "
