@@ -53,9 +53,9 @@ def test_training_through_awgn_lowers_latent_error_towards_the_linear_bound():
     torch.manual_seed(0)
     train = _latents(2000, seed=2)
     test = _latents(300, seed=3)
-    k = 8  # 16 real components for a latent whose energy lives in 16 dims
+    k = 9  # 8 symbols = 16 real components for a latent whose energy lives in 16 dims, + the scale symbol
     codec = SemanticCodec(CodecConfig(num_ws=4, w_dim=16, k=k, hidden=128))
-    codec.pca.fit(train)
+    codec.pca.fit(train)  # linear paths left at their random init: training must find the scheme
     opt = torch.optim.Adam(codec.parameters(), lr=2e-3)
     g = torch.Generator().manual_seed(1)
 

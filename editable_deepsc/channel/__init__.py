@@ -16,6 +16,7 @@ from __future__ import annotations
 from torch import nn
 
 from editable_deepsc.channel.awgn import AWGN, complex_noise
+from editable_deepsc.channel.codec_zoo import DEFAULT_CODEC, load_codec
 from editable_deepsc.channel.power import average_power, complex_to_real, normalize_power, real_to_complex
 from editable_deepsc.channel.rayleigh import RayleighBlockFading
 from editable_deepsc.channel.snr import SNR_RANGE_DB, check_snr, ebno_to_no, no_to_snr, snr_to_no
@@ -43,6 +44,7 @@ def make_channel(name: str, block_length: int | None = None) -> nn.Module:
 __all__ = [
     "AWGN",
     "CHANNELS",
+    "DEFAULT_CODEC",
     "RayleighBlockFading",
     "SNR_RANGE_DB",
     "average_power",
@@ -50,6 +52,7 @@ __all__ = [
     "complex_noise",
     "complex_to_real",
     "ebno_to_no",
+    "load_codec",
     "make_channel",
     "no_to_snr",
     "normalize_power",

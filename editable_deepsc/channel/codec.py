@@ -9,6 +9,13 @@ layers, so one model serves SNR ∈ [0, 20] dB.
 
 The latent is first rotated onto its principal axes (:class:`LatentPCA`),
 which exposes the redundancy of W+ (inverted latents stay close to W).
+
+Each side is a linear path plus an SNR-conditioned MLP residual
+(``linear_skip=True``), and one symbol carries the block's gain.
+:meth:`SemanticCodec.init_from_pca` sets the linear paths to the uncoded PCA
+baseline (top whitened components out, LMMSE-like shrinkage back), so training starts from that scheme and only has to
+learn what beats it: power allocation across components, an SNR-dependent
+decoder, and the nonlinear corrections the image loss asks for.
 """
 
 from __future__ import annotations
@@ -42,6 +49,9 @@ class CodecConfig:
         Hidden layers on each side.
     snr_aware : bool
         Condition both ends on the SNR.
+    linear_skip : bool
+        Add a linear path beside each MLP, modulated per component by an SNR
+        adapter, and send the block's scale in the last symbol (needs k >= 2).
     """
 
     num_ws: int
@@ -50,6 +60,7 @@ class CodecConfig:
     hidden: int = 512
     depth: int = 2
     snr_aware: bool = True
+    linear_skip: bool = True
 
     def to_json(self) -> dict:
         return asdict(self)
@@ -77,6 +88,16 @@ class _MLP(nn.Module):
 class SemanticCodec(nn.Module):
     """Learned channel encoder/decoder for W+ latents.
 
+    With ``linear_skip`` (the default) the encoder output for the first
+    ``k - 1`` symbols is ``z = A(snr)·P u + MLP(u, snr)`` (``u`` the projected
+    PCA coordinates, ``P`` a learned linear map, ``A`` a per-component SNR
+    gain); ``z`` is scaled to unit power, and its log-RMS -- which the per-sample
+    power normalisation would otherwise destroy, and which differs a lot between,
+    say, an unmixed and a style-mixed latent -- is sent as the ``k``-th symbol
+    (``tanh`` of the calibrated log-RMS on both I and Q, power ≤ 1). The decoder
+    restores the scale from that symbol (shrunk towards its mean at low SNR)
+    and returns ``u = B(snr)·Q r + MLP(r, snr)``.
+
     Parameters
     ----------
     config : CodecConfig
@@ -93,28 +114,100 @@ class SemanticCodec(nn.Module):
         self.config = config
         d = config.num_ws * config.w_dim
         self.pca = LatentPCA(config.num_ws, config.w_dim)
-        self.encoder = _MLP(d, 2 * config.k, config.hidden, config.depth, config.snr_aware)
+        skip = config.linear_skip
+        n_main = 2 * (config.k - 1) if skip else 2 * config.k
+        if skip and config.k < 2:
+            raise ValueError("a codec with linear_skip needs k >= 2 (one symbol carries the scale)")
+        self.encoder = _MLP(d, n_main, config.hidden, config.depth, config.snr_aware)
         self.decoder = _MLP(2 * config.k, d, config.hidden, config.depth, config.snr_aware)
+        if skip:
+            self.enc_linear = nn.Linear(d, n_main, bias=False)
+            self.enc_gain = SNRAdapter(n_main)
+            self.dec_linear = nn.Linear(n_main, d, bias=False)
+            self.dec_gain = SNRAdapter(d)
+            # calibration of the scale symbol: t = tanh((log rms - shift) * gain), E[t^2] = t_var
+            self.register_buffer("scale_shift", torch.zeros(()))
+            self.register_buffer("scale_gain", torch.ones(()))
+            self.register_buffer("scale_var", torch.full((), 0.25))
+            with torch.no_grad():  # residual MLPs start small: the linear path dominates
+                self.encoder.out.weight.mul_(0.1)
+                self.decoder.out.weight.mul_(0.1)
+        else:
+            self.enc_linear = self.enc_gain = self.dec_linear = self.dec_gain = None
 
     @property
     def k(self) -> int:
         return self.config.k
+
+    @torch.no_grad()
+    def init_from_pca(self, w_plus: torch.Tensor | None = None) -> "SemanticCodec":
+        """Set the linear paths to the uncoded PCA scheme (call after ``pca.fit``); returns ``self``.
+
+        Encoder: the top ``2(k-1)`` principal coordinates, whitened. Decoder:
+        the inverse scaling, shrunk by 1/(1 + no) at the adapters' reference
+        SNR of 10 dB (the SNR adapters learn the rest). With latents ``w_plus``
+        (M, num_ws, w_dim) the scale symbol is calibrated on them.
+        """
+        if self.enc_linear is None:
+            return self
+        n = self.enc_linear.out_features
+        rel = (self.pca.std / self.pca.scale)[:n]  # std of each projected coordinate
+        self.enc_linear.weight.zero_()
+        self.dec_linear.weight.zero_()
+        idx = torch.arange(n)
+        self.enc_linear.weight[idx, idx] = 1.0 / rel
+        self.dec_linear.weight[idx, idx] = rel / (1.0 + snr_to_no(10.0))
+        if w_plus is not None:
+            z = self._enc_main(self.pca.project(w_plus), torch.full((w_plus.shape[0],), 10.0))
+            log_rms = self._log_rms(z)
+            self.scale_shift.copy_(log_rms.mean())
+            self.scale_gain.copy_(0.5 / log_rms.std().clamp_min(1e-3))
+            self.scale_var.copy_(torch.tanh((log_rms - self.scale_shift) * self.scale_gain).pow(2).mean())
+        return self
 
     @staticmethod
     def _snr(snr_db: float | torch.Tensor, n: int) -> torch.Tensor:
         s = torch.as_tensor(snr_db, dtype=torch.float32)
         return s.expand(n) if s.dim() == 0 else s.reshape(n)
 
+    @staticmethod
+    def _log_rms(z: torch.Tensor) -> torch.Tensor:
+        """log of the RMS per complex symbol of real-packed ``z`` (N, 2m) → (N,)."""
+        return 0.5 * torch.log(z.pow(2).sum(1) * (2.0 / z.shape[1]) + 1e-12)
+
+    def _enc_main(self, u: torch.Tensor, snr: torch.Tensor) -> torch.Tensor:
+        return self.encoder(u, snr) + self.enc_gain(self.enc_linear(u), snr)
+
     def encode(self, w_plus: torch.Tensor, snr_db: float | torch.Tensor) -> torch.Tensor:
         """Latents (N, num_ws, w_dim) float32 → channel symbols (N, k) complex64, unit average power."""
         u = self.pca.project(w_plus)
-        z = self.encoder(u, self._snr(snr_db, u.shape[0]))
-        return normalize_power(real_to_complex(z))
+        snr = self._snr(snr_db, u.shape[0])
+        if self.enc_linear is None:
+            return normalize_power(real_to_complex(self.encoder(u, snr)))
+        z = self._enc_main(u, snr)
+        log_rms = self._log_rms(z)
+        x_main = real_to_complex(z * torch.exp(-log_rms)[:, None])  # unit power per symbol
+        t = torch.tanh((log_rms - self.scale_shift) * self.scale_gain)
+        x_scale = torch.complex(t, t) / math.sqrt(2.0)
+        return normalize_power(torch.cat([x_main, x_scale[:, None]], dim=1))
 
     def decode(self, y: torch.Tensor, snr_db: float | torch.Tensor) -> torch.Tensor:
         """Equalised received symbols (N, k) complex64 → latents (N, num_ws, w_dim) float32."""
-        u = self.decoder(complex_to_real(y), self._snr(snr_db, y.shape[0]))
-        return self.pca.unwhiten(u)
+        snr = self._snr(snr_db, y.shape[0])
+        r = complex_to_real(y) * math.sqrt(2.0)  # unit variance per real component
+        u = self.decoder(r, snr)
+        if self.dec_linear is None:
+            return self.pca.unwhiten(u)
+        k = self.k
+        # scale symbol: (I + Q)/sqrt(2) = alpha * t, noise variance no/2; LMMSE shrink towards 0
+        no = snr_to_no(snr.clamp(-30.0, 60.0))
+        t_raw = (y[:, -1].real + y[:, -1].imag) / math.sqrt(2.0)
+        t_hat = (t_raw * self.scale_var / (self.scale_var + no / 2.0)).clamp(-0.99, 0.99)
+        alpha = torch.sqrt(k / (k - 1 + t_hat.pow(2)))
+        log_rms = torch.atanh(t_hat) / self.scale_gain + self.scale_shift
+        r_main = complex_to_real(y[:, :-1]) * (torch.exp(log_rms) / alpha)[:, None]
+        u = u + self.dec_gain(self.dec_linear(r_main), snr)
+        return self.pca.unproject(u)
 
     def forward(
         self,

@@ -1,0 +1,213 @@
+"""Built-in semantic codecs by name: export to the zoo and :func:`load_codec`.
+
+A trained :class:`~editable_deepsc.channel.codec.SemanticCodec` is stored as
+one safetensors file (weights in float16 to keep each codec under ~2 MB; the
+latent statistics stay float32) and a zoo card whose ``config`` holds the
+:class:`~editable_deepsc.channel.codec.CodecConfig` fields plus the generator
+the codec serves::
+
+    {"num_ws": 5, "w_dim": 100, "k": 128, "hidden": 256, "depth": 2, "snr_aware": true,
+     "generator": "edsc-faces64", "generator_sha256": "...", "image_size": 64, "cbr": 0.0104, ...}
+
+The same config is written into the safetensors metadata, so a codec can also
+be loaded from a bare path.
+
+>>> from editable_deepsc.channel import load_codec
+>>> codec = load_codec("edsc-codec-faces64-k128")          # doctest: +SKIP
+>>> codec = load_codec(DEFAULT_CODEC, generator=gen)        # checks that it serves ``gen``  # doctest: +SKIP
+"""
+
+from __future__ import annotations
+
+import json
+from pathlib import Path
+from typing import Any
+
+import torch
+from safetensors import safe_open
+
+from editable_deepsc.channel.codec import CodecConfig, SemanticCodec
+from editable_deepsc.errors import CheckpointError
+from editable_deepsc.zoo import registry
+
+#: The codec the system uses unless told otherwise (k = 128: CBR 1/96 at 64x64).
+DEFAULT_CODEC = "edsc-codec-faces64-k128"
+#: k values of the shipped codecs (complex channel uses per latent).
+BUILTIN_KS: tuple[int, ...] = (32, 64, 128, 250)
+CODEC_FORMAT = "edsc-semantic-codec"
+_FP32_KEYS = ("pca.",)  # latent statistics keep full precision
+
+
+def codec_name(generator_name: str, k: int) -> str:
+    """Zoo name of the codec for ``generator_name`` with ``k`` symbols, e.g. ``edsc-codec-faces64-k128``."""
+    short = generator_name[len("edsc-") :] if generator_name.startswith("edsc-") else generator_name
+    return f"edsc-codec-{short}-k{int(k)}"
+
+
+def cbr(k: int, image_size: int, channels: int = 3) -> float:
+    """Channel bandwidth ratio ``k / (H·W·C)`` (complex channel uses per real source value)."""
+    return float(k) / float(image_size * image_size * channels)
+
+
+def _storage_state(codec: SemanticCodec, half: bool) -> dict[str, torch.Tensor]:
+    out = {}
+    for key, v in codec.state_dict().items():
+        keep = not half or any(key.startswith(p) for p in _FP32_KEYS) or not v.is_floating_point()
+        out[key] = v.detach().float() if keep else v.detach().half()
+    return out
+
+
+def export_codec(
+    codec: SemanticCodec,
+    name: str,
+    generator_name: str,
+    image_size: int,
+    source: str,
+    extra_config: dict[str, Any] | None = None,
+    generator_sha256: str | None = None,
+    half: bool = True,
+    weights_dir: Path | None = None,
+    cards_dir: Path | None = None,
+) -> Path:
+    """Write ``codec`` to the zoo as ``<name>.safetensors`` and register its card.
+
+    Parameters
+    ----------
+    codec : SemanticCodec
+        Trained codec (its PCA fitted).
+    name : str
+        Zoo name (see :func:`codec_name`).
+    generator_name : str
+        Registry name of the generator whose W+ the codec was trained on.
+    image_size : int
+        Side of that generator's images (for the CBR on the card).
+    source : str
+        How the weights were made (the training command).
+    extra_config : dict, optional
+        More fields for the card's ``config`` (training hyper-parameters, ...).
+    generator_sha256 : str, optional
+        Digest of the generator's weights the codec was trained with.
+    half : bool
+        Store the network weights as float16 (the PCA statistics stay float32).
+    weights_dir, cards_dir : Path, optional
+        Override the zoo directories (tests).
+
+    Returns
+    -------
+    Path
+        The safetensors file written.
+    """
+    config = {
+        **codec.config.to_json(),
+        "generator": generator_name,
+        "generator_sha256": generator_sha256,
+        "image_size": int(image_size),
+        "cbr": cbr(codec.k, image_size),
+        **(extra_config or {}),
+    }
+    dst = Path(weights_dir or registry.WEIGHTS_DIR) / f"{name}.safetensors"
+    digest = registry.save_state_dict(
+        _storage_state(codec, half), dst, metadata={"format": CODEC_FORMAT, "config": json.dumps(config)}
+    )
+    card = registry.ModelCard(
+        name=name,
+        kind="codec",
+        file=dst.name if weights_dir is None else str(dst.resolve()),
+        sha256=digest,
+        licence="MIT (trained by this project)",
+        source=source,
+        resolution=int(image_size),
+        description=f"SNR-aware semantic channel codec: {generator_name} W+ -> {codec.k} complex symbols "
+        f"(CBR {config['cbr']:.5f}), AWGN+Rayleigh, SNR 0-20 dB",
+        config=config,
+    )
+    registry.register_card(card, cards_dir=Path(cards_dir or registry.CARDS_DIR))
+    return dst
+
+
+def _config_from_file(path: Path) -> dict[str, Any]:
+    try:
+        with safe_open(str(path), "pt") as f:
+            meta = f.metadata() or {}
+    except Exception as e:  # noqa: BLE001 - any unreadable file is a bad checkpoint
+        raise CheckpointError(f"corrupt checkpoint {path.name}: {e}") from None
+    if meta.get("format") != CODEC_FORMAT or "config" not in meta:
+        raise CheckpointError(f"{path.name} is not a semantic codec checkpoint (no {CODEC_FORMAT} metadata)")
+    return json.loads(meta["config"])
+
+
+def _check_generator(config: dict[str, Any], generator: Any, label: str) -> None:
+    if generator is None:
+        return
+    want = config.get("generator")
+    if isinstance(generator, str):
+        if want is not None and generator != want:
+            raise CheckpointError(f"codec {label} was trained for generator {want!r}, not {generator!r}")
+        return
+    num_ws, w_dim = getattr(generator, "num_ws", None), getattr(generator, "w_dim", None)
+    if (num_ws, w_dim) != (config["num_ws"], config["w_dim"]):
+        raise CheckpointError(
+            f"codec {label} expects latents ({config['num_ws']}, {config['w_dim']}) "
+            f"but the generator has ({num_ws}, {w_dim})"
+        )
+    name = getattr(generator, "name", None)
+    if want is not None and name is not None and name != want:
+        raise CheckpointError(f"codec {label} was trained for generator {want!r}, not {name!r}")
+
+
+def load_codec(
+    name_or_path: str | Path = DEFAULT_CODEC,
+    generator: Any = None,
+    device: str | torch.device = "cpu",
+) -> SemanticCodec:
+    """Load a semantic codec by zoo name or safetensors path (sha256-checked when registered).
+
+    Parameters
+    ----------
+    name_or_path : str or Path
+        Zoo name (e.g. ``"edsc-codec-faces64-k128"``) or a ``.safetensors`` path
+        written by :func:`export_codec`.
+    generator : StyleGenerator or str, optional
+        The generator (or its registry name) the codec must serve; a different
+        name or latent shape raises :class:`CheckpointError`.
+    device : str or torch.device
+
+    Returns
+    -------
+    SemanticCodec
+        In eval mode, float32, gradients off.
+
+    Raises
+    ------
+    CheckpointError
+        Unknown name, missing/corrupt file, sha256 mismatch, not a codec,
+        tensors of the wrong shape, or a codec trained for another generator.
+    """
+    p = Path(name_or_path)
+    if p.suffix == ".safetensors" or p.exists():
+        config = _config_from_file(p)
+        state = registry.load_state_dict(p)
+        label = p.name
+    else:
+        card = registry.card(str(name_or_path))
+        if card.kind != "codec":
+            raise CheckpointError(f"{card.name!r} is a {card.kind}, not a codec")
+        config = dict(card.config)
+        state = registry.load_state_dict(card.name)
+        label = card.name
+    try:
+        cfg = CodecConfig(**{k: config[k] for k in ("num_ws", "w_dim", "k", "hidden", "depth", "snr_aware")})
+    except KeyError as e:
+        raise CheckpointError(f"codec {label}: config lacks {e.args[0]!r}") from None
+    _check_generator(config, generator, label)
+    codec = SemanticCodec(cfg)
+    ref = codec.state_dict()
+    missing, extra = sorted(set(ref) - set(state)), sorted(set(state) - set(ref))
+    if missing or extra:
+        raise CheckpointError(f"codec {label} does not fit its config: missing {missing[:3]}, unexpected {extra[:3]}")
+    for key, v in state.items():
+        if tuple(v.shape) != tuple(ref[key].shape):
+            raise CheckpointError(f"codec {label}: wrong shape for {key}: {tuple(v.shape)} (expected {tuple(ref[key].shape)})")
+    codec.load_state_dict({key: v.float() for key, v in state.items()})
+    codec.card_config = config
+    return codec.to(device).eval().requires_grad_(False)
