@@ -21,6 +21,7 @@ VERBS: dict[str, tuple[str, str]] = {
     "transmit": ("editable_deepsc.cli.transmit:transmit", "Send an image over a channel with a data-oriented method."),
     "edit": ("editable_deepsc.cli.edit:edit", "Edit an image under an instruction and send the edited latent."),
     "chat": ("editable_deepsc.cli.chat:chat", "Conversational editing over a simulated channel (multi-turn)."),
+    "serve": ("editable_deepsc.cli.serve:serve", "Web demo: conversational editing in the browser (127.0.0.1:7860)."),
     "bench": ("editable_deepsc.cli.bench:bench", "Benchmarks (ratios against an in-run baseline)."),
     "train": ("editable_deepsc.cli.train:train", "Train a built-in model (resumable)."),
     "parse": ("editable_deepsc.cli.parse:parse", "Parse an edit instruction into edit targets."),

@@ -1,0 +1,477 @@
+"""The web demo as a Starlette app: a JSON API and one static page of its own.
+
+:func:`create_app` takes a ready :class:`~editable_deepsc.system.EditableDeepSC`
+(tests inject a tiny one). Routes:
+
+====================================  ===========================================================
+``GET /``                             the page (``static/index.html``; no external resources)
+``GET /api/config``                   samples, channels, SNR range, upload limits, baselines
+``GET /api/status``                   the worker's state — answers at once, even while busy
+``GET /api/samples/{name}.png``       a sample's thumbnail
+``POST /api/sessions``                start: raw image bytes as body (``X-Filename`` header) or
+                                      ``?sample=NAME``; ``&snr_db=&channel=&seed=``
+``POST /api/sessions/{id}/send``      ``{"instruction", "snr_db", "channel"}`` → the turn
+``POST /api/sessions/{id}/undo``      revert the last edit (nothing sent)
+``POST /api/sessions/{id}/reset``     start the conversation again on the same image
+``POST /api/sessions/{id}/compare``   ``{"snr_db", "channel", "cbr": {name: value}}`` → baselines
+``GET /api/sessions/{id}/log``        the session log (JSON download)
+``GET /api/sessions/{id}/images/N``   a stored PNG (``?download=1`` as attachment)
+``DELETE /api/sessions/{id}``         forget the session
+====================================  ===========================================================
+
+Errors are JSON ``{"error": {"type", "message", ...}}`` with a 4xx/5xx status:
+``unsupported_instruction`` (422, with ``supported`` and ``nearest``),
+``no_face`` (422), ``too_large`` (413), ``bad_image`` / ``bad_input`` (400),
+``no_session`` (404), ``busy`` (503), ``error`` (500).
+"""
+
+from __future__ import annotations
+
+import asyncio
+import contextlib
+import json
+import logging
+import re
+import shutil
+import tempfile
+from pathlib import Path
+from typing import Any, Awaitable, Callable
+from urllib.parse import unquote
+
+from starlette.applications import Starlette
+from starlette.middleware import Middleware
+from starlette.requests import Request
+from starlette.responses import FileResponse, JSONResponse, Response
+from starlette.routing import Mount, Route
+from starlette.staticfiles import StaticFiles
+
+from editable_deepsc.config import ChannelConfig
+from editable_deepsc.errors import BadInput, EdscError, ImageError, NoFaceFound, UnsupportedInstruction
+from editable_deepsc.web.compare import COMPARE_BASELINES, BaselineCache, BaselineSpec, availability, compare_turn
+from editable_deepsc.web.samples import Sample, find_sample
+from editable_deepsc.web.sessions import (SessionLimits, SessionNotFound, SessionStore, TooManyTurns, WebSession,
+                                          png_bytes)
+from editable_deepsc.web.uploads import UploadLimits, UploadTooLarge, decode_upload, save_upload
+from editable_deepsc.web.worker import ServerBusy, Worker
+
+log = logging.getLogger("editable_deepsc.web")
+
+STATIC_DIR = Path(__file__).with_name("static")
+MAX_INSTRUCTION_CHARS = 200
+_NAME = re.compile(r"^[a-z0-9-]{1,64}$")
+CSP = ("default-src 'self'; img-src 'self' data: blob:; style-src 'self'; script-src 'self'; "
+       "connect-src 'self'; object-src 'none'; base-uri 'none'; frame-ancestors 'none'; form-action 'self'")
+
+
+# ---------------------------------------------------------------------- errors
+def error_response(exc: Exception) -> JSONResponse:
+    """Map an exception to the JSON error the page shows."""
+    body: dict[str, Any] = {"message": str(exc)}
+    if isinstance(exc, UnsupportedInstruction):
+        status, body["type"] = 422, "unsupported_instruction"
+        body["supported"], body["nearest"] = list(exc.supported), exc.nearest
+    elif isinstance(exc, NoFaceFound):
+        status, body["type"] = 422, "no_face"
+    elif isinstance(exc, UploadTooLarge):
+        status, body["type"] = 413, "too_large"
+    elif isinstance(exc, ImageError):
+        status, body["type"] = 400, "bad_image"
+    elif isinstance(exc, ServerBusy):
+        status, body["type"], body["waiting"] = 503, "busy", exc.waiting
+    elif isinstance(exc, SessionNotFound):
+        status, body["type"] = 404, "no_session"
+    elif isinstance(exc, BadInput):
+        status, body["type"] = 400, "bad_input"
+    elif isinstance(exc, EdscError):
+        status, body["type"] = 500, "error"
+    else:
+        log.exception("unexpected error in the web demo", exc_info=exc)
+        status, body = 500, {"type": "error", "message": f"internal error ({exc.__class__.__name__}); see the server log"}
+    headers = {"Retry-After": "2"} if status == 503 else None
+    return JSONResponse({"error": body}, status_code=status, headers=headers)
+
+
+class SecurityHeaders:
+    """ASGI middleware: a strict Content-Security-Policy (nothing but this server) and no sniffing."""
+
+    HEADERS = ((b"content-security-policy", CSP.encode()), (b"x-content-type-options", b"nosniff"),
+               (b"referrer-policy", b"no-referrer"))
+
+    def __init__(self, app):
+        self.app = app
+
+    async def __call__(self, scope, receive, send):
+        if scope["type"] != "http":
+            return await self.app(scope, receive, send)
+
+        async def send_with_headers(message):
+            if message["type"] == "http.response.start":
+                names = {k.lower() for k, _ in message.get("headers", [])}
+                message["headers"] = list(message.get("headers", [])) + [h for h in self.HEADERS if h[0] not in names]
+            await send(message)
+
+        return await self.app(scope, receive, send_with_headers)
+
+
+def _endpoint(fn: Callable[[Request], Awaitable[Response]]) -> Callable[[Request], Awaitable[Response]]:
+    async def wrapped(request: Request) -> Response:
+        try:
+            return await fn(request)
+        except Exception as e:  # noqa: BLE001 - every error becomes a JSON message for the page
+            return error_response(e)
+
+    wrapped.__name__ = fn.__name__
+    return wrapped
+
+
+# ---------------------------------------------------------------------- helpers
+def _channel(data: dict, default: ChannelConfig) -> ChannelConfig:
+    name = data.get("channel", default.name)
+    snr = data.get("snr_db", default.snr_db)
+    if isinstance(snr, str):
+        try:
+            snr = float(snr)
+        except ValueError:
+            raise BadInput(f"SNR must be a number, got {snr!r}") from None
+    return ChannelConfig(str(name), snr)
+
+
+async def _json(request: Request, limit: int = 16 * 1024) -> dict:
+    body = await _read_body(request, limit, what="request")
+    if not body:
+        return {}
+    try:
+        data = json.loads(body)
+    except (ValueError, UnicodeDecodeError):
+        raise BadInput("the request body is not valid JSON") from None
+    if not isinstance(data, dict):
+        raise BadInput("the request body must be a JSON object")
+    return data
+
+
+async def _read_body(request: Request, limit: int, what: str = "upload") -> bytes:
+    """Read at most ``limit`` bytes of the body; refuse larger ones without reading them all."""
+    declared = request.headers.get("content-length")
+    if declared is not None and declared.isdigit() and int(declared) > limit:
+        raise UploadTooLarge(f"the {what} is {int(declared) / 1e6:.1f} MB; the limit is {limit / 1e6:.1f} MB"
+                             if what == "upload" else f"the {what} is too large")
+    chunks, size = [], 0
+    async for chunk in request.stream():
+        size += len(chunk)
+        if size > limit:
+            raise UploadTooLarge(f"the {what} is larger than the limit of {limit / 1e6:.1f} MB"
+                                 if what == "upload" else f"the {what} is too large")
+        chunks.append(chunk)
+    return b"".join(chunks)
+
+
+def _turn_json(ws: WebSession, turn) -> dict:
+    d = turn.to_json()
+    d["image_url"] = ws.put_image(f"turn-{turn.index}", turn.rx_image)
+    d["seconds_total"] = round(sum(turn.timings.values()), 4)
+    return d
+
+
+def _session_json(ws: WebSession) -> dict:
+    s = ws.session
+    return {
+        "id": ws.id, "origin": ws.origin, "notes": ws.notes,
+        "source_url": f"/api/sessions/{ws.id}/images/source.png",
+        "start_url": f"/api/sessions/{ws.id}/images/start.png",
+        "current_url": _current_url(ws),
+        "channel": {"name": s.channel.name, "snr_db": s.channel.snr_db},
+        "invert_seconds": round(s.invert_seconds, 4),
+        "active_edits": len(s.w_tx), "turns": len(s.turns),
+        "symbols_total": sum(t.symbols for t in s.turns), "seed": s.seed,
+    }
+
+
+def _current_url(ws: WebSession) -> str:
+    s = ws.session
+    name = f"turn-{s.turns[-1].index}" if s.turns else "start"
+    return f"/api/sessions/{ws.id}/images/{name}.png"
+
+
+# ---------------------------------------------------------------------- app
+def create_app(system, samples: list[Sample] | None = None, *, upload_limits: UploadLimits | None = None,
+               session_limits: SessionLimits | None = None, max_queue: int = 4,
+               baselines: tuple[BaselineSpec, ...] = COMPARE_BASELINES, tmp_dir: str | Path | None = None,
+               default_channel: ChannelConfig | None = None, default_seed: int = 0) -> Starlette:
+    """Build the web demo around ``system``.
+
+    Parameters
+    ----------
+    system : EditableDeepSC
+        The models (loaded once; every request shares them through one worker thread).
+    samples : list of Sample, optional
+        Built-in images offered by the page (default: :func:`~editable_deepsc.web.samples.builtin_samples`).
+    upload_limits : UploadLimits, optional
+    session_limits : SessionLimits, optional
+    max_queue : int
+        Requests that may wait for the worker; more get a 503 "busy" answer at once.
+    baselines : tuple of BaselineSpec
+        The side-by-side panel's methods.
+    tmp_dir : path, optional
+        The app's temporary folder (uploads go to ``tmp_dir/uploads``). Default: a
+        fresh folder from :func:`tempfile.mkdtemp`, removed at shutdown.
+    default_channel : ChannelConfig, optional
+        Initial channel of new sessions (AWGN, 6 dB).
+    default_seed : int
+        Seed the page proposes for new sessions.
+
+    Returns
+    -------
+    Starlette
+        With ``app.state.worker``, ``app.state.sessions``, ``app.state.tmp_dir``.
+    """
+    if samples is None:
+        from editable_deepsc.web.samples import builtin_samples
+
+        samples = builtin_samples()
+    upload_limits = upload_limits or UploadLimits()
+    store = SessionStore(session_limits)
+    worker = Worker(max_queue=max_queue)
+    default_channel = default_channel or ChannelConfig("awgn", 6.0)
+    own_tmp = tmp_dir is None
+    tmp = Path(tempfile.mkdtemp(prefix="edsc-web-") if own_tmp else tmp_dir).resolve()
+    uploads = tmp / "uploads"
+    uploads.mkdir(parents=True, exist_ok=True)
+    sample_png: dict[str, bytes] = {}
+    sample_lock = asyncio.Lock()
+
+    async def index(request: Request) -> Response:
+        return FileResponse(STATIC_DIR / "index.html", media_type="text/html")
+
+    @_endpoint
+    async def config(request: Request) -> Response:
+        from editable_deepsc.channel import CHANNELS, SNR_RANGE_DB
+
+        rows = []
+        for spec in baselines:
+            ok, reason = availability(spec)
+            rows.append({"name": spec.name, "label": spec.label, "cbr": spec.cbr, "available": ok, "reason": reason})
+        gen = system.generator
+        return JSONResponse({
+            "samples": [{"name": s.name, "label": s.label, "thumb_url": f"/api/samples/{s.name}.png"}
+                        for s in samples],
+            "channels": list(CHANNELS), "snr_range": list(SNR_RANGE_DB),
+            "default_channel": {"name": default_channel.name, "snr_db": default_channel.snr_db},
+            "default_seed": int(default_seed),
+            "upload": {"max_bytes": upload_limits.max_bytes, "max_side": upload_limits.max_side,
+                       "describe": upload_limits.describe()},
+            "max_instruction_chars": MAX_INSTRUCTION_CHARS, "max_turns": store.limits.max_turns,
+            "baselines": rows, "system": system.config.to_json(),
+            "generator": {"name": getattr(gen, "name", "?"), "resolution": int(gen.resolution),
+                          "full_symbols": int(getattr(system.tx.codec, "k", 0))},
+        })
+
+    async def status(request: Request) -> Response:
+        d = worker.status().to_json()
+        d["sessions"] = len(store)
+        return JSONResponse(d, headers={"Cache-Control": "no-store"})
+
+    @_endpoint
+    async def sample_image(request: Request) -> Response:
+        name = request.path_params["name"]
+        if not _NAME.match(name):
+            raise BadInput("malformed sample name")
+        sample = find_sample(samples, name)
+        async with sample_lock:
+            if name not in sample_png:
+                sample_png[name] = await asyncio.to_thread(lambda: png_bytes(sample.load()))
+        return Response(sample_png[name], media_type="image/png", headers={"Cache-Control": "max-age=3600"})
+
+    @_endpoint
+    async def create_session(request: Request) -> Response:
+        q = request.query_params
+        ch = _channel(dict(q), default_channel)
+        try:
+            seed = int(q.get("seed", str(default_seed)))
+        except ValueError:
+            raise BadInput(f"seed must be an integer, got {q.get('seed')!r}") from None
+        sid = store.new_id()
+        upload_path, notes = None, []
+        if q.get("sample"):
+            sample = find_sample(samples, q["sample"])
+            origin = f"sample:{sample.name}"
+            load = sample.load
+        else:
+            data = await _read_body(request, upload_limits.max_bytes)
+            if not data:
+                raise ImageError("no image in the request: upload a photo or pick a sample")
+            client_name = unquote(request.headers.get("x-filename", "upload"))
+            upload_path = save_upload(data, uploads, sid, client_name)
+            origin = f"upload:{upload_path.name.split('-', 1)[1] if '-' in upload_path.name else upload_path.name}"
+
+            def load():
+                try:
+                    img, found = decode_upload(data, upload_limits)
+                except Exception:
+                    upload_path.unlink(missing_ok=True)
+                    raise
+                notes.extend(found)
+                return img
+
+        def start() -> WebSession:
+            image = load()
+            session = system.session(image, ch, seed=seed)
+            ws = WebSession(id=sid, session=session, image=image, origin=origin, notes=notes,
+                            upload_path=upload_path, baselines=BaselineCache())
+            ws.put_image("source", session.source)
+            ws.put_image("start", session.current_rx_image)
+            return ws
+
+        try:
+            ws = await worker.run("start", start)
+        except Exception:
+            if upload_path is not None:
+                upload_path.unlink(missing_ok=True)
+            raise
+        store.add(ws)
+        return JSONResponse(_session_json(ws), status_code=201)
+
+    def _check_turns(ws: WebSession) -> None:
+        if len(ws.session.turns) >= store.limits.max_turns:
+            raise TooManyTurns(f"this session reached its limit of {store.limits.max_turns} turns; reset it")
+
+    @_endpoint
+    async def send(request: Request) -> Response:
+        ws = store.get(request.path_params["sid"])
+        data = await _json(request)
+        text = data.get("instruction")
+        if not isinstance(text, str) or not text.strip():
+            raise BadInput("type an instruction, e.g. \"make her smile\"")
+        text = text.strip()
+        if len(text) > MAX_INSTRUCTION_CHARS:
+            raise BadInput(f"the instruction is longer than {MAX_INSTRUCTION_CHARS} characters")
+        ch = _channel(data, ws.session.channel)
+        _check_turns(ws)
+
+        def run() -> dict:
+            s = ws.session
+            before = s.channel
+            s.set_channel(ch)
+            try:
+                turn = s.send(text)
+            except Exception:
+                s.set_channel(before)
+                raise
+            return _turn_json(ws, turn)
+
+        turn = await worker.run("send", run)
+        return JSONResponse({"turn": turn, "session": _session_json(ws)})
+
+    @_endpoint
+    async def undo(request: Request) -> Response:
+        ws = store.get(request.path_params["sid"])
+        _check_turns(ws)
+        turn = await worker.run("undo", lambda: _turn_json(ws, ws.session.undo()))
+        return JSONResponse({"turn": turn, "session": _session_json(ws)})
+
+    @_endpoint
+    async def reset(request: Request) -> Response:
+        ws = store.get(request.path_params["sid"])
+        old = ws.session
+
+        def run() -> None:
+            ws.session = system.session(ws.image, old.channel, seed=old.seed)
+            ws.images = {k: v for k, v in ws.images.items() if k == "source"}
+            ws.put_image("start", ws.session.current_rx_image)
+
+        await worker.run("reset", run)
+        return JSONResponse({"session": _session_json(ws)})
+
+    @_endpoint
+    async def compare(request: Request) -> Response:
+        ws = store.get(request.path_params["sid"])
+        data = await _json(request)
+        ch = _channel(data, ws.session.channel)
+        cbrs = data.get("cbr") or {}
+        if not isinstance(cbrs, dict):
+            raise BadInput("cbr must be an object {baseline name: CBR}")
+        try:
+            cbrs = {str(k): float(v) for k, v in cbrs.items()}
+        except (TypeError, ValueError):
+            raise BadInput("every baseline CBR must be a number") from None
+
+        def run() -> dict:
+            rows = compare_turn(system, ws.session, ws.baselines, ch, cbrs, baselines)
+            s = ws.session
+            edits = [t for t in s.turns if t.action == "edit"]
+            ours = {"label": "Editable-DeepSC", "image_url": _current_url(ws),
+                    "last_symbols": edits[-1].symbols if edits else 0,
+                    "last_cbr": edits[-1].cbr if edits else 0.0,
+                    "full_symbols": int(getattr(system.tx.codec, "k", 0)),
+                    "full_cbr": system.cbr(int(getattr(system.tx.codec, "k", 0))),
+                    "symbols_total": sum(t.symbols for t in s.turns)}
+            out = []
+            for r in rows:
+                img, rec = r.pop("image", None), r.pop("received", None)
+                r.pop("transmission", None)
+                if img is not None:
+                    r["image_url"] = ws.put_image(f"baseline-{r['name']}", img)
+                    r["received_url"] = ws.put_image(f"baseline-{r['name']}-received", rec)
+                out.append(r)
+            return {"ours": ours, "baselines": out, "channel": {"name": ch.name, "snr_db": ch.snr_db},
+                    "edits": len(s.last_targets)}
+
+        return JSONResponse(await worker.run("compare", run))
+
+    @_endpoint
+    async def session_log(request: Request) -> Response:
+        ws = store.get(request.path_params["sid"])
+        d = ws.session.log()
+        d["web"] = {"origin": ws.origin, "notes": ws.notes,
+                    "channel": {"name": ws.session.channel.name, "snr_db": ws.session.channel.snr_db}}
+        return Response(json.dumps(d, indent=1) + "\n", media_type="application/json", headers={
+            "Content-Disposition": f'attachment; filename="edsc-session-{ws.id[:8]}.json"'})
+
+    @_endpoint
+    async def session_image(request: Request) -> Response:
+        ws = store.get(request.path_params["sid"])
+        name = request.path_params["name"]
+        if not _NAME.match(name) or name not in ws.images:
+            raise SessionNotFound(f"no image {name!r} in this session")
+        headers = {"Cache-Control": "no-store"}
+        if request.query_params.get("download"):
+            headers["Content-Disposition"] = f'attachment; filename="edsc-{ws.id[:8]}-{name}.png"'
+        return Response(ws.images[name], media_type="image/png", headers=headers)
+
+    @_endpoint
+    async def delete_session(request: Request) -> Response:
+        store.remove(request.path_params["sid"])
+        return JSONResponse({"deleted": True})
+
+    @contextlib.asynccontextmanager
+    async def lifespan(app: Starlette):
+        try:
+            yield
+        finally:
+            worker.shutdown()
+            store.clear()
+            if own_tmp:
+                shutil.rmtree(tmp, ignore_errors=True)
+
+    routes = [
+        Route("/", index),
+        Route("/api/config", config),
+        Route("/api/status", status),
+        Route("/api/samples/{name}.png", sample_image),
+        Route("/api/sessions", create_session, methods=["POST"]),
+        Route("/api/sessions/{sid}", delete_session, methods=["DELETE"]),
+        Route("/api/sessions/{sid}/send", send, methods=["POST"]),
+        Route("/api/sessions/{sid}/undo", undo, methods=["POST"]),
+        Route("/api/sessions/{sid}/reset", reset, methods=["POST"]),
+        Route("/api/sessions/{sid}/compare", compare, methods=["POST"]),
+        Route("/api/sessions/{sid}/log", session_log),
+        Route("/api/sessions/{sid}/images/{name}.png", session_image),
+        Mount("/static", StaticFiles(directory=STATIC_DIR), name="static"),
+    ]
+    app = Starlette(routes=routes, lifespan=lifespan, middleware=[Middleware(SecurityHeaders)])
+
+    app.state.worker, app.state.sessions, app.state.tmp_dir = worker, store, tmp
+    app.state.upload_dir, app.state.system = uploads, system
+    return app
+
+
+__all__ = ["CSP", "MAX_INSTRUCTION_CHARS", "create_app", "error_response"]
