@@ -1,0 +1,530 @@
+"""Training of the built-in semantic channel codecs (``edsc train codec --k 128``).
+
+Data
+----
+W+ latents of the generator the codec serves, drawn fresh every step from
+training seeds only (:data:`~editable_deepsc.generator.teacher.TRAIN_SEEDS`):
+
+* **mapped** -- ``w = mapping(z)`` in every layer (what an encoder inversion is
+  close to), with probability ``1 - mix_prob``;
+* **style-mixed** -- layers ``< c`` from ``w_A`` and ``>= c`` from ``w_B``
+  (random crossover ``c`` in 1..num_ws-1), with probability ``mix_prob``;
+* **inverted** -- when an inversion encoder is available, a fraction
+  ``inversion_frac`` of every batch comes from a pool of encoder inversions of
+  teacher training faces (computed once, cached in the work directory).
+
+The codec's latent statistics (:class:`~editable_deepsc.channel.latent_pca.LatentPCA`)
+are fitted on ``pca_samples`` latents of the same mixture before training.
+
+Loss
+----
+Each step sends the batch through the differentiable channels -- the first
+half AWGN, the second half Rayleigh block fading -- at per-sample SNR
+``U[snr_min, snr_max]`` dB, told to both ends. The loss is
+
+``latent_weight · NMSE(ŵ, w)`` (squared error in the PCA basis over the latent variance)
+``+ pixel_weight · MSE(G(ŵ), G(w))`` (images in [-1, 1]; during the warm-up its
+Gauss-Newton form ``δᵀ M δ`` with ``M = E[JᵀJ]/P`` the generator's average
+pull-back metric, estimated once from ``metric_samples`` vector-Jacobian
+products -- it tells the codec which latent directions change the image, at
+the cost of a latent step)
+``+ perceptual_weight · LPIPS-proxy(G(ŵ), G(w))`` (EfficientNet-Lite0 proxy at 64 px)
+``+ identity_weight · (1 − cos id(G(ŵ)), id(G(w)))`` (face-api, if available and weighted),
+
+the image terms on the first ``image_batch`` samples of each half and only after
+``warmup_steps`` latent-only steps (image terms cost ~100x a latent step on CPU).
+The target is always the *noise-free* image ``G(w)`` of the latent that was sent.
+
+Everything is seeded per step (``derive_seed(seed, "step", i)``), so a resumed
+run draws the same data and noise as an uninterrupted one. Checkpoints
+(codec, Adam moments, counters) go to ``<workdir>/checkpoint.safetensors``
+every ``checkpoint_every`` steps; a JSONL log to ``<workdir>/log.jsonl``. At the
+end :func:`~editable_deepsc.channel.codec_zoo.export_codec` writes the zoo
+weights and card.
+"""
+
+from __future__ import annotations
+
+import json
+import math
+import time
+from dataclasses import asdict, dataclass
+from pathlib import Path
+
+import torch
+import torch.nn.functional as F
+from tqdm import tqdm
+
+from editable_deepsc.channel.awgn import AWGN
+from editable_deepsc.channel.codec import CodecConfig, SemanticCodec
+from editable_deepsc.channel.codec_zoo import codec_name, export_codec
+from editable_deepsc.channel.rayleigh import RayleighBlockFading
+from editable_deepsc.errors import BadInput, CheckpointError
+from editable_deepsc.generator.base import StyleGenerator
+from editable_deepsc.generator.teacher import face_latents, random_train_seeds
+from editable_deepsc.rng import derive_seed, make_generator
+from editable_deepsc.train.checkpointing import load_training_state, save_training_state
+from editable_deepsc.zoo import registry
+
+CHECKPOINT_FILE = "checkpoint.safetensors"
+LOG_FILE = "log.jsonl"
+INVERSIONS_FILE = "inversions.safetensors"
+#: generator name for the untrained style generator copied from the teacher (development only)
+INIT_GENERATOR = "edsc-faces64-init"
+
+
+@dataclass
+class CodecTrainConfig:
+    """Hyper-parameters of :func:`train_codec` (all recorded in the log and on the card).
+
+    Attributes
+    ----------
+    k : int
+        Complex channel symbols per latent (``2k`` must not exceed ``num_ws·w_dim``).
+    generator : str
+        Registry name of the generator (``"edsc-faces64"``), or ``"edsc-faces64-init"``
+        for the teacher-initialised, untrained one.
+    steps, warmup_steps : int
+        Total steps; the first ``warmup_steps`` use the latent loss only.
+    batch_size, image_batch : int
+        Latents per step; of those, images per channel half for the image terms.
+    hidden, depth : int
+        Codec MLP width and number of hidden layers per side.
+    lr, lr_min : float
+        Adam learning rate, cosine-decayed to ``lr_min``.
+    mix_prob, inversion_frac : float
+        Data mixture (see module docstring).
+    pca_samples, inversion_pool, metric_samples : int
+        Latents for the PCA fit; size of the inversion pool; latents for the
+        image metric (0: no Gauss-Newton image term in the warm-up).
+    latent_weight, pixel_weight, perceptual_weight, identity_weight : float
+        Loss weights.
+    snr_min, snr_max : float
+        Training SNR range in dB.
+    checkpoint_every : int
+        Steps between checkpoints.
+    seed : int
+        Root seed of the run.
+    """
+
+    k: int = 128
+    generator: str = "edsc-faces64"
+    steps: int = 3000
+    warmup_steps: int = 1500
+    batch_size: int = 256
+    image_batch: int = 8
+    hidden: int = 256
+    depth: int = 2
+    lr: float = 1e-3
+    lr_min: float = 2e-5
+    mix_prob: float = 0.3
+    inversion_frac: float = 0.3
+    pca_samples: int = 20000
+    inversion_pool: int = 2000
+    metric_samples: int = 2048
+    latent_weight: float = 1.0
+    pixel_weight: float = 2.0
+    perceptual_weight: float = 0.5
+    identity_weight: float = 0.0
+    snr_min: float = 0.0
+    snr_max: float = 20.0
+    checkpoint_every: int = 250
+    seed: int = 0
+
+    def validate(self, latent_dim: int | None = None) -> None:
+        """Raise :class:`BadInput` for out-of-range values (``latent_dim`` = ``num_ws·w_dim`` if known)."""
+        if self.k < 1:
+            raise BadInput(f"k must be >= 1, got {self.k}")
+        if latent_dim is not None and 2 * self.k > latent_dim:
+            raise BadInput(
+                f"k={self.k} gives {2 * self.k} real channel dimensions but the latent has only {latent_dim}; "
+                f"use k <= {latent_dim // 2} (the whole latent then fits uncoded)"
+            )
+        if self.steps < 1 or not 0 <= self.warmup_steps <= self.steps or self.checkpoint_every < 1:
+            raise BadInput("steps >= 1, 0 <= warmup_steps <= steps and checkpoint_every >= 1 required")
+        if self.batch_size < 4 or not 1 <= self.image_batch <= self.batch_size // 2:
+            raise BadInput("batch_size >= 4 and 1 <= image_batch <= batch_size/2 required")
+        if not (0.0 <= self.mix_prob <= 1.0 and 0.0 <= self.inversion_frac < 1.0):
+            raise BadInput("mix_prob must lie in [0, 1] and inversion_frac in [0, 1)")
+        if not 0.0 <= self.snr_min <= self.snr_max:
+            raise BadInput(f"need 0 <= snr_min <= snr_max, got [{self.snr_min}, {self.snr_max}]")
+        if self.lr <= 0 or self.lr_min < 0 or self.hidden < 1 or self.depth < 1:
+            raise BadInput("lr > 0, lr_min >= 0, hidden >= 1 and depth >= 1 required")
+        if min(self.latent_weight, self.pixel_weight, self.perceptual_weight, self.identity_weight) < 0:
+            raise BadInput("loss weights must be >= 0")
+
+
+def resolve_generator(name: str, device: str | torch.device = "cpu") -> tuple[StyleGenerator, str | None]:
+    """Load the generator a codec serves; return ``(generator, sha256 of its weights or None)``.
+
+    ``"edsc-faces64-init"`` is the teacher-initialised, untrained style
+    generator (for development); other names go through the generator zoo.
+
+    Raises
+    ------
+    CheckpointError
+        Unknown generator or unloadable weights.
+    """
+    from editable_deepsc.generator.faces64 import Faces64Generator
+    from editable_deepsc.generator.teacher import load_teacher
+
+    if name == INIT_GENERATOR:
+        g = Faces64Generator.from_teacher(load_teacher())
+        g.name = INIT_GENERATOR
+        sha = None
+    else:
+        try:
+            from editable_deepsc.generator import load_generator
+        except ImportError:
+            raise CheckpointError(
+                f"generator {name!r} cannot be loaded (no generator factory yet); use {INIT_GENERATOR!r}"
+            ) from None
+        g = load_generator(name)
+        try:
+            sha = registry.card(name).sha256
+        except CheckpointError:
+            sha = None
+    return g.to(device).eval().requires_grad_(False), sha
+
+
+def load_inversion_encoder(generator: StyleGenerator):
+    """The inversion encoder for ``generator`` if one is available, else ``None``.
+
+    Returns a callable ``images (N, 3, H, W) in [-1, 1] -> w_plus (N, num_ws, w_dim)``.
+    """
+    try:
+        from editable_deepsc.inversion import load_encoder  # type: ignore[attr-defined]
+    except ImportError:
+        return None
+    try:
+        enc = load_encoder(generator=generator)
+    except Exception:  # noqa: BLE001 - no trained encoder for this generator: train without inversions
+        return None
+    if enc is None:
+        return None
+    enc = enc.eval().requires_grad_(False)
+    return lambda images: enc(images)
+
+
+@torch.no_grad()
+def inversion_pool(generator: StyleGenerator, n: int, seed: int, cache: Path | None = None) -> torch.Tensor | None:
+    """Encoder inversions of ``n`` teacher *training* faces, (n, num_ws, w_dim) float32, or ``None``.
+
+    Cached in ``cache`` (safetensors) so that a resumed run reuses them.
+    """
+    from safetensors.torch import load_file
+
+    if n <= 0:
+        return None
+    if cache is not None and cache.is_file():
+        return load_file(str(cache))["w_plus"]
+    invert = load_inversion_encoder(generator)
+    if invert is None:
+        return None
+    from editable_deepsc.generator.teacher import load_teacher, teacher_faces
+
+    seeds = random_train_seeds(n, make_generator(derive_seed(seed, "inversion-pool")))
+    teacher = load_teacher()
+    out = []
+    for chunk in tqdm(range(0, n, 64), desc="invert training faces", leave=False):
+        out.append(invert(teacher_faces(seeds[chunk : chunk + 64], teacher)).float())
+    w = torch.cat(out)
+    if cache is not None:
+        registry.save_state_dict({"w_plus": w}, cache)
+    return w
+
+
+class LatentSampler:
+    """Draws training W+ latents: mapped, style-mixed and (optionally) inverted.
+
+    Parameters
+    ----------
+    generator : StyleGenerator
+    mix_prob : float
+        Probability that a generated latent is style-mixed.
+    inversions : Tensor or None
+        Pool of inverted latents (M, num_ws, w_dim).
+    inversion_frac : float
+        Fraction of each batch drawn from the pool (0 without a pool).
+    """
+
+    def __init__(
+        self,
+        generator: StyleGenerator,
+        mix_prob: float = 0.3,
+        inversions: torch.Tensor | None = None,
+        inversion_frac: float = 0.3,
+    ):
+        self.generator = generator
+        self.mix_prob = mix_prob
+        self.inversions = inversions
+        self.inversion_frac = inversion_frac if inversions is not None else 0.0
+
+    @torch.no_grad()
+    def sample(self, n: int, rng: torch.Generator) -> torch.Tensor:
+        """``n`` latents (n, num_ws, w_dim) float32, shuffled, drawn with ``rng``."""
+        g = self.generator
+        n_inv = int(round(n * self.inversion_frac))
+        n_gen = n - n_inv
+        w_a = g.mapping(face_latents(random_train_seeds(n_gen, rng)))
+        w_b = g.mapping(face_latents(random_train_seeds(n_gen, rng)))
+        mixed = torch.rand(n_gen, generator=rng) < self.mix_prob
+        cross = torch.where(
+            mixed, torch.randint(1, max(g.num_ws, 2), (n_gen,), generator=rng), torch.full((n_gen,), g.num_ws)
+        )
+        layer = torch.arange(g.num_ws)[None, :, None]
+        w = torch.where(layer < cross[:, None, None], w_a[:, None], w_b[:, None])
+        if n_inv:
+            idx = torch.randint(0, self.inversions.shape[0], (n_inv,), generator=rng)
+            w = torch.cat([w, self.inversions[idx]])
+        return w[torch.randperm(n, generator=rng)].float()
+
+
+def lr_at(step: int, cfg: CodecTrainConfig) -> float:
+    """Cosine learning-rate schedule from ``lr`` to ``lr_min`` over ``steps``."""
+    t = min(step / max(cfg.steps - 1, 1), 1.0)
+    return cfg.lr_min + 0.5 * (cfg.lr - cfg.lr_min) * (1.0 + math.cos(math.pi * t))
+
+
+class ImageLoss:
+    """Image terms of the codec loss: pixel MSE, proxy perceptual distance, identity (optional).
+
+    Parameters
+    ----------
+    generator : StyleGenerator
+        Frozen generator that synthesises both images.
+    pixel_weight, perceptual_weight, identity_weight : float
+        Weights; a zero weight skips (and does not load) that term.
+    """
+
+    def __init__(
+        self, generator: StyleGenerator, pixel_weight: float, perceptual_weight: float, identity_weight: float
+    ):
+        self.generator = generator
+        self.pixel_weight, self.perceptual_weight, self.identity_weight = pixel_weight, perceptual_weight, identity_weight
+        self.lpips = None
+        if perceptual_weight > 0:
+            from editable_deepsc.metrics.lpips import LPIPS
+
+            self.lpips = LPIPS(prefer_standard=False, proxy_input_size=64)
+        self.identity = None
+        if identity_weight > 0:
+            try:
+                from editable_deepsc.guidance import IdentityLoss  # type: ignore[attr-defined]
+
+                self.identity = IdentityLoss()
+            except (ImportError, CheckpointError):
+                self.identity = None
+
+    @property
+    def active(self) -> bool:
+        return self.pixel_weight > 0 or self.lpips is not None or self.identity is not None
+
+    def __call__(self, w_hat: torch.Tensor, w: torch.Tensor) -> tuple[torch.Tensor, dict[str, float]]:
+        """Weighted image loss of decoded latents ``w_hat`` against the noise-free image of ``w``.
+
+        Returns
+        -------
+        loss : Tensor, float32, scalar
+        terms : dict of str to float
+            Unweighted values of each term.
+        """
+        with torch.no_grad():
+            target = self.generator.synthesis(w)
+        img = self.generator.synthesis(w_hat)
+        loss = torch.zeros(())
+        terms: dict[str, float] = {}
+        mse = F.mse_loss(img, target)
+        terms["pixel_mse"] = float(mse)
+        loss = loss + self.pixel_weight * mse
+        if self.lpips is not None:
+            perc = self.lpips(img, target).mean()
+            terms["lpips_proxy"] = float(perc)
+            loss = loss + self.perceptual_weight * perc
+        if self.identity is not None:
+            ident = self.identity(img, target).mean()
+            terms["identity"] = float(ident)
+            loss = loss + self.identity_weight * ident
+        return loss, terms
+
+
+def image_metric(
+    generator: StyleGenerator, codec: SemanticCodec, sampler: LatentSampler, n: int, rng: torch.Generator,
+    batch: int = 64,
+) -> torch.Tensor:
+    """Average pull-back metric of pixel MSE in the codec's projected PCA coordinates.
+
+    ``M = E_w[Jᵀ J] / P`` with ``J`` the Jacobian of ``G`` at ``w`` w.r.t. the
+    projected coordinates ``u`` (see :meth:`LatentPCA.project`) and ``P`` the
+    number of pixel values, estimated as ``mean g gᵀ`` over ``g = Jᵀ v / √P``,
+    ``v ~ N(0, I)``, one vector-Jacobian product per latent. To second order,
+    ``MSE(G(w + δ), G(w)) ≈ δᵤᵀ M δᵤ``.
+
+    Returns
+    -------
+    Tensor, float32, shape (D, D)
+    """
+    pca = codec.pca
+    d = pca.dim
+    m = torch.zeros(d, d, dtype=torch.float64)
+    done = 0
+    while done < n:
+        b = min(batch, n - done)
+        w = sampler.sample(b, rng)
+        u = pca.project(w).detach().requires_grad_(True)
+        img = generator.synthesis(pca.unproject(u))
+        v = torch.randn(img.shape, generator=rng)
+        (g,) = torch.autograd.grad(img, u, grad_outputs=v)
+        g = g.double() / math.sqrt(img[0].numel())
+        m += g.T @ g
+        done += b
+    return (m / n).float()
+
+
+def codec_step(
+    codec: SemanticCodec,
+    sampler: LatentSampler,
+    image_loss: ImageLoss | None,
+    opt: torch.optim.Optimizer,
+    cfg: CodecTrainConfig,
+    step: int,
+    metric: torch.Tensor | None = None,
+) -> dict[str, float]:
+    """One optimisation step (half AWGN, half Rayleigh); returns the step's loss terms.
+
+    ``metric`` (D, D) is the image metric of :func:`image_metric`, used for the
+    pixel term during the warm-up.
+    """
+    rng = make_generator(derive_seed(cfg.seed, "step", step))
+    for group in opt.param_groups:
+        group["lr"] = lr_at(step, cfg)
+    w = sampler.sample(cfg.batch_size, rng)
+    half = cfg.batch_size // 2
+    snr = cfg.snr_min + (cfg.snr_max - cfg.snr_min) * torch.rand(cfg.batch_size, generator=rng)
+    w_hat = torch.cat(
+        [
+            codec(w[:half], AWGN(), snr[:half], generator=rng),
+            codec(w[half:], RayleighBlockFading(), snr[half:], generator=rng),
+        ]
+    )
+    nmse = codec.pca.nmse(w_hat, w).mean()
+    loss = cfg.latent_weight * nmse
+    terms: dict[str, float] = {"nmse": float(nmse.detach())}
+    if metric is not None and step < cfg.warmup_steps and cfg.pixel_weight > 0:
+        delta = codec.pca.project(w_hat) - codec.pca.project(w)
+        gn = ((delta @ metric) * delta).sum(1).mean()
+        terms["pixel_mse_gn"] = float(gn.detach())
+        loss = loss + cfg.pixel_weight * gn
+    if image_loss is not None and image_loss.active and step >= cfg.warmup_steps:
+        idx = torch.cat([torch.arange(cfg.image_batch), half + torch.arange(cfg.image_batch)])
+        img_loss, img_terms = image_loss(w_hat[idx], w[idx])
+        loss = loss + img_loss
+        terms.update(img_terms)
+    opt.zero_grad(set_to_none=True)
+    loss.backward()
+    opt.step()
+    terms["loss"] = float(loss.detach())
+    return terms
+
+
+def build_codec(cfg: CodecTrainConfig, generator: StyleGenerator, sampler: LatentSampler) -> SemanticCodec:
+    """A fresh codec for ``generator`` (seeded init) with its PCA fitted on ``cfg.pca_samples`` latents."""
+    with torch.random.fork_rng():
+        torch.manual_seed(derive_seed(cfg.seed, "init"))
+        codec = SemanticCodec(
+            CodecConfig(num_ws=generator.num_ws, w_dim=generator.w_dim, k=cfg.k, hidden=cfg.hidden, depth=cfg.depth)
+        )
+    w = sampler.sample(cfg.pca_samples, make_generator(derive_seed(cfg.seed, "pca")))
+    codec.pca.fit(w)
+    return codec.init_from_pca(w[:4096])
+
+
+def train_codec(
+    workdir: str | Path,
+    cfg: CodecTrainConfig,
+    progress: bool = True,
+    export: bool = True,
+    export_name: str | None = None,
+) -> dict:
+    """Train (or resume training of) a semantic codec; optionally export it to the zoo.
+
+    Parameters
+    ----------
+    workdir : str or Path
+        Holds ``checkpoint.safetensors``, ``log.jsonl``, the inversion cache and
+        ``summary.json``; an existing checkpoint is resumed.
+    cfg : CodecTrainConfig
+    progress : bool
+        Show a tqdm progress bar.
+    export : bool
+        Write the weights and card to the zoo at the end.
+    export_name : str, optional
+        Zoo name (default :func:`~editable_deepsc.channel.codec_zoo.codec_name`).
+
+    Returns
+    -------
+    dict
+        Summary: name, steps, seconds (accumulated over resumptions), config,
+        data mixture, final loss terms.
+    """
+    workdir = Path(workdir)
+    generator, gen_sha = resolve_generator(cfg.generator)
+    cfg.validate(generator.num_ws * generator.w_dim)
+    workdir.mkdir(parents=True, exist_ok=True)
+    pool = inversion_pool(generator, cfg.inversion_pool if cfg.inversion_frac > 0 else 0, cfg.seed, workdir / INVERSIONS_FILE)
+    sampler = LatentSampler(generator, cfg.mix_prob, pool, cfg.inversion_frac)
+    codec = build_codec(cfg, generator, sampler).train()
+    opt = torch.optim.Adam(codec.parameters(), lr=cfg.lr)
+    ckpt = workdir / CHECKPOINT_FILE
+    counters: dict = {"step": 0, "seconds": 0.0}
+    if ckpt.is_file():
+        counters = load_training_state(ckpt, {"codec": codec}, {"codec": opt})
+    start, seconds = int(counters["step"]), float(counters["seconds"])
+    image_loss = ImageLoss(generator, cfg.pixel_weight, cfg.perceptual_weight, cfg.identity_weight)
+    metric = None
+    if cfg.metric_samples > 0 and cfg.pixel_weight > 0 and start < cfg.warmup_steps:
+        metric = image_metric(generator, codec, sampler, cfg.metric_samples, make_generator(derive_seed(cfg.seed, "metric")))
+    last: dict[str, float] = {}
+    bar = tqdm(range(start, cfg.steps), initial=start, total=cfg.steps, disable=not progress, desc=f"train codec k={cfg.k}")
+    t0 = time.perf_counter()
+    with open(workdir / LOG_FILE, "a") as log:
+        for step in bar:
+            last = codec_step(codec, sampler, image_loss, opt, cfg, step, metric)
+            done = step + 1
+            if done % 10 == 0 or done == cfg.steps:
+                bar.set_postfix({k: f"{v:.4f}" for k, v in last.items() if k != "loss"})
+            if done % cfg.checkpoint_every == 0 or done == cfg.steps:
+                elapsed = seconds + time.perf_counter() - t0
+                save_training_state(ckpt, {"codec": codec}, {"codec": opt}, {"step": done, "seconds": elapsed})
+                log.write(json.dumps({"step": done, "seconds": round(elapsed, 1), **last}) + "\n")
+                log.flush()
+    seconds += time.perf_counter() - t0
+    name = export_name or codec_name(cfg.generator, cfg.k)
+    summary = {
+        "name": name,
+        "steps": cfg.steps,
+        "seconds": round(seconds, 1),
+        "threads": torch.get_num_threads(),
+        "config": asdict(cfg),
+        "data": {
+            "mapped_and_mixed": 1.0 - sampler.inversion_frac,
+            "inverted": sampler.inversion_frac,
+            "inversion_pool": 0 if pool is None else int(pool.shape[0]),
+        },
+        "perceptual": None if image_loss.lpips is None else image_loss.lpips.name,
+        "identity_loss": image_loss.identity is not None,
+        "final": last,
+    }
+    (workdir / "summary.json").write_text(json.dumps(summary, indent=2) + "\n")
+    if export:
+        export_codec(
+            codec.eval(),
+            name,
+            generator_name=cfg.generator,
+            generator_sha256=gen_sha,
+            image_size=int(getattr(generator, "resolution", 64)),
+            source=f"edsc train codec --k {cfg.k} --generator {cfg.generator} --steps {cfg.steps} --seed {cfg.seed} "
+            f"({summary['seconds']:.0f} s, {summary['threads']} CPU thread(s))",
+            extra_config={"train": summary["config"], "data": summary["data"], "perceptual": summary["perceptual"]},
+        )
+    return summary
