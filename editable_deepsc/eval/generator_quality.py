@@ -54,15 +54,21 @@ def generate(generator: StyleGenerator, z: torch.Tensor, batch_size: int = 128) 
     return torch.cat([generator(c.to(dev)).cpu() for c in z.split(batch_size)])
 
 
+@torch.no_grad()
 def proxy_fid_features(images: torch.Tensor, batch_size: int = 50, progress: bool = False) -> np.ndarray:
-    """EfficientNet-Lite0 pooled features (N, 1280) float64 of images (N, 3, H, W) (the FID proxy)."""
+    """EfficientNet-Lite0 pooled features (N, 1280) float64 of images (N, 3, H, W) (the FID proxy).
+
+    The features of ``fid-proxy(effnet-lite0)`` (:mod:`editable_deepsc.metrics.fid`):
+    images resized to 224 px, global-average-pooled head activations.
+    """
     from tqdm.auto import tqdm
 
-    from editable_deepsc.metrics.fid import FID
+    from editable_deepsc.metrics.features import EfficientNetFeatures
 
-    fid = FID(prefer_standard=False)
+    net = EfficientNetFeatures()
     chunks = list(images.split(batch_size))
-    return np.concatenate([fid.features(c, batch_size) for c in tqdm(chunks, desc="fid features", disable=not progress)])
+    feats = [net.pooled(c).double().numpy() for c in tqdm(chunks, desc="fid-proxy features", disable=not progress)]
+    return np.concatenate(feats)
 
 
 @dataclass

@@ -60,6 +60,25 @@ def _cached_json(path: Path, use_cache: bool, compute):
     return value
 
 
+def _cached_features(
+    key: str, generator, offset: int, n: int, use_cache: bool, progress: bool, chunk: int = 500
+) -> np.ndarray:
+    """Proxy-FID features of ``generator`` on evaluation seeds ``[offset, offset + n)``.
+
+    Cached per chunk of seeds (``<key>/seeds-<start>-<stop>.npy``), so an
+    interrupted run resumes and sets of different sizes share their chunks.
+    """
+    parts = []
+    for start in range(offset, offset + n, chunk):
+        stop = min(start + chunk, offset + n)
+        parts.append(_cached_array(
+            CACHE_DIR / key / f"seeds-{start:07d}-{stop:07d}.npy", use_cache,
+            lambda a=start, b=stop: gq.proxy_fid_features(
+                gq.generate(generator, face_latents(test_seeds(b - a, a))), progress=progress),
+        ))  # fmt: skip
+    return np.concatenate(parts)
+
+
 def fid_numbers(n: int, use_cache: bool = True, progress: bool = True) -> dict:
     """Proxy FID of ``edsc-faces64`` samples and the teacher floor, ``n`` images per set.
 
@@ -67,20 +86,17 @@ def fid_numbers(n: int, use_cache: bool = True, progress: bool = True) -> dict:
     -------
     dict
         ``{"n", "metric", "floor", "edsc-faces64"}``; floor = teacher(B) vs teacher(A),
-        edsc-faces64 = generator(z_B) vs teacher(A).
+        edsc-faces64 = generator(z_B) vs teacher(A), with A = evaluation seeds
+        ``[0, n)`` and B = ``[n, 2n)``.
     """
-    sha = registry.card(FACES64_NAME).sha256[:16]
-    z_a, z_b = gq.fid_latents(n)
-    teacher = load_generator(TEACHER_NAME)
-    faces = load_generator(FACES64_NAME)
-    fa = _cached_array(CACHE_DIR / f"fid-teacher-A-{n}.npy", use_cache,
-                       lambda: gq.proxy_fid_features(gq.generate(teacher, z_a), progress=progress))  # fmt: skip
-    fb = _cached_array(CACHE_DIR / f"fid-teacher-B-{n}.npy", use_cache,
-                       lambda: gq.proxy_fid_features(gq.generate(teacher, z_b), progress=progress))  # fmt: skip
-    fg = _cached_array(CACHE_DIR / f"fid-{FACES64_NAME}-{sha}-B-{n}.npy", use_cache,
-                       lambda: gq.proxy_fid_features(gq.generate(faces, z_b), progress=progress))  # fmt: skip
     from editable_deepsc.metrics.fid import PROXY_NAME, fid_from_features
 
+    sha = registry.card(FACES64_NAME).sha256[:16]
+    teacher = load_generator(TEACHER_NAME)
+    fa = _cached_features("fid-teacher", teacher, 0, n, use_cache, progress)
+    fb = _cached_features("fid-teacher", teacher, n, n, use_cache, progress)
+    faces = load_generator(FACES64_NAME)
+    fg = _cached_features(f"fid-{FACES64_NAME}-{sha}", faces, n, n, use_cache, progress)
     return {
         "n": n,
         "metric": PROXY_NAME,
@@ -138,6 +154,13 @@ def _hook_section(target: str, use_cache: bool) -> str | None:
     except (ImportError, AttributeError):
         return None
     return fn(use_cache=use_cache)
+
+
+def _loss_text() -> str:
+    from editable_deepsc.inversion.losses import ReconstructionLoss
+
+    r = ReconstructionLoss()
+    return f"{r.pixel} x pixel MSE + {r.perceptual} x proxy LPIPS at {r.perceptual_size} px"
 
 
 def _training_summary() -> dict | None:
@@ -210,7 +233,16 @@ def write_model_card(
     roles = {TEACHER_NAME: "face source / single-latent reference", FACES64_NAME: "built-in style-based generator"}
     for name, g in numbers["generators"].items():
         lines.append(f"| `{name}` | {roles[name]} | {g['parameters']:,} | {g['num_ws']} x {g['w_dim']} | {g['resolution']} |")
-    lines += ["", "## Training of `edsc-faces64`", ""]
+    lines += [
+        "",
+        "Load any of them with `editable_deepsc.generator.load_generator(name_or_path)`: the names above, a "
+        "registered user model, or a path to a rosinality-format StyleGAN2 `.pt` (`g_ema` + `latent_avg`, read "
+        "with `torch.load(weights_only=True)`, converted once to safetensors in the user zoo and registered). "
+        "`edsc zoo list` / `edsc zoo verify` list the models and check every file's sha256.",
+        "",
+        "## Training of `edsc-faces64`",
+        "",
+    ]
     if train:
         c = train["config"]
         lines += [
@@ -249,7 +281,7 @@ def write_model_card(
         "## W+ vs single w: inversion of held-out teacher faces",
         "",
         f"{inversion_faces} teacher faces (evaluation seeds from offset {gq.INVERSION_OFFSET}), Adam "
-        f"({inversion_steps} steps, same for every space, loss pixel MSE + 0.5 proxy LPIPS at 64 px), "
+        f"({inversion_steps} steps, same for every space, `invert_optimize` defaults, loss {_loss_text()}), "
         "from the mean latent. PSNR in dB; LPIPS is the proxy at 224 px (lower is better).",
         "",
         "| generator | latent | latents | PSNR (dB) | proxy LPIPS | s / image |",
