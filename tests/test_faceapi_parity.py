@@ -16,6 +16,15 @@ from editable_deepsc.zoo import card, verify_all
 FIXTURES = Path(__file__).parent / "fixtures" / "faceapi"
 
 
+@pytest.fixture(scope="module", autouse=True)
+def _one_thread():
+    """One intra-op thread: on a shared 2-core machine this is several times faster than two."""
+    before = torch.get_num_threads()
+    torch.set_num_threads(1)
+    yield
+    torch.set_num_threads(before)
+
+
 @pytest.fixture(scope="module")
 def report() -> dict:
     return parity_report(FIXTURES)

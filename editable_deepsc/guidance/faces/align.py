@@ -29,7 +29,8 @@ from editable_deepsc.guidance.faces.weights import load_into
 FRAMINGS: dict[str, tuple[float, float]] = {"ffhq": (1.0, 0.1), "teacher": (0.78, 0.14)}
 """Framing name → (scale of the FFHQ square's side, centre shift along eye-to-mouth)."""
 
-DETECTOR_INPUT_SIZES: tuple[int, ...] = (416, 224, 320, 608)
+DETECTOR_INPUT_SIZES: tuple[int, ...] = (416, 224)
+"""Detector resolutions tried: 416 (face-api's default) finds small faces, 224 large close-ups."""
 CANVAS_SCALES: tuple[float, ...] = (1.0, 2.0)
 """The photo is tried as is (padded square) and centred on a grey canvas this many times its side."""
 

@@ -91,6 +91,7 @@ class FaceAnalysis:
             raise BadInput(f"this analysis has no {attr} (its net was not run)")
         return value
 
+    @torch.no_grad()
     def to_json(self, index: int = 0) -> dict:
         """Plain-number summary of face ``index`` (what ``edsc analyze --json`` prints)."""
         out: dict = {}
