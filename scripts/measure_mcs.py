@@ -16,6 +16,7 @@ Usage::
 
     python scripts/measure_mcs.py                       # writes the packaged table
     python scripts/measure_mcs.py --blocks 40 --out /tmp/mcs.json --channels awgn
+    python scripts/measure_mcs.py --summary             # markdown: SNR needed for BLER < 10%
 """
 
 from __future__ import annotations
@@ -40,7 +41,11 @@ def main(argv: list[str] | None = None) -> int:
     ap.add_argument("--decoder", default="cpp", help="BP decoder (default cpp)")
     ap.add_argument("--seed", type=int, default=0)
     ap.add_argument("--out", type=Path, default=TABLE_PATH)
+    ap.add_argument("--summary", action="store_true", help="print a markdown summary of --out and exit")
     args = ap.parse_args(argv)
+    if args.summary:
+        print(summary(args.out))
+        return 0
 
     import torch
 
@@ -56,6 +61,34 @@ def main(argv: list[str] | None = None) -> int:
     os.replace(tmp, args.out)
     print(f"wrote {args.out} in {table['seconds']} s")
     return 0
+
+
+def summary(path: Path) -> str:
+    """Markdown: per MCS, the lowest table SNR with BLER < 10%, and the MCS chosen per SNR."""
+    from editable_deepsc.channel.mcs import bler_at, load_table, select_mcs
+    from editable_deepsc.channel.qam import MODULATIONS
+
+    tab = load_table(path)
+    lines = ["| modulation | rate | bits/use | AWGN SNR for BLER<10% | Rayleigh SNR for BLER<10% |",
+             "|---|---|---|---|---|"]
+    by = {}
+    for e in tab["entries"]:
+        grid = tab["snr_grids_db"][e["channel"]]
+        ok = [s for s in grid if bler_at(e, grid, s) < 0.1]
+        by.setdefault((e["modulation"], e["code_rate"]), {})[e["channel"]] = f"{min(ok):g} dB" if ok else "-"
+    for (mod, r), d in by.items():
+        lines.append(f"| {mod} | {r:.3f} | {MODULATIONS[mod][1] * r:.2f} | {d.get('awgn', '-')} | {d.get('rayleigh', '-')} |")
+    lines += ["", "| SNR (dB) | AWGN choice | Rayleigh choice |", "|---|---|---|"]
+    for s in range(-10, 41, 2):
+        cells = []
+        for ch in ("awgn", "rayleigh"):
+            if ch not in tab["snr_grids_db"]:
+                cells.append("-")
+                continue
+            c = select_mcs(float(s), ch, table=tab)
+            cells.append(f"{c.modulation} {c.code_rate:.3f}" + ("" if c.reliable else " (none < 10%)"))
+        lines.append(f"| {s} | {cells[0]} | {cells[1]} |")
+    return "\n".join(lines)
 
 
 if __name__ == "__main__":

@@ -176,3 +176,14 @@ def test_select_mcs_awgn_is_far_from_rayleigh():
     assert a.mcs.efficiency > r.mcs.efficiency  # block fading costs ~10 dB at 10% BLER
     with pytest.raises(BadInput):
         select_mcs(10.0, "rician")
+
+
+def test_rayleigh_table_matches_its_monte_carlo_check():
+    """The Rayleigh BLER used for selection (AWGN curve averaged over |h|^2) agrees with direct simulation."""
+    tab = load_table()
+    full = tab["num_blocks_per_point"]
+    for e in (e for e in tab["entries"] if e["channel"] == "rayleigh"):
+        pts = [(a, b) for a, b, n in zip(e["bler"], e["bler_mc"], e["blocks"]) if b is not None and n == full]
+        assert len(pts) >= 3
+        for semi, mc in pts:  # 100 blocks: std <= 0.05
+            assert abs(semi - mc) <= 0.15, (e["modulation"], e["code_rate"], semi, mc)
