@@ -9,6 +9,7 @@ from editable_deepsc.cli.lazy import LazyGroup
 # bench name -> ("module:attr", one-line help); one line per benchmark
 BENCHES: dict[str, tuple[str, str]] = {
     "edit": ("editable_deepsc.cli.bench_edit:edit", "Editing: paper vs fast preset, JECC vs edit-then-transmit."),
+    "faces": ("editable_deepsc.cli.bench_faces:faces", "Face-api score reliability (face vs mirror) and identity distances."),
     "edit-support": ("editable_deepsc.cli.bench_edit:edit_support", "Measure which edits the built-in editor supports."),
     "invert": ("editable_deepsc.cli.bench_invert:invert", "Inversion: encoder vs optimisation vs hybrid on held-out faces."),
     "ldpc": ("editable_deepsc.cli.bench_ldpc:ldpc", "LDPC decode throughput: Sionna vs C++ ldpc BP, same code and noise."),
