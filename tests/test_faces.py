@@ -305,3 +305,19 @@ def test_cli_analyze_errors(tmp_path: Path, capsys) -> None:
     (tmp_path / "bad.png").write_text("not an image")
     assert main(["analyze", str(tmp_path / "bad.png")]) == 2
     assert main(["analyze", str(tmp_path / "missing.png")]) == 2
+
+
+# ---------------------------------------------------------------- reliability bench
+
+
+def test_bench_faces_reports_mirror_consistency_and_identity(capsys) -> None:
+    assert main(["bench", "faces", "--n", "4", "--batch-size", "4", "--json", "--quiet"]) == 0
+    r = json.loads(capsys.readouterr().out)
+    assert r["n_faces"] == 4 and r["command"].startswith("edsc bench faces")
+    assert set(r["mirror"]) >= {"happy", "age", "p_male", "yaw", "pitch", "mouth_open", "eyes_open"}
+    assert all(-1 <= v["r"] <= 1 for v in r["mirror"].values())
+    ident = r["identity"]
+    assert set(ident) == {"nearby latent (sigma 0.2)", "nearby latent (sigma 0.5)", "mirror image", "unrelated face"}
+    # a nearby latent is closer than an unrelated face
+    assert ident["nearby latent (sigma 0.2)"]["distance"]["median"] < ident["unrelated face"]["distance"]["median"]
+    assert main(["bench", "faces", "--n", "1"]) == 2
