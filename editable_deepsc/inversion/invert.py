@@ -42,7 +42,7 @@ METHODS = ("encoder", "optimize", "hybrid")
 DEFAULT_GENERATOR = "edsc-faces64"
 #: Defaults per method: Adam steps, peak learning rate, exploration noise.
 OPTIMIZE_DEFAULTS = {"steps": 200, "lr": 0.1, "noise": 0.05}
-HYBRID_DEFAULTS = {"steps": 40, "lr": 0.03, "noise": 0.0}
+HYBRID_DEFAULTS = {"steps": 40, "lr": 0.15, "noise": 0.0}
 
 
 @dataclass

@@ -89,7 +89,7 @@ class EncoderTrainConfig:
     pixel_weight: float = 1.0
     perceptual_weight: float = 0.5
     identity_weight: float = 0.1
-    identity_every: int = 4
+    identity_every: int = 8
     delta_weight: float = 2e-4
     progressive_every: int = 150
     checkpoint_every: int = 100
