@@ -151,16 +151,19 @@ async def _json(request: Request, limit: int = 16 * 1024) -> dict:
 
 async def _read_body(request: Request, limit: int, what: str = "upload") -> bytes:
     """Read at most ``limit`` bytes of the body; refuse larger ones without reading them all."""
+    def too_large(size: int | None) -> UploadTooLarge:
+        lim = f"{limit / 2**20:g} MB" if limit >= 2**20 else f"{limit / 1024:.0f} KB"
+        got = f" is {size / 2**20:.1f} MB;" if size else " is larger than"
+        return UploadTooLarge(f"the {what}{got} the limit is {lim}" if size else f"the {what}{got} the limit of {lim}")
+
     declared = request.headers.get("content-length")
     if declared is not None and declared.isdigit() and int(declared) > limit:
-        raise UploadTooLarge(f"the {what} is {int(declared) / 1e6:.1f} MB; the limit is {limit / 1e6:.1f} MB"
-                             if what == "upload" else f"the {what} is too large")
+        raise too_large(int(declared))
     chunks, size = [], 0
     async for chunk in request.stream():
         size += len(chunk)
         if size > limit:
-            raise UploadTooLarge(f"the {what} is larger than the limit of {limit / 1e6:.1f} MB"
-                                 if what == "upload" else f"the {what} is too large")
+            raise too_large(None)
         chunks.append(chunk)
     return b"".join(chunks)
 

@@ -41,7 +41,10 @@ class UploadLimits:
     work_side: int = 1024
 
     def describe(self) -> str:
-        return f"{self.max_bytes // (1024 * 1024)} MB and {self.max_side} px per side"
+        """E.g. ``"8 MB and 4096 px per side"`` (MB = 2**20 bytes)."""
+        mb = self.max_bytes / 2**20
+        size = f"{mb:g} MB" if mb >= 1 else f"{self.max_bytes / 1024:.0f} KB"
+        return f"{size} and {self.max_side} px per side"
 
 
 class UploadTooLarge(ImageError):
@@ -100,7 +103,7 @@ def check_image_bytes(data: bytes, limits: UploadLimits) -> tuple[str, tuple[int
     if not data:
         raise ImageError("the upload is empty")
     if len(data) > limits.max_bytes:
-        raise UploadTooLarge(f"the file is {len(data) / 1e6:.1f} MB; the limit is {limits.describe()}")
+        raise UploadTooLarge(f"the file is {len(data) / 2**20:.1f} MB; the limit is {limits.describe()}")
     _register_heif()
     try:
         with Image.open(io.BytesIO(data)) as im:

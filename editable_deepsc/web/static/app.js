@@ -1,5 +1,5 @@
 // Editable-DeepSC web demo: plain JavaScript, no external resources.
-// All user-provided text is inserted with textContent (never innerHTML).
+// All user-provided text is inserted with textContent, never parsed as HTML.
 "use strict";
 
 const $ = (id) => document.getElementById(id);
