@@ -47,3 +47,6 @@ def faces(n: int, batch_size: int, out: str | None, as_json: bool, threads: int 
                f"P(happy) < 0.1: {result['happy_bimodality']['below_0.1']:.0%}, "
                f"> 0.9: {result['happy_bimodality']['above_0.9']:.0%}; "
                f"{result['seconds_per_face'] * 1000:.0f} ms/face (4 nets, {result['threads']} threads)")
+    c = result["calibration"]
+    click.echo(f"teacher-face medians: framing scale {c['framing_scale']:.3f}, shift {c['framing_shift']:.3f}, "
+               f"nose drop / IOD {c['nose_drop_per_iod']:.3f}, eye midpoint {c['eye_midpoint_px']}")

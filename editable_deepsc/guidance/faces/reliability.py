@@ -74,7 +74,8 @@ def measure_reliability(
     dict
         ``mirror`` (per score: ``r``, face ``mean``/``std``), ``gender_flip_rate``,
         ``happy_bimodality`` (fractions of faces with P(happy) < 0.1 and > 0.9), ``identity``
-        (per comparison: Euclidean ``distance`` and ``cosine`` summaries), ``seconds_per_face``
+        (per comparison: Euclidean ``distance`` and ``cosine`` summaries), ``calibration`` (the
+        teacher-face medians behind the teacher framing and the pitch model), ``seconds_per_face``
         (all four nets, forward only) and the settings.
     """
     if n < 3:
@@ -88,6 +89,7 @@ def measure_reliability(
     mirror_scores: dict[str, list[torch.Tensor]] = {}
     emb: dict[str, list[torch.Tensor]] = {"face": [], "mirror": [], **{f"nearby_{s}": [] for s in NEARBY_SIGMAS}}
     seconds = 0.0
+    face_landmarks: list[torch.Tensor] = []
     for start in tqdm(range(0, n, batch_size), disable=not progress, desc="faces"):
         zb = z[start : start + batch_size]
         x = teacher(zb)
@@ -98,10 +100,12 @@ def measure_reliability(
         for store, an in ((face_scores, a), (mirror_scores, m)):
             for k, v in _scores(an).items():
                 store.setdefault(k, []).append(v)
+        face_landmarks.append(a.landmarks)
         emb["face"].append(a.embedding)
         emb["mirror"].append(m.embedding)
         for s in NEARBY_SIGMAS:
             emb[f"nearby_{s}"].append(analyzer.embedding(teacher(zb + s * noise[start : start + batch_size])))
+    calibration = _calibration(torch.cat(face_landmarks), side=64.0)
     fs = {k: torch.cat(v) for k, v in face_scores.items()}
     ms = {k: torch.cat(v) for k, v in mirror_scores.items()}
     mirror = {}
@@ -130,8 +134,29 @@ def measure_reliability(
         "happy_bimodality": {"below_0.1": float((happy < 0.1).double().mean()), "above_0.9": float((happy > 0.9).double().mean())},
         "identity": identity,
         "embedding_norm": _summary(e["face"].norm(dim=1)),
+        "calibration": calibration,
         "seconds_per_face": seconds / n,
         "threads": torch.get_num_threads(),
+    }
+
+
+def _calibration(landmarks: torch.Tensor, side: float) -> dict[str, float]:
+    """Medians behind the constants of ``align.FRAMINGS["teacher"]`` and ``geometry.NOSE_DROP``.
+
+    ``framing_scale``: image side over the FFHQ square's side; ``framing_shift``: where the image
+    centre lies below the eyes, in eye-to-mouth lengths; ``nose_drop_per_iod``: eye-line-to-nose-tip
+    drop over the inter-ocular distance (de-rolled).
+    """
+    eye_l, eye_r = landmarks[:, 36:42].mean(dim=1), landmarks[:, 42:48].mean(dim=1)
+    eye_mid, eye_to_eye = (eye_l + eye_r) / 2, eye_r - eye_l
+    eye_to_mouth = (landmarks[:, 48] + landmarks[:, 54]) / 2 - eye_mid
+    ffhq_side = 2 * torch.maximum(2 * eye_to_eye.norm(dim=1), 1.8 * eye_to_mouth.norm(dim=1))
+    drop = geometry.derolled(landmarks)[:, geometry.NOSE_TIP, 1] / geometry.interocular_distance(landmarks)
+    return {
+        "framing_scale": float((side / ffhq_side).median()),
+        "framing_shift": float(((side / 2 - eye_mid[:, 1]) / eye_to_mouth[:, 1]).median()),
+        "nose_drop_per_iod": float(drop.median()),
+        "eye_midpoint_px": [float(v) for v in eye_mid.median(dim=0).values],
     }
 
 
