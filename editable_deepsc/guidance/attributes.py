@@ -163,16 +163,16 @@ class AttributeGuidance:
         if attribute == "gender":
             return analysis.p_male
         if attribute == "age":
-            return analysis._need("age")
+            return analysis.require("age")
         return analysis.geometry(attribute)
 
     @staticmethod
     def drive(analysis: FaceAnalysis, attribute: str) -> torch.Tensor:
         """(N,) the quantity the loss moves: logit P for probabilities, the value otherwise."""
         if attribute in EXPRESSIONS:
-            return expression_logit(analysis._need("expression_logits"), attribute)
+            return expression_logit(analysis.require("expression_logits"), attribute)
         if attribute == "gender":
-            return analysis._need("gender_logit")
+            return analysis.require("gender_logit")
         return AttributeGuidance.value(analysis, attribute)
 
     def measure(self, images: torch.Tensor, attributes: tuple[str, ...] | list[str]) -> dict[str, torch.Tensor]:

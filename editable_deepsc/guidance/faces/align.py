@@ -113,16 +113,16 @@ def warp_quad(image: torch.Tensor, quad: torch.Tensor, size: int, padding_mode: 
     """
     if size < 8:
         raise BadInput(f"crop size must be at least 8, got {size}")
-    quad = quad.to(image.dtype)
+    quad = quad.to(dtype=image.dtype, device=image.device)
     side = float((quad[3] - quad[0]).norm())
     shrink = side / size
     if shrink > 1.5:  # antialias: shrink the photo first, then sample
         h, w = image.shape[-2:]
         nh, nw = max(1, round(h / shrink)), max(1, round(w / shrink))
         image = F.interpolate(image, size=(nh, nw), mode="bilinear", align_corners=False, antialias=True)
-        quad = quad * torch.tensor([nw / w, nh / h], dtype=quad.dtype)
+        quad = quad * torch.tensor([nw / w, nh / h], dtype=quad.dtype, device=quad.device)
     h, w = image.shape[-2:]
-    t = (torch.arange(size, dtype=image.dtype) + 0.5) / size  # output pixel centres in [0, 1]
+    t = (torch.arange(size, dtype=image.dtype, device=image.device) + 0.5) / size  # output pixel centres in [0, 1]
     u, v = torch.meshgrid(t, t, indexing="xy")  # u: across (x), v: down (y)
     origin, down, across = quad[0], quad[1] - quad[0], quad[3] - quad[0]
     pts = origin + u.unsqueeze(-1) * across + v.unsqueeze(-1) * down  # (size, size, 2) pixels
@@ -198,10 +198,10 @@ class FaceAligner:
                 canvas, ox, oy = image, 0, 0
             else:
                 ox, oy = (side - w) // 2, (side - h) // 2
-                canvas = torch.zeros(1, 3, side, side, dtype=image.dtype)  # mid-grey
+                canvas = image.new_zeros(1, 3, side, side)  # mid-grey
                 canvas[..., oy : oy + h, ox : ox + w] = image
             for size in self.input_sizes:
-                for d in self.detector.detect(canvas, size, self.score_threshold):
+                for d in self.detector.to(canvas.device).detect(canvas, size, self.score_threshold):
                     x, y, bw, bh = d.box
                     found.append(Detection(d.score, (x - ox, y - oy, bw, bh)))
             if found:  # a larger canvas is only needed when the photo itself gives nothing
@@ -222,7 +222,7 @@ class FaceAligner:
         x, y, bw, bh = box
         cx, cy, side = x + bw / 2, y + bh / 2, max(bw, bh)
         for step in range(refine + 1):
-            quad = _square_box_quad(cx, cy, side)
+            quad = _square_box_quad(cx, cy, side).to(image.device)
             crop = warp_quad(image, quad, net_size, padding_mode="zeros")
             lm = self.analyzer.landmarks(crop)[0] * (side / net_size) + quad[0]
             lo, hi = lm.min(dim=0).values, lm.max(dim=0).values

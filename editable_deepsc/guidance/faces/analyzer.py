@@ -62,12 +62,12 @@ class FaceAnalysis:
     @property
     def p_male(self) -> torch.Tensor:
         """(N,) probability that the face is male."""
-        return torch.sigmoid(self._need("gender_logit"))
+        return torch.sigmoid(self.require("gender_logit"))
 
     @property
     def expressions(self) -> torch.Tensor:
         """(N, 7) expression probabilities (softmax of :attr:`expression_logits`)."""
-        return self._need("expression_logits").softmax(dim=-1)
+        return self.require("expression_logits").softmax(dim=-1)
 
     def expression(self, label: str) -> torch.Tensor:
         """(N,) probability of expression ``label`` (e.g. ``"happy"``)."""
@@ -75,17 +75,18 @@ class FaceAnalysis:
 
     def expression_logit(self, label: str) -> torch.Tensor:
         """(N,) ``logit P(label)`` = log p − log(1 − p), computed stably from the 7 logits."""
-        return expression_logit(self._need("expression_logits"), label)
+        return expression_logit(self.require("expression_logits"), label)
 
     def geometry(self, name: str) -> torch.Tensor:
         """(N,) landmark-derived attribute ``name`` (see :data:`~.geometry.ATTRIBUTE_UNITS`)."""
         if name not in geometry.GEOMETRY_FUNCTIONS:
             raise BadInput(f"unknown landmark attribute {name!r} (known: {', '.join(geometry.GEOMETRY_FUNCTIONS)})")
         if name not in self._geometry:
-            self._geometry[name] = geometry.GEOMETRY_FUNCTIONS[name](self._need("landmarks"))
+            self._geometry[name] = geometry.GEOMETRY_FUNCTIONS[name](self.require("landmarks"))
         return self._geometry[name]
 
-    def _need(self, attr: str) -> torch.Tensor:
+    def require(self, attr: str) -> torch.Tensor:
+        """Field ``attr`` (e.g. ``"age"``), or :class:`BadInput` if its net was not run."""
         value = getattr(self, attr)
         if value is None:
             raise BadInput(f"this analysis has no {attr} (its net was not run)")
