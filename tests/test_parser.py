@@ -19,6 +19,7 @@ from editable_deepsc.text.parser import InstructionParser, default_parser, load_
 from editable_deepsc.text.targets import ATTRIBUTES, EditTarget, FollowUp
 
 DATA = Path(__file__).parent / "data" / "instructions.jsonl"
+HELDOUT = Path(__file__).parent / "data" / "instructions_heldout.jsonl"  # written after the parser; see docs
 
 
 @pytest.fixture(scope="module")
@@ -102,7 +103,7 @@ def test_bank_is_consistent_and_disjoint_from_test_set():
     for attr in ATTRIBUTES:  # every attribute reachable in both directions
         assert f"{attr}:more" in labels and f"{attr}:less" in labels, attr
     assert len(bank) > 700
-    tests = {rules.normalise_text(c["text"]) for c in load_cases(DATA)}
+    tests = {rules.normalise_text(c["text"]) for c in load_cases(DATA) + load_cases(HELDOUT)}
     overlap = [e.phrase for e in bank if rules.normalise_text(e.phrase) in tests]
     assert not overlap, f"bank phrases copied from the test set: {overlap}"
 
@@ -146,6 +147,15 @@ def test_accuracy_on_instruction_set(parser):
     assert report.accuracy >= 0.95
     ok, n = report.per_category["refusals"]
     assert ok == n, "every refusal case must raise UnsupportedInstruction"
+
+
+def test_accuracy_on_heldout_set(parser):
+    report = evaluate_parser(HELDOUT, parser)
+    print(f"\nheld-out accuracy {report.accuracy:.4f} ({report.correct}/{report.total})")
+    assert report.total >= 80
+    assert report.accuracy >= 0.95
+    ok, n = report.per_category["refusals"]
+    assert ok == n
 
 
 def T(attr, direction, strength=1.0, amount=None):

@@ -63,7 +63,7 @@ STRENGTH_WORDS: tuple[tuple[str, float], ...] = (
 # Each occurrence flips the direction once ("less" included: "less angry" = angry, flipped).
 NEGATION_WORDS: tuple[str, ...] = (
     r"no longer", r"no more", r"not anymore", r"not any ?more", r"do not", r"does not", r"don'?t", r"doesn'?t",
-    r"stop", r"stops", r"quit", r"cease", r"without", r"never", r"not", r"no", r"less",
+    r"[a-z]+n't", r"stop", r"stops", r"quit", r"cease", r"without", r"never", r"not", r"no", r"less",
     r"get rid of", r"take away", r"wipe", r"remove", r"lose",
 )
 # Words that only mark a comparative and carry no direction of their own.
