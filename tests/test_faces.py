@@ -211,7 +211,7 @@ def test_warp_quad_identity_crop() -> None:
 
 
 def test_pixel_steps_raise_happiness_and_keep_identity(analyzer: FaceAnalyzer, faces: torch.Tensor) -> None:
-    guidance = AttributeGuidance(analyzer)
+    guidance, id_loss = AttributeGuidance(analyzer), IdentityLoss(analyzer)
     target = EditTarget("happy", "more")
     with torch.no_grad():
         p0 = guidance.measure(faces, ["happy"])["happy"]
@@ -220,7 +220,7 @@ def test_pixel_steps_raise_happiness_and_keep_identity(analyzer: FaceAnalyzer, f
     opt = torch.optim.Adam([delta], lr=0.02)
     for _ in range(4):
         y = (faces + delta).clamp(-1, 1)
-        guidance.loss(y, target, reference=faces).sum().backward()
+        (guidance.loss(y, target, reference=faces) + 10.0 * id_loss(y, faces)).sum().backward()
         opt.step()
         opt.zero_grad()
     with torch.no_grad():
