@@ -231,7 +231,7 @@ def test_pixel_steps_raise_happiness_and_keep_identity(analyzer: FaceAnalyzer, f
     assert (p1 > 0.3).all() and p1.mean() > 0.5, p1
     assert (sim > 0.95).all(), sim
     assert (score > 0.5).all(), score
-    assert delta.abs().max() <= 0.08 + 1e-6
+    assert (y - faces).abs().max() < 0.085  # Adam: at most ~lr per step
 
 
 def test_guidance_goals_and_scores(analyzer: FaceAnalyzer, faces: torch.Tensor) -> None:
