@@ -47,7 +47,13 @@ def invert(
     """
     import torch
 
-    from editable_deepsc.eval.invert_bench import markdown_table, run_invert_bench, targets, write_markdown
+    from editable_deepsc.eval.invert_bench import (
+        encoder_training_info,
+        markdown_table,
+        run_invert_bench,
+        targets,
+        write_markdown,
+    )
     from editable_deepsc.inversion.encoder import load_encoder
     from editable_deepsc.inversion.invert import load_style_generator
 
@@ -64,6 +70,7 @@ def invert(
         f"edsc bench invert --n {n} --optimize-steps {optimize_steps} --hybrid-steps {hybrid_steps} "
         f"--batch-size {batch_size} --seed {seed}" + (f" --markdown {markdown}" if markdown else "")
     )
+    result.meta["encoder_training"] = encoder_training_info(encoder_name)
     if markdown:
         write_markdown(result, markdown)
     if as_json:

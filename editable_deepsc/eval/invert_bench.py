@@ -199,6 +199,43 @@ def targets(result: BenchResult) -> dict[str, Any]:
     }
 
 
+def encoder_training_info(name: str) -> dict[str, Any] | None:
+    """Card source, sha256 and training summary of a registered encoder (None for paths / unknown names)."""
+    from editable_deepsc.errors import CheckpointError
+    from editable_deepsc.zoo import registry
+
+    if Path(name).suffix:
+        return None
+    try:
+        c = registry.card(name)
+    except CheckpointError:
+        return None
+    info: dict[str, Any] = {"name": c.name, "sha256": c.sha256, "source": c.source}
+    summary = c.path.with_name(f"{c.name}.train.json")
+    if summary.is_file():
+        s = json.loads(summary.read_text())
+        info.update({k: s.get(k) for k in ("steps", "seconds", "threads", "init", "identity_loss", "final")})
+        info["config"] = s.get("config")
+    return info
+
+
+def _training_section(info: dict[str, Any] | None) -> str:
+    if not info:
+        return ""
+    lines = ["## Encoder training", "", f"`{info['name']}` (sha256 `{info['sha256'][:16]}…`): {info['source']}."]
+    if info.get("final"):
+        fin = ", ".join(f"{k} {v:.4g}" for k, v in info["final"].items())
+        lines.append(f"Losses at the last logged step: {fin}.")
+    if info.get("init"):
+        lines.append(f"Warm-started from `{info['init']}`.")
+    cfg = info.get("config") or {}
+    if cfg:
+        keys = ("batch_size", "teacher_fraction", "lr", "mix_prob", "latent_weight", "pixel_weight",
+                "perceptual_weight", "identity_weight", "identity_every", "delta_weight", "progressive_every")
+        lines.append("Config: " + ", ".join(f"{k}={cfg[k]}" for k in keys if k in cfg) + ".")
+    return "\n".join(lines) + "\n"
+
+
 def write_markdown(result: BenchResult, path: str | Path) -> Path:
     """Write ``docs/inversion.md``-style page: intro, the table between markers, targets, reproduction."""
     path = Path(path)
@@ -248,7 +285,8 @@ The optimisation loss uses the proxy LPIPS at a 64 px EfficientNet input while t
 LPIPS resizes to 224 px, so the reported metric is related to, but not the one optimised.
 Timings are CPU wall-clock on a shared machine and vary by ±30% between runs; the ratios are
 measured in one process.
-"""
+
+{_training_section(m.get("encoder_training"))}"""
     path.parent.mkdir(parents=True, exist_ok=True)
     path.write_text(body)
     path.with_suffix(".json").write_text(json.dumps({**result.to_json(), "targets": t}, indent=1) + "\n")
