@@ -187,8 +187,9 @@ def main(argv: list[str] | None = None) -> int:
             state = convert_net(net, raw)
             name = ZOO_NAMES[net]
             path = args.out / f"{name}.safetensors"
+            # one metadata key only: safetensors writes several in random order (bytes would differ)
             file_hash = save_state_dict(
-                state, path, metadata={"source": f"{PACKAGE}@{args.version}", "tarball_sha256": digest, "model": stem}
+                state, path, metadata={"source": f"{PACKAGE}@{args.version} {stem} (tarball sha256 {digest})"}
             )
             module = build_module(net)
             module.load_state_dict(dequantize_state(state), strict=True)
