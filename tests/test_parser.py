@@ -228,3 +228,11 @@ def test_cli_parse_refusal_exit_2(parser, capsys):
     assert err.startswith("error: unsupported instruction") and "nearest supported edit" in err
     assert len(err.strip().splitlines()) == 1
     assert main(["parse"]) == 2
+
+
+@pytest.mark.slow
+def test_minilm_matches_sentence_transformers(parser):
+    st = pytest.importorskip("sentence_transformers")
+    texts = ["make her smile", "look twenty years older, please!", "asdf qwerty"]
+    ref = st.SentenceTransformer(str(parser.encoder.model_dir), device="cpu").encode(texts, normalize_embeddings=True)
+    assert torch.allclose(parser.encoder.encode(texts), torch.tensor(ref), atol=1e-5)
