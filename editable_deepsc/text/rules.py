@@ -35,7 +35,6 @@ STRENGTH_WORDS: tuple[tuple[str, float], ...] = (
     (r"sort of", 0.5),
     (r"mildly", 0.5),
     (r"subtly", 0.5),
-    (r"a little more", 0.5),
     (r"a lot", 1.5),
     (r"lots", 1.5),
     (r"much", 1.5),
