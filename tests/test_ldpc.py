@@ -22,7 +22,7 @@ from editable_deepsc.channel.transport import (
 )
 from editable_deepsc.errors import BadInput
 
-N_BITS = 1_200_000
+N_BITS = 600_000
 
 
 def qfunc(x: float) -> float:
