@@ -441,6 +441,9 @@ class EditableDeepSC:
         timings: dict[str, float] = {}
         with _timed(timings, "parse"):
             parsed = instruction if isinstance(instruction, ParsedInstruction) else self.tx.understand(instruction)
+        if not parsed.targets:
+            raise UnsupportedInstruction(f"{parsed.text!r} is a session command (more/less/undo/start over); "
+                                         "it needs a previous edit: use `edsc chat` or a Session", supported=[])
         with _timed(timings, "invert"):
             if w0 is None:
                 source, w0, _ = self.invert_image(image, seed=seed)
@@ -482,24 +485,33 @@ _MOD_STRENGTH = {"a bit": 0.5, "a little bit": 0.5, "a tiny bit": 0.35, "slightl
                  "much": 1.5, "a lot": 1.5, "even": 1.0, "way": 2.0, "still": 1.0}
 
 
-def follow_up(text: str, last: tuple[EditTarget, ...]) -> tuple[EditTarget, ...] | None:
-    """Targets of a follow-up such as "a bit more" / "less" relative to the last turn's targets.
+def continue_targets(last: tuple[EditTarget, ...], strength: float, reverse: bool) -> tuple[EditTarget, ...]:
+    """Targets that repeat (or reverse) the last turn's targets at ``strength`` times their strength.
 
-    Returns ``None`` when ``text`` is not a bare follow-up.
+    "set" targets are not continued (setting twice is the same edit).
+    """
+    out = []
+    for t in last:
+        if t.direction == "set":
+            continue
+        d = t.direction if not reverse else ("less" if t.direction == "more" else "more")
+        out.append(EditTarget(t.attribute, d, strength=min(4.0, max(0.05, t.strength * strength))))
+    return tuple(out)
+
+
+def follow_up(text: str, last: tuple[EditTarget, ...]) -> tuple[EditTarget, ...] | None:
+    """Targets of a bare follow-up such as "a bit more" / "less" relative to the last turn's targets.
+
+    A fallback for parsers that do not recognise session commands themselves
+    (the built-in parser returns :class:`~editable_deepsc.text.targets.FollowUp`).
+    Returns ``None`` when ``text`` is not a bare follow-up or there is nothing to continue.
     """
     m = _FOLLOW_UP.match(text or "")
     if not m or not last:
         return None
     mod = re.sub(r"\s+", " ", (m.group("mod") or "").lower())
-    s = _MOD_STRENGTH.get(mod, 1.0)
-    flip = m.group("dir").lower() in ("less", "weaker")
-    out = []
-    for t in last:
-        if t.direction == "set":
-            continue
-        d = t.direction if not flip else ("less" if t.direction == "more" else "more")
-        out.append(EditTarget(t.attribute, d, strength=min(4.0, max(0.05, t.strength * s))))
-    return tuple(out) or None
+    reverse = m.group("dir").lower() in ("less", "weaker")
+    return continue_targets(last, _MOD_STRENGTH.get(mod, 1.0), reverse) or None
 
 
 @dataclass
@@ -511,7 +523,7 @@ class Turn:
     index : int
         0-based turn number.
     instruction : str
-    action : {"edit", "undo"}
+    action : {"edit", "undo", "reset"}
     kind : {"full", "delta", "none"}
         How the latent crossed the channel ("none": undo, nothing sent).
     targets : list of str
@@ -605,14 +617,23 @@ class Session:
         return derive_seed(self.seed, "turn", len(self.turns), *keys)
 
     def _parse(self, text: str) -> ParsedInstruction:
+        """Parse ``text``; resolve "more"/"less" follow-ups against the last edit's targets."""
         last = self.last_targets[-1] if self.last_targets else ()
         try:
-            return self.system.tx.understand(text)
+            parsed = self.system.tx.understand(text)
         except UnsupportedInstruction:
             targets = follow_up(text, last)
             if targets is None:
                 raise
-            return ParsedInstruction(text=text, targets=targets, confidence=1.0, meta={"follow_up": True})
+            return ParsedInstruction(text=text, targets=targets, meta={"follow_up": True})
+        fu = getattr(parsed, "followup", None)
+        if fu is None or fu.kind in ("undo", "reset"):
+            return parsed
+        targets = continue_targets(last, fu.strength, reverse=fu.kind == "reverse")
+        if not targets:
+            raise UnsupportedInstruction(f"{text!r} continues the previous edit, but there is none to continue yet",
+                                         supported=[], nearest=None)
+        return ParsedInstruction(text=text, targets=targets, confidence=parsed.confidence, meta={"follow_up": True})
 
     # ------------------------------------------------------------------ turns
     def send(self, text: str, strength: float = 1.0) -> Turn:
@@ -627,18 +648,26 @@ class Session:
         timings: dict[str, float] = {}
         with _timed(timings, "parse"):
             parsed = self._parse(text)
+        fu = getattr(parsed, "followup", None)
+        if fu is not None and fu.kind == "undo":
+            return self.undo()
         w_prev = self.w_tx[-1] if self.w_tx else self.w_source
-        rng = make_generator(self._turn_seed("edit"))
-        with _timed(timings, "edit"):
-            res = sysm.tx.edit(w_prev, parsed, strength, ch, rng)
-        w_new = res.w_plus.detach()
+        if fu is not None and fu.kind == "reset":
+            w_new, tx_img, action = self.w_source, self.system.rx.synthesise(self.w_source), "reset"
+            kinds_reset = True
+        else:
+            rng = make_generator(self._turn_seed("edit"))
+            with _timed(timings, "edit"):
+                res = sysm.tx.edit(w_prev, parsed, strength, ch, rng)
+            w_new, tx_img, action = res.w_plus.detach(), res.images.clamp(-1, 1), "edit"
+            kinds_reset = False
         _check_finite(w_new, "edited latent")
         since_full = 0
         for k in reversed(self.kinds):
             if k == "full":
                 break
             since_full += 1
-        use_delta = (sysm.tx.delta is not None and self.w_rx and self.kinds
+        use_delta = (not kinds_reset and sysm.tx.delta is not None and self.w_rx and self.kinds
                      and since_full + 1 < sysm.config.refresh_every)
         crng = make_generator(self._turn_seed("channel"))
         if use_delta:
@@ -652,8 +681,7 @@ class Session:
         self.w_rx.append(link.w_rx)
         self.kinds.append(link.kind)
         self.last_targets.append(tuple(parsed.targets))
-        turn = self._record(text, "edit", link.kind, parsed, link.symbols, link.power, rx_img,
-                            res.images.clamp(-1, 1), timings)
+        turn = self._record(text, action, link.kind, parsed, link.symbols, link.power, rx_img, tx_img, timings)
         self.turns.append(turn)
         return turn
 
@@ -706,4 +734,4 @@ class Session:
 
 
 __all__ = ["EditOutcome", "EditableDeepSC", "Link", "Receiver", "STAGES", "Session", "SystemConfig",
-           "Transmitter", "Turn", "follow_up"]
+           "Transmitter", "Turn", "continue_targets", "follow_up"]

@@ -15,7 +15,7 @@ from editable_deepsc.editing.config import EditConfig
 from editable_deepsc.editing.editor import Editor
 from editable_deepsc.errors import BadInput, UnsupportedInstruction
 from editable_deepsc.system import STAGES, EditableDeepSC, Receiver, SystemConfig, Transmitter, follow_up
-from editable_deepsc.text.targets import EditTarget, ParsedInstruction
+from editable_deepsc.text.targets import EditTarget, FollowUp, ParsedInstruction
 
 
 class Tiny16(TinyGenerator):
@@ -50,6 +50,10 @@ class ToyParser:
              "turn": (EditTarget("yaw", "more"),)}
 
     def parse(self, text):
+        if text in ("undo that", "start over", "a lot more", "go back a bit"):
+            kind = {"undo that": "undo", "start over": "reset", "a lot more": "repeat", "go back a bit": "reverse"}[text]
+            return ParsedInstruction(text=text, targets=(),
+                                     followup=FollowUp(kind, 1.5 if kind == "repeat" else 0.5))
         for key, targets in self.TABLE.items():
             if key in text:
                 return ParsedInstruction(text=text, targets=targets)
@@ -176,3 +180,21 @@ def test_delta_codec_error_shrinks_with_snr_and_captures_edit_energy(system):
     assert errs[0] > errs[1] > errs[2]
     with pytest.raises(BadInput):
         DeltaCodec(delta.pca, k=100)
+
+
+def test_parser_follow_up_commands(system, face):
+    s = system.session(face, ChannelConfig("awgn", 20.0), seed=0)
+    with pytest.raises(UnsupportedInstruction, match="none to continue"):
+        s.send("a lot more")
+    s.send("smile")
+    t = s.send("a lot more")
+    assert t.targets == ["happy: more (x1.5)"] and t.kind == "delta"
+    t = s.send("go back a bit")
+    assert t.targets == ["happy: less (x0.75)"]  # half of the last (x1.5) edit, reversed
+    t = s.send("undo that")
+    assert t.action == "undo" and t.symbols == 0 and len(s.w_tx) == 2
+    t = s.send("start over")
+    assert t.action == "reset" and t.kind == "full"
+    assert torch.equal(s.w_tx[-1], s.w_source)
+    with pytest.raises(UnsupportedInstruction, match="session command"):
+        system.edit(face, "undo that", ChannelConfig("awgn", 6.0))
