@@ -8,8 +8,6 @@ from pathlib import Path
 
 import click
 
-DEFAULT_MIN_IDENTITY = 0.6
-"""Identity similarity (cosine of face-api descriptors) an edited face needs to count as a success."""
 
 
 def _write(out: Path, stem: str, payload: dict, markdown: str) -> None:
@@ -34,11 +32,12 @@ def _header(title: str, command: str, meta: dict) -> str:
 @click.option("--snr", "snrs", default="0,6,12", show_default=True, help="SNRs (dB) for the JECC comparison.")
 @click.option("--channel", default="awgn", show_default=True, help="awgn or rayleigh.")
 @click.option("--jecc-n", default=None, type=int, help="Faces for the JECC part (default: --n).")
-@click.option("--min-identity", default=DEFAULT_MIN_IDENTITY, show_default=True, type=float)
+@click.option("--max-id-distance", default=0.45, show_default=True, type=float,
+              help="Largest face-descriptor distance to the original for a success.")
 @click.option("--batch-size", default=50, show_default=True, type=int)
 @click.option("--out", "out_dir", type=click.Path(file_okay=False), default="out/bench_edit", show_default=True)
 @click.option("--seed", default=0, show_default=True, type=int)
-def edit(n, offset, presets, jecc, codec_name, snrs, channel, jecc_n, min_identity, batch_size, out_dir, seed) -> None:
+def edit(n, offset, presets, jecc, codec_name, snrs, channel, jecc_n, max_id_distance, batch_size, out_dir, seed) -> None:
     """Success rate, identity and seconds per edit of two presets on held-out faces; JECC vs edit→transmit.
 
     \b
@@ -76,13 +75,14 @@ def edit(n, offset, presets, jecc, codec_name, snrs, channel, jecc_n, min_identi
     editors = {p: build_editor(p, generator=gen, guidance=gd) for p in names}
     w0 = test_latents(gen, n, offset)
     t0 = time.perf_counter()
-    rows = compare_presets(editors, w0, DEFAULT_INSTRUCTIONS, gd.identity_similarity, min_identity, batch_size)
-    command = f"edsc bench edit --n {n} --offset {offset} --presets {presets} --min-identity {min_identity} --seed {seed}"
+    rows = compare_presets(editors, w0, DEFAULT_INSTRUCTIONS, gd, max_id_distance, batch_size)
+    command = f"edsc bench edit --n {n} --offset {offset} --presets {presets} --max-id-distance {max_id_distance} --seed {seed}"
     meta = {
         "generator": gen.name,
         "faces": f"{n} held-out teacher test faces (test_seeds({n}, {offset})), w0 = broadcast(mapping(z))",
-        "success": f"all targets met (editing/criteria.py) and identity similarity >= {min_identity}",
-        "identity": "cosine similarity of face-api descriptors, edited vs original",
+        "success": f"all targets met (editing/criteria.py) and face-api descriptor distance <= {max_id_distance}",
+        "identity": "id-sim = cosine similarity, id-dist = Euclidean distance of face-api descriptors, edited vs original",
+        "timing": "seconds per edit of the edit() calls, batches of --batch-size faces, single process",
         "threads": torch.get_num_threads(),
         "directions": "yes" if editors[names[-1]].directions is not None else "none (fast preset starts at w0)",
         "support table": "yes" if editors[names[0]].support is not None else "none (nothing refused)",
@@ -102,7 +102,7 @@ def edit(n, offset, presets, jecc, codec_name, snrs, channel, jecc_n, min_identi
             ed = editors[names[-1]]
             wj = w0[: jecc_n or n]
             jrows = compare_jecc(ed, codec, ch, snr_list, wj, DEFAULT_INSTRUCTIONS, gd.identity_similarity,
-                                 min_identity, seed=seed, batch_size=batch_size)  # fmt: skip
+                                 max_id_distance, seed=seed, batch_size=batch_size)  # fmt: skip
             cname = codec_name or DEFAULT_CODEC
             jmeta = {"codec": cname, "channel": channel, "preset": names[-1], "faces": int(wj.shape[0]),
                      "judged": "on the received image G(decode(channel(encode(w)))), fresh channel draw"}  # fmt: skip
@@ -118,13 +118,14 @@ def edit(n, offset, presets, jecc, codec_name, snrs, channel, jecc_n, min_identi
 @click.option("--offset", default=0, show_default=True, type=int)
 @click.option("--preset", default="fast", show_default=True, help="Preset whose reliability is measured.")
 @click.option("--min-success", default=0.6, show_default=True, type=float)
-@click.option("--min-identity", default=DEFAULT_MIN_IDENTITY, show_default=True, type=float)
+@click.option("--max-id-distance", default=0.45, show_default=True, type=float,
+              help="Largest face-descriptor distance to the original for a success.")
 @click.option("--batch-size", default=50, show_default=True, type=int)
 @click.option("--write/--no-write", default=False, show_default=True,
               help="Install the result as the shipped table (editable_deepsc/editing/supported.json).")
 @click.option("--out", "out_dir", type=click.Path(file_okay=False), default="out/bench_edit", show_default=True)
 @click.option("--seed", default=0, show_default=True, type=int)
-def edit_support(n, offset, preset, min_success, min_identity, batch_size, write, out_dir, seed) -> None:
+def edit_support(n, offset, preset, min_success, max_id_distance, batch_size, write, out_dir, seed) -> None:
     """Measure which (attribute, direction) edits the built-in editor performs reliably.
 
     \b
@@ -142,13 +143,13 @@ def edit_support(n, offset, preset, min_success, min_identity, batch_size, write
     seed_everything(seed)
     ed = build_editor(preset, use_support=False)
     command = (f"edsc bench edit-support --n {n} --offset {offset} --preset {preset} --min-success {min_success} "
-               f"--min-identity {min_identity} --seed {seed}")  # fmt: skip
-    table = measure_support(ed, ed.generator.name, ed.guidance.identity_similarity, n=n, offset=offset,
-                            min_success=min_success, min_identity=min_identity, batch_size=batch_size,
+               f"--max-id-distance {max_id_distance} --seed {seed}")  # fmt: skip
+    table = measure_support(ed, ed.generator.name, ed.guidance, n=n, offset=offset,
+                            min_success=min_success, max_id_distance=max_id_distance, batch_size=batch_size,
                             meta={"command": command})  # fmt: skip
     md = _header("Edits the built-in editor supports", command, {
         "generator": ed.generator.name, "preset": preset,
-        "supported": f"success >= {100 * min_success:.0f}% (target met and identity similarity >= {min_identity})",
+        "supported": f"success >= {100 * min_success:.0f}% (target met and descriptor distance <= {max_id_distance})",
     }) + support_markdown(table)  # fmt: skip
     _write(Path(out_dir), "edit_support", table.to_json(), md)
     if write:

@@ -11,6 +11,9 @@ from editable_deepsc.generator.base import StyleGenerator
 
 BUILTIN_GENERATOR = "edsc-faces64"
 
+BUILTIN_MAX_ID_LOSS = 0.05
+"""Identity stop criterion of the built-in editor (``1 − cos`` of face-api descriptors ≈ distance 0.42)."""
+
 
 def builtin_generator(name: str = BUILTIN_GENERATOR) -> StyleGenerator:
     """The generator ``name`` from the zoo, frozen (``load_generator``); before the trained
@@ -56,6 +59,7 @@ def build_editor(
     """
     gen = generator if generator is not None else builtin_generator()
     gd = guidance if guidance is not None else FaceNetGuidance()
+    overrides.setdefault("max_id_loss", BUILTIN_MAX_ID_LOSS)
     cfg = edit_config(preset, **overrides)
     name = getattr(gen, "name", "unnamed")
     directions = load_directions(name) if use_directions else None

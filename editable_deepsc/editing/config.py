@@ -67,7 +67,13 @@ class EditConfig:
         After the direction jump, forward-only corrections of the step size
         (secant updates from the measured attribute value), before any gradient step.
     early_stop : bool
-        Stop each sample once all its targets are met.
+        Stop each sample once all its targets are met (and its identity is kept,
+        see ``max_id_loss``).
+    max_id_loss : float or None
+        A sample only stops once its identity loss is at most this as well
+        (``None``: targets alone decide). The built-in ``1 − cos`` of face-api
+        descriptors: 0.05 ≈ a descriptor distance of 0.42 (on teacher faces
+        distance² ≈ 3.6·(1 − cos); unrelated faces: 1 − cos ≈ 0.08).
     check_every : int
         Evaluate the stop criterion every this many steps (1: each step).
     layers : tuple of int or None
@@ -95,6 +101,7 @@ class EditConfig:
     alpha_margin: float = 1.15
     alpha_max: float = 3.0
     line_steps: int = 2
+    max_id_loss: float | None = None
     early_stop: bool = True
     check_every: int = 1
     layers: tuple[int, ...] | None = None
@@ -155,7 +162,8 @@ class EditConfig:
 PRESETS: dict[str, EditConfig] = {
     "paper": EditConfig(preset="paper", steps=250, lr=0.1, schedule="cosine", init="w0"),
     "fast": EditConfig(
-        preset="fast", steps=6, lr=0.05, schedule="constant", init="direction", check_every=1, lambda_keep=0.1
+        preset="fast", steps=8, lr=0.1, schedule="constant", init="direction", line_steps=3, alpha_margin=1.05,
+        lambda_keep=0.0,
     ),
 }
 """Named presets (see the module docstring)."""

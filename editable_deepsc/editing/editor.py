@@ -291,10 +291,12 @@ class Editor:
         through: ThroughChannel | None,
         gen: torch.Generator | None,
         draws: int,
-    ) -> tuple[torch.Tensor, torch.Tensor]:
+    ) -> tuple[torch.Tensor, torch.Tensor, tuple[torch.Tensor, torch.Tensor] | None]:
         """Direction jump ``w0 + Σ_t α_t d_t`` with ``line_steps`` forward-only secant corrections of ``α``.
 
-        Returns the start latent (N, num_ws, w_dim) and ``alpha`` (N, T).
+        Returns the start latent (N, num_ws, w_dim), ``alpha`` (N, T) and, when the
+        jump was measured, the per-target met flags (N, T) of the returned latent and
+        whether each sample is finished (N,) (targets met and identity kept).
         """
         cfg = self.config
         n, dev = w0.shape[0], w0.device
@@ -308,15 +310,17 @@ class Editor:
             base = w0 if rows is None else w0[rows]
             return base + torch.einsum("nt,tlw->nlw", al.to(dev), dirs)
 
-        if not self.measuring or cfg.line_steps == 0 or not bool((alpha != 0).any()):
-            return place(alpha), alpha
+        if not self.measuring or not bool((alpha != 0).any()):
+            return place(alpha), alpha, None
         named = tuple(dict.fromkeys(t.attribute for t in targets))
 
         def g(a: str, v: torch.Tensor) -> torch.Tensor:
             return _logit(v) if a in PROBABILITY_ATTRIBUTES else v
 
         active = torch.ones(n, dtype=torch.bool)
-        for _ in range(cfg.line_steps):
+        met_all = torch.zeros(n, len(targets), dtype=torch.bool)
+        ok_id = torch.zeros(n, dtype=torch.bool)  # targets met and identity kept
+        for it in range(cfg.line_steps + 1):  # the last pass only checks
             idx = active.nonzero().flatten()
             if idx.numel() == 0:
                 break
@@ -329,7 +333,18 @@ class Editor:
             met = torch.stack(
                 [target_met(t, values0[t.attribute][idx.to(dev)].cpu(), vals[t.attribute], strength) for t in targets], 1
             )
-            active[idx[met.all(1)]] = False
+            met_all[idx] = met
+            fin = met.all(1)
+            if fin.any() and self.identity is not None and cfg.max_id_loss is not None:
+                with torch.no_grad():
+                    ref = self.generator.synthesis(w0[idx.to(dev)])
+                    ref = ref.repeat_interleave(draws, 0) if draws > 1 else ref
+                    idl = self._per_sample(self.identity(images, ref).reshape(-1), draws).cpu()
+                fin = fin & (idl <= cfg.max_id_loss)
+            ok_id[idx] = fin
+            active[idx[fin]] = False
+            if it == cfg.line_steps:
+                break
             for j, t in enumerate(targets):
                 a = t.attribute
                 if a not in self.directions:
@@ -350,7 +365,7 @@ class Editor:
                 if t.direction != "set":
                     new = new.clamp(min=0.0) if t.sign * self.directions.slope(a) > 0 else new.clamp(max=0.0)
                 alpha[idx[rows], j] = new[rows]
-        return place(alpha), alpha
+        return place(alpha), alpha, (met_all, ok_id)
 
     def _values_and_met(
         self,
@@ -444,11 +459,9 @@ class Editor:
         draws = cfg.channel_draws if through_channel is not None else 1
 
         named = tuple(dict.fromkeys(t.attribute for t in targets))
-        watched = keep_attributes(named, cfg.keep_attributes) if self.measuring else ()
-        watched = tuple(a for a in watched if a in measurable_attributes(self.guidance))
-        keep = watched if cfg.lambda_keep > 0 else ()
-        attrs = named + keep if self.measuring else ()  # measured in the loop
-        report = named + watched if self.measuring else ()  # measured before and after
+        keep = keep_attributes(named, cfg.keep_attributes) if (self.measuring and cfg.lambda_keep > 0) else ()
+        keep = tuple(a for a in keep if a in measurable_attributes(self.guidance))
+        attrs = report = named + keep if self.measuring else ()  # measured in the loop, before and after
 
         with torch.no_grad():
             reference = self.generator.synthesis(w0)
@@ -458,8 +471,9 @@ class Editor:
         mask = self._layer_mask(w0)
         alpha = torch.zeros(n, len(targets))
         w_init = w0.clone()
+        met_jump = None
         if cfg.init == "direction" and self.directions is not None:
-            w_init, alpha = self._jump(w0, targets, values0, strength, mask, through_channel, generator, draws)
+            w_init, alpha, met_jump = self._jump(w0, targets, values0, strength, mask, through_channel, generator, draws)
 
         w = w_init.clone().requires_grad_(True)
         opt = torch.optim.Adam([w], lr=cfg.lr_at(0), betas=(0.9, 0.999))
@@ -467,6 +481,10 @@ class Editor:
         done = torch.zeros(n, dtype=torch.bool, device=dev)
         met_t = torch.zeros(n, len(targets), dtype=torch.bool, device=dev)
         steps_taken = torch.full((n,), cfg.steps, dtype=torch.long)
+        if met_jump is not None and cfg.early_stop:  # samples the jump already finished take no step
+            met_t[:] = met_jump[0].to(dev)
+            done[:] = met_jump[1].to(dev)
+            steps_taken[done.cpu()] = 0
         trajectory: list[tuple[int, torch.Tensor]] = []
         loss_history: list[float] = []
         keep_scale = {a: SCALE.get(a, 1.0) for a in keep}
@@ -499,9 +517,16 @@ class Editor:
                     if (check or keep)
                     else ({}, None)
                 )
+                id_loss = (
+                    self._per_sample(self.identity(images, ref_a).reshape(-1), draws)
+                    if self.identity is not None and (cfg.lambda_id > 0 or (check and cfg.max_id_loss is not None))
+                    else None
+                )
             if met_now is not None and check:
                 met_t[idx] = met_now
                 finished = met_now.all(1)
+                if cfg.max_id_loss is not None and id_loss is not None:
+                    finished = finished & (id_loss.detach() <= cfg.max_id_loss)
                 if finished.any():
                     fin = idx[finished]
                     w_out[fin] = w.detach()[fin]
@@ -514,7 +539,8 @@ class Editor:
             keep_rows = ~done[idx]  # rows of this forward still being optimised
             if not keep_rows.any():
                 continue
-            loss = self._loss(w_a, w0[idx], images, ref_a, targets, vals, values0, idx, keep, keep_scale, strength, draws)
+            loss = self._loss(w_a, w0[idx], images, ref_a, targets, vals, values0, idx, keep, keep_scale, strength, draws,
+                              id_loss)  # fmt: skip
             for g_ in opt.param_groups:
                 g_["lr"] = cfg.lr_at(step)
             opt.zero_grad(set_to_none=True)
@@ -564,8 +590,9 @@ class Editor:
         keep_scale: dict[str, float],
         strength: float,
         draws: int,
+        id_loss: torch.Tensor | None = None,
     ) -> torch.Tensor:
-        """Per-sample loss (M,) of the active rows."""
+        """Per-sample loss (M,) of the active rows (``id_loss``: the identity loss already computed, (M,))."""
         cfg = self.config
         total = torch.zeros(w_a.shape[0], device=w_a.device)
         for t in targets:
@@ -575,7 +602,9 @@ class Editor:
         if cfg.lambda_l2 > 0:
             total = total + cfg.lambda_l2 * (w_a - w0_a).pow(2).sum((1, 2))
         if cfg.lambda_id > 0 and self.identity is not None:
-            total = total + cfg.lambda_id * self._per_sample(self.identity(images, ref_a).reshape(-1), draws)
+            if id_loss is None:
+                id_loss = self._per_sample(self.identity(images, ref_a).reshape(-1), draws)
+            total = total + cfg.lambda_id * id_loss
         if cfg.lambda_keep > 0 and keep:
             k = sum(((vals[a] - values0[a][idx]) / keep_scale[a]).pow(2) for a in keep)
             total = total + cfg.lambda_keep * k

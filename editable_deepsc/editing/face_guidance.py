@@ -1,158 +1,97 @@
-"""Face-net guidance tuned for the editor's inner loop: one analysis pass per step.
+"""The built-in attribute guidance, tuned for the editor's inner loop: one analysis pass per step.
 
-The editor asks, for the same batch of images in one step, for the guidance
-loss of each target, the attribute values (stop criterion, keep term) and the
-identity loss. :class:`FaceNetGuidance` answers all of them from a single
-:class:`~editable_deepsc.guidance.faces.analyzer.FaceAnalyzer` pass over just the
-heads needed (cached for the tensor it was computed on), which halves the cost
-of a step compared with separate calls.
+In one step the editor asks, for the same batch of images, for the guidance loss
+of each target, the attribute values (stop criterion, keep term) and the identity
+loss. :class:`FaceNetGuidance` is :class:`~editable_deepsc.guidance.attributes.AttributeGuidance`
+(same losses, goals and measurements) whose face analysis is cached for the last
+image tensors it saw, and merged across heads, so all of those come from a single
+pass over just the nets needed — about half the cost of separate calls.
 
-It implements the :class:`~editable_deepsc.guidance.base.Guidance` protocol plus
-``measure`` (:class:`~editable_deepsc.editing.measure.MeasuringGuidance`).
-
-Losses (lower is better), per target ``t`` with sign ``s`` (+1 more, −1 less):
-
-* probability attributes: ``−s · logit P`` (expressions: stable logit from the
-  7 logits; gender: ``logit P(male)``);
-* continuous attributes: ``−s · v / Δ`` with the unit edit ``Δ`` of
-  :data:`~editable_deepsc.editing.criteria.UNIT_EDIT`;
-* ``set``: ``((v − amount) / scale)²``.
-
-Identity: ``1 − cos(e(G(w)), e(G(w0)))`` of the 128-d face-api descriptors.
+Identity: ``identity_loss`` is ``1 − cos`` of the 128-d face-api descriptors
+(as :class:`~editable_deepsc.guidance.identity.IdentityLoss`);
+``identity_similarity`` the cosine and ``identity_distance`` the Euclidean
+distance (face-api's own measure, same person ≲ 0.6).
 """
 
 from __future__ import annotations
 
 import torch
 
-from editable_deepsc.editing.criteria import PROBABILITY_ATTRIBUTES, SCALE, UNIT_EDIT
-from editable_deepsc.guidance.faces.analyzer import FaceAnalysis, FaceAnalyzer, expression_logit
-from editable_deepsc.text.targets import EXPRESSIONS, EditTarget, ParsedInstruction
+from editable_deepsc.guidance.attributes import HEAD_OF, AttributeGuidance
+from editable_deepsc.guidance.faces.analyzer import FaceAnalysis, FaceAnalyzer
 
-HEAD_OF: dict[str, str] = {
-    **{e: "expression" for e in EXPRESSIONS},
-    "age": "age_gender",
-    "gender": "age_gender",
-    "yaw": "landmarks",
-    "pitch": "landmarks",
-    "mouth_open": "landmarks",
-    "eyes_open": "landmarks",
-}
-"""Which face-api net measures each attribute."""
+_FIELD_OF_HEAD = {"recognition": "embedding", "landmarks": "landmarks", "expression": "expression_logits",
+                  "age_gender": "age"}  # fmt: skip
+_FIELDS = ("embedding", "age", "gender_logit", "expression_logits", "landmarks")
 
 
-def _targets(target: ParsedInstruction | EditTarget) -> tuple[EditTarget, ...]:
-    return tuple(target.targets) if isinstance(target, ParsedInstruction) else (target,)
-
-
-class FaceNetGuidance:
-    """Attribute guidance, measurements and identity loss from the face-api nets.
+class FaceNetGuidance(AttributeGuidance):
+    """:class:`AttributeGuidance` with a per-tensor analysis cache and identity terms.
 
     Parameters
     ----------
     analyzer : FaceAnalyzer, optional
-        Shared analyzer (a fresh one, no mirroring, is made if omitted).
+        Shared analyzer (a fresh one with all heads if omitted).
+    mirror : bool
+        Mirror-average every analysis (steadier, twice the cost).
+    cache_size : int
+        How many recent image tensors keep their analysis.
     """
 
-    attributes: tuple[str, ...] = tuple(HEAD_OF)
+    def __init__(self, analyzer: FaceAnalyzer | None = None, mirror: bool = False, cache_size: int = 3) -> None:
+        super().__init__(analyzer, mirror)
+        self._cache: list[tuple[torch.Tensor, int, bool, FaceAnalysis]] = []
+        self._cache_size = cache_size
 
-    def __init__(self, analyzer: FaceAnalyzer | None = None) -> None:
-        self.analyzer = analyzer if analyzer is not None else FaceAnalyzer()
-        self._cache: tuple[torch.Tensor, int, bool, FaceAnalysis] | None = None
-        self._ref_cache: tuple[torch.Tensor, int, torch.Tensor] | None = None
+    def _heads(self, an: FaceAnalysis) -> set[str]:
+        return {h for h, f in _FIELD_OF_HEAD.items() if getattr(an, f) is not None}
 
-    # ------------------------------------------------------------------ analysis
-    def analyse(self, images: torch.Tensor, heads: set[str]) -> FaceAnalysis:
-        """Analysis of ``images`` with at least ``heads``; reuses the last pass on the same tensor."""
-        c = self._cache
-        if c is not None and c[0] is images and c[1] == images._version and c[2] == torch.is_grad_enabled():
-            have = c[3]
-            missing = {h for h in heads if not _has(have, h)}
-            if not missing:
-                return have
-            extra = self.analyzer(images, heads=tuple(sorted(missing)))
-            for name in ("embedding", "age", "gender_logit", "expression_logits", "landmarks"):
-                if getattr(extra, name) is not None:
-                    setattr(have, name, getattr(extra, name))
-            return have
-        out = self.analyzer(images, heads=tuple(sorted(heads)))
-        self._cache = (images, images._version, torch.is_grad_enabled(), out)
-        return out
+    def analyse_heads(self, images: torch.Tensor, heads: set[str]) -> FaceAnalysis:
+        """Analysis of ``images`` with at least ``heads``, reusing (and extending) a cached pass."""
+        grad = torch.is_grad_enabled()
+        for i, (img, ver, g, an) in enumerate(self._cache):
+            if img is images and ver == images._version and g == grad:
+                missing = heads - self._heads(an)
+                if missing:
+                    extra = self.analyzer(images, heads=tuple(sorted(missing)), mirror=self.mirror)
+                    for f in _FIELDS:
+                        if getattr(extra, f) is not None:
+                            setattr(an, f, getattr(extra, f))
+                    an._geometry.clear()
+                return an
+        an = self.analyzer(images, heads=tuple(sorted(heads)), mirror=self.mirror)
+        self._cache.insert(0, (images, images._version, grad, an))
+        del self._cache[self._cache_size :]
+        return an
 
-    def _value(self, an: FaceAnalysis, attribute: str) -> torch.Tensor:
-        if attribute in EXPRESSIONS:
-            return an.expression(attribute)
-        if attribute == "age":
-            return an.age
-        if attribute == "gender":
-            return an.p_male
-        return an.geometry(attribute)
+    def analyse(self, images: torch.Tensor, attributes: tuple[str, ...] | list[str]) -> FaceAnalysis:
+        unknown = [a for a in attributes if a not in HEAD_OF]
+        if unknown:
+            return super().analyse(images, attributes)  # raises the one-line BadInput
+        return self.analyse_heads(images, {HEAD_OF[a] for a in attributes})
 
-    def _drive(self, an: FaceAnalysis, attribute: str) -> torch.Tensor:
-        """The unbounded quantity the loss pushes: logit for probabilities, value / Δ otherwise."""
-        if attribute in EXPRESSIONS:
-            return expression_logit(an.expression_logits, attribute)
-        if attribute == "gender":
-            return an.gender_logit
-        return self._value(an, attribute) / UNIT_EDIT.get(attribute, 1.0)
+    def clear_cache(self) -> None:
+        """Drop cached analyses (and the graphs they hold)."""
+        self._cache.clear()
+        self._ref_cache = None
 
-    # ------------------------------------------------------------------ protocol
-    def measure(self, images: torch.Tensor, attributes: tuple[str, ...] | list[str]) -> dict[str, torch.Tensor]:
-        """``{attribute: (N,) value}`` in the units of :mod:`editable_deepsc.text.targets`."""
-        an = self.analyse(images, {HEAD_OF[a] for a in attributes})
-        return {a: self._value(an, a) for a in attributes}
-
-    def loss(
-        self, images: torch.Tensor, target: ParsedInstruction | EditTarget, reference: torch.Tensor | None = None
-    ) -> torch.Tensor:
-        """(N,) loss summed over the targets (see the module docstring)."""
-        ts = _targets(target)
-        an = self.analyse(images, {HEAD_OF[t.attribute] for t in ts})
-        total = torch.zeros(images.shape[0], device=images.device)
-        for t in ts:
-            if t.direction == "set":
-                total = total + ((self._value(an, t.attribute) - float(t.amount)) / SCALE[t.attribute]).pow(2)
-            else:
-                total = total - t.sign * self._drive(an, t.attribute)
-        return total
-
-    def score(
-        self, images: torch.Tensor, target: ParsedInstruction | EditTarget, reference: torch.Tensor | None = None
-    ) -> torch.Tensor:
-        """(N,) change from ``reference`` in each target's direction (units of the attribute), summed;
-        for ``set`` targets minus the distance to the amount. Without reference: the signed value."""
-        ts = _targets(target)
-        total = torch.zeros(images.shape[0], device=images.device)
-        for t in ts:
-            v = self.measure(images, (t.attribute,))[t.attribute]
-            if t.direction == "set":
-                total = total - (v - float(t.amount)).abs()
-                continue
-            r = self.measure(reference, (t.attribute,))[t.attribute] if reference is not None else 0.0
-            total = total + t.sign * (v - r)
-        return total
+    def embedding(self, images: torch.Tensor) -> torch.Tensor:
+        """(N, 128) face descriptors (cached like the other heads)."""
+        return self.analyse_heads(images, {"recognition"}).embedding
 
     def identity_loss(self, images: torch.Tensor, reference: torch.Tensor) -> torch.Tensor:
-        """(N,) ``1 − cos`` between the face descriptors of ``images`` and ``reference``."""
-        e = self.analyse(images, {"recognition"}).embedding
-        c = self._ref_cache
-        if c is not None and c[0] is reference and c[1] == reference._version:
-            r = c[2]
-        else:
-            with torch.no_grad():
-                r = self.analyzer.embedding(reference)
-            self._ref_cache = (reference, reference._version, r)
+        """(N,) ``1 − cos`` between the descriptors of ``images`` and ``reference`` (no gradient to the reference)."""
+        e = self.embedding(images)
+        with torch.no_grad():
+            r = self.embedding(reference)
         return 1.0 - torch.nn.functional.cosine_similarity(e, r, dim=1)
 
     @torch.no_grad()
     def identity_similarity(self, images: torch.Tensor, reference: torch.Tensor) -> torch.Tensor:
         """(N,) cosine similarity of the face descriptors (1 = same descriptor)."""
-        return torch.nn.functional.cosine_similarity(
-            self.analyzer.embedding(images), self.analyzer.embedding(reference), dim=1
-        )
+        return torch.nn.functional.cosine_similarity(self.embedding(images), self.embedding(reference), dim=1)
 
-
-def _has(an: FaceAnalysis, head: str) -> bool:
-    field = {"recognition": "embedding", "landmarks": "landmarks", "expression": "expression_logits",
-             "age_gender": "age"}[head]  # fmt: skip
-    return getattr(an, field) is not None
+    @torch.no_grad()
+    def identity_distance(self, images: torch.Tensor, reference: torch.Tensor) -> torch.Tensor:
+        """(N,) Euclidean distance of the face descriptors (face-api: same person ≲ 0.6)."""
+        return (self.embedding(images) - self.embedding(reference)).norm(dim=1)

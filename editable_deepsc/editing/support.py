@@ -2,8 +2,8 @@
 
 ``edsc bench edit-support`` edits held-out teacher test faces with every
 (attribute, direction) pair and writes ``editing/supported.json``: per pair the
-success rate (target met *and* identity similarity above the threshold), the
-mean identity similarity, and whether it clears ``min_success``. The editor
+success rate (target met *and* face-descriptor distance to the original at most
+``max_id_distance``), the mean identity, and whether it clears ``min_success``. The editor
 refuses pairs that do not (:class:`~editable_deepsc.errors.UnsupportedInstruction`,
 CLI exit 2, nothing transmitted), quoting the measured rate and listing what is
 supported.
@@ -62,8 +62,8 @@ class SupportTable:
         Generator the measurements belong to.
     min_success : float
         Success rate an edit needs to be supported.
-    min_identity : float
-        Identity similarity an edited face needs for its edit to count as a success.
+    max_id_distance : float
+        Largest face-descriptor distance of an edited face whose edit counts as a success.
     entries : dict of str to dict
         ``"happy:more" -> {"success", "met", "identity", "n", "supported"}``.
     meta : dict
@@ -72,7 +72,7 @@ class SupportTable:
 
     generator: str
     min_success: float
-    min_identity: float
+    max_id_distance: float
     entries: dict[str, dict]
     meta: dict = field(default_factory=dict)
 
@@ -107,7 +107,7 @@ class SupportTable:
             if e is not None:
                 why = (
                     f"it succeeded on only {100 * e['success']:.0f}% of {e['n']} held-out faces "
-                    f"(needs {100 * self.min_success:.0f}%, identity similarity >= {self.min_identity:g})"
+                    f"(needs {100 * self.min_success:.0f}% with identity distance <= {self.max_id_distance:g})"
                 )
             elif t.direction == "set":
                 why = "setting it to a value needs both directions to be reliable"
@@ -126,7 +126,7 @@ class SupportTable:
         return {
             "generator": self.generator,
             "min_success": self.min_success,
-            "min_identity": self.min_identity,
+            "max_id_distance": self.max_id_distance,
             "entries": self.entries,
             "meta": self.meta,
         }
@@ -151,7 +151,7 @@ class SupportTable:
         path = Path(path)
         try:
             d = json.loads(path.read_text())
-            return cls(d["generator"], float(d["min_success"]), float(d["min_identity"]), d["entries"], d.get("meta", {}))
+            return cls(d["generator"], float(d["min_success"]), float(d["max_id_distance"]), d["entries"], d.get("meta", {}))
         except FileNotFoundError:
             raise BadInput(f"no support table at {path}") from None
         except (ValueError, KeyError, TypeError) as e:
