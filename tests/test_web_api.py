@@ -37,7 +37,7 @@ def client(system, tmp_path):
     app = create_app(system, toy_samples(system), tmp_dir=tmp_path / "app",
                      upload_limits=UploadLimits(max_bytes=200_000, max_side=512),
                      session_limits=SessionLimits(max_sessions=2, max_turns=3),
-                     baselines=(BaselineSpec("deepjscc", "DeepJSCC", 1 / 12), BaselineSpec("ideal", "ideal", 1.0)))
+                     baselines=(BaselineSpec("no-such-method", "Missing", 0.1), BaselineSpec("ideal", "ideal", 1.0)))
     with TestClient(app) as c:
         c.app_state = app.state
         yield c
@@ -183,7 +183,8 @@ def test_page_loads_nothing_from_elsewhere(client):
         assert ".innerHTML" not in text and "insertAdjacentHTML" not in text
     cfg = client.get("/api/config").json()
     assert [b["available"] for b in cfg["baselines"]] == [False, True]
-    assert "not available yet" in cfg["baselines"][0]["reason"]
+    assert cfg["baselines"][0]["reason"] == "Missing is not available yet (no 'no-such-method' method in the " \
+                                            "baseline registry)"
     assert cfg["upload"]["describe"] == "195 KB and 512 px per side"
     assert UploadLimits().describe() == "8 MB and 4096 px per side"
 
@@ -254,7 +255,7 @@ def test_edit_at_receiver_inverts_then_applies_edits_in_order(system):
         edit_at_receiver(system, face, [()])
 
 
-def test_deliver_and_edit_and_the_compare_panel(system):
+def test_deliver_and_edit_and_the_compare_panel(system, monkeypatch):
     face = toy_face(system, 5)
     d = deliver_and_edit(system, face, "ideal", cbr=1.0, channel=ChannelConfig("awgn", 30.0),
                          instructions=[(EditTarget("happy", "more"),)], seed=0)
@@ -264,14 +265,29 @@ def test_deliver_and_edit_and_the_compare_panel(system):
     session = system.session(face, ChannelConfig("awgn", 20.0))
     session.send("smile")
     cache = BaselineCache()
-    specs = (BaselineSpec("deepjscc", "DeepJSCC", 1 / 12), BaselineSpec("ideal", "ideal", 1.0))
+    specs = (BaselineSpec("no-such-method", "Missing", 0.1), BaselineSpec("ideal", "ideal", 1.0))
     rows = compare_turn(system, session, cache, session.channel, {}, specs)
-    assert rows[0]["available"] is False and "deepjscc" in rows[0]["reason"]
+    assert rows[0]["available"] is False and "no-such-method" in rows[0]["reason"]
     assert rows[1]["cbr"] == 1.0 and rows[1]["k"] == 768 and rows[1]["edits"] == 1
     again = compare_turn(system, session, cache, session.channel, {}, specs)
     assert torch.equal(again[1]["image"], rows[1]["image"])  # cached link, same seeds
     with pytest.raises(BadInput):
         compare_turn(system, session, cache, session.channel, {"ideal": 2.0}, specs)
+    # a CBR too small to carry anything, and a failed decoding (mid-grey fallback: no face to edit),
+    # are reported per baseline instead of failing the panel
+    specs = (BaselineSpec("ideal", "ideal", 0.001), BaselineSpec("jpeg-ldpc", "JPEG + 5G LDPC", 1 / 12))
+    tiny, failed = compare_turn(system, session, cache, ChannelConfig("awgn", 6.0), {}, specs)
+    assert "too small" in tiny["error"] and "image" not in tiny
+    assert failed["decoded_ok"] is False and failed["k"] == 64
+    assert failed["error"].startswith("the receiver cannot edit what arrived: no face found")
+    assert torch.equal(failed["image"], failed["received"])
+    # registered, but its trained model is missing: "not available", with the reason
+    from editable_deepsc.baselines import registry
+
+    monkeypatch.setitem(registry.TRANSMIT_METHODS, "needs-weights", "web_toys:transmit_needs_weights")
+    (row,) = compare_turn(system, session, cache, session.channel, {}, (BaselineSpec("needs-weights", "JSCC", 0.1),))
+    assert row["available"] is False
+    assert row["reason"] == "JSCC is not available: unknown model 'toy-jscc' (not in the zoo)"
 
 
 # ---------------------------------------------------------------------- CLI

@@ -73,3 +73,10 @@ def toy_face(system: EditableDeepSC, seed: int = 11) -> torch.Tensor:
 def toy_samples(system: EditableDeepSC) -> list[Sample]:
     """Two toy faces as built-in samples."""
     return [Sample(f"toy-{s}", f"toy face {s}", lambda s=s: toy_face(system, s)) for s in (11, 12)]
+
+
+def transmit_needs_weights(image, cbr, snr_db, channel="awgn", seed=0):
+    """A registered baseline whose trained model is missing (as DeepJSCC before training)."""
+    from editable_deepsc.errors import CheckpointError
+
+    raise CheckpointError("unknown model 'toy-jscc' (not in the zoo)")

@@ -51,7 +51,7 @@ from editable_deepsc.web.compare import COMPARE_BASELINES, BaselineCache, Baseli
 from editable_deepsc.web.samples import Sample, find_sample
 from editable_deepsc.web.sessions import (SessionLimits, SessionNotFound, SessionStore, TooManyTurns, WebSession,
                                           png_bytes)
-from editable_deepsc.web.uploads import UploadLimits, UploadTooLarge, decode_upload, save_upload
+from editable_deepsc.web.uploads import UploadLimits, UploadTooLarge, decode_upload, sanitise_filename, save_upload
 from editable_deepsc.web.worker import ServerBusy, Worker
 
 log = logging.getLogger("editable_deepsc.web")
@@ -304,7 +304,7 @@ def create_app(system, samples: list[Sample] | None = None, *, upload_limits: Up
                 raise ImageError("no image in the request: upload a photo or pick a sample")
             client_name = unquote(request.headers.get("x-filename", "upload"))
             upload_path = save_upload(data, uploads, sid, client_name)
-            origin = f"upload:{upload_path.name.split('-', 1)[1] if '-' in upload_path.name else upload_path.name}"
+            origin = f"upload:{sanitise_filename(client_name)}"
 
             def load():
                 try:

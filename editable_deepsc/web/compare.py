@@ -2,8 +2,9 @@
 
 A small registry of :class:`BaselineSpec` entries names methods of
 :mod:`editable_deepsc.baselines.registry`. A method that is not registered
-there (or whose module fails to import) is shown as *not available* with the
-reason; DeepJSCC appears as soon as it is added to that registry.
+there, whose module fails to import, or whose trained model is missing from
+the zoo (:class:`~editable_deepsc.errors.CheckpointError`) is shown as *not
+available* with the reason; DeepJSCC appears as soon as its model is in the zoo.
 
 For the current turn of a session, each available baseline sends the session's
 aligned source image once at its CBR over the session's channel, and its
@@ -22,7 +23,7 @@ from typing import Any, Callable
 import torch
 
 from editable_deepsc.config import ChannelConfig
-from editable_deepsc.errors import BadInput
+from editable_deepsc.errors import BadInput, CheckpointError, EdscError
 
 
 @dataclass(frozen=True)
@@ -76,11 +77,17 @@ class BaselineCache:
     """Per-session cache of baseline transmissions and inversions of what they delivered."""
 
     def __init__(self) -> None:
-        self._links: dict[tuple, tuple[Any, tuple[torch.Tensor, torch.Tensor], float]] = {}
+        self._links: dict[tuple, tuple[Any, tuple[torch.Tensor, torch.Tensor] | str, float]] = {}
 
     def link(self, system, spec: BaselineSpec, source: torch.Tensor, cbr: float, channel: ChannelConfig,
-             seed: int) -> tuple[Any, tuple[torch.Tensor, torch.Tensor], float]:
-        """(transmission result, inverted (image, w), seconds spent) for these settings, cached."""
+             seed: int) -> tuple[Any, tuple[torch.Tensor, torch.Tensor] | str, float]:
+        """(transmission result, inverted (image, w) or why the receiver cannot invert it, seconds), cached.
+
+        Raises
+        ------
+        EdscError
+            The method refused the settings (e.g. a CBR too small to carry anything).
+        """
         from editable_deepsc.baselines.edit_at_receiver import invert_received
         from editable_deepsc.rng import derive_seed
 
@@ -89,7 +96,10 @@ class BaselineCache:
             t0 = time.perf_counter()
             tx = _transmit(spec)(source, cbr=cbr, snr_db=channel.snr_db, channel=channel.name,
                                  seed=derive_seed(seed, "baseline", spec.name))
-            inv = invert_received(system, tx.image, seed=seed)
+            try:
+                inv: tuple[torch.Tensor, torch.Tensor] | str = invert_received(system, tx.image, seed=seed)
+            except EdscError as e:  # e.g. no face left in a failed decoding
+                inv = f"the receiver cannot edit what arrived: {e}"
             if len(self._links) >= 8:
                 self._links.pop(next(iter(self._links)))
             self._links[key] = (tx, inv, time.perf_counter() - t0)
@@ -118,7 +128,9 @@ def compare_turn(system, session, cache: BaselineCache, channel: ChannelConfig,
         Per baseline: ``name``, ``label``, ``available``, ``reason`` and, when
         available, ``image`` (Tensor (1, 3, R, R)), ``received`` (Tensor), ``cbr``,
         ``k``, ``decoded_ok``, ``link_seconds`` (transmission + inversion, once
-        per setting), ``edit_seconds`` and ``transmission`` (the method's JSON).
+        per setting), ``edit_seconds``, ``transmission`` (the method's JSON) and
+        ``error``: why the method or its receiver could not deliver an edit (then
+        ``image`` is what arrived unedited, or absent if nothing was sent).
     """
     from editable_deepsc.baselines.edit_at_receiver import edit_at_receiver
 
@@ -131,12 +143,25 @@ def compare_turn(system, session, cache: BaselineCache, channel: ChannelConfig,
             cbr = float((cbrs or {}).get(spec.name, spec.cbr))
             if not (0.0 < cbr <= 1.0):
                 raise BadInput(f"baseline CBR must be in (0, 1], got {cbr}")
-            tx, inv, link_s = cache.link(system, spec, session.source, cbr, channel, session.seed)
+            try:
+                tx, inv, link_s = cache.link(system, spec, session.source, cbr, channel, session.seed)
+            except CheckpointError as e:  # registered, but its trained model is not in the zoo (yet)
+                row.update(available=False, reason=f"{spec.label} is not available: {e}")
+                out.append(row)
+                continue
+            except EdscError as e:
+                row.update(cbr=cbr, k=0, error=str(e), edits=len(edits))
+                out.append(row)
+                continue
             t0 = time.perf_counter()
-            res = edit_at_receiver(system, tx.image, edits, seed=session.seed, inverted=inv)
             rec = tx.to_json()
-            row.update(image=res.image, received=inv[0], cbr=float(rec.get("cbr", cbr)), k=int(rec.get("k", 0)),
-                       decoded_ok=rec.get("decoded_ok"), link_seconds=round(link_s, 3),
+            if isinstance(inv, str):
+                image, received, error = tx.image, tx.image, inv
+            else:
+                image = edit_at_receiver(system, tx.image, edits, seed=session.seed, inverted=inv).image
+                received, error = inv[0], None
+            row.update(image=image, received=received, error=error, cbr=float(rec.get("cbr", cbr)),
+                       k=int(rec.get("k", 0)), decoded_ok=rec.get("decoded_ok"), link_seconds=round(link_s, 3),
                        edit_seconds=round(time.perf_counter() - t0, 3), edits=len(edits), transmission=rec)
         out.append(row)
     return out

@@ -207,18 +207,21 @@ function renderCompare(data) {
       card.append(el("div", { class: "reason" }, "not available"), el("div", { class: "hint" }, b.reason || ""));
     } else {
       const ok = b.decoded_ok === false ? el("span", { class: "bad" }, " decoding failed (fallback image)") : "";
+      const problem = b.error ? el("div", { class: "bad problem" }, b.error) : "";
       const inp = el("input", { type: "number", step: "0.005", min: "0.001", max: "1",
-        value: String(prevCbr[b.name] ?? b.cbr), "data-baseline": b.name });
+        value: String(prevCbr[b.name] ?? Number(b.cbr.toFixed(4))), "data-baseline": b.name });
       inp.addEventListener("change", refreshCompare);
       card.append(
-        el("img", { src: `${b.image_url}?t=${Date.now()}`, alt: `${b.label} received and edited` }),
+        b.image_url ? el("img", { src: `${b.image_url}?t=${Date.now()}`, alt: `${b.label} received and edited` }) : "",
+        problem,
         el("div", { class: "cbr" }, `CBR ${fmt.cbr(b.cbr)} (${b.k} symbols, image sent once)`, ok),
         el("div", { class: "hint" }, o.full_cbr > 0 ? `Editable-DeepSC's full latent uses ` +
           `${(100 * o.full_cbr / b.cbr).toFixed(1)}% of this CBR` : ""),
-        el("div", { class: "small hint" }, "received before editing: ",
-          el("img", { src: `${b.received_url}?t=${Date.now()}`, alt: `${b.label} received` })),
+        b.received_url ? el("div", { class: "small hint" }, "received before editing: ",
+          el("img", { src: `${b.received_url}?t=${Date.now()}`, alt: `${b.label} received` })) : "",
         el("label", { class: "hint" }, "CBR ", inp),
-        el("div", { class: "hint" }, `transmit + invert ${fmt.s(b.link_seconds)}, edit ${fmt.s(b.edit_seconds)}`));
+        b.link_seconds != null ? el("div", { class: "hint" },
+          `transmit + invert ${fmt.s(b.link_seconds)}, edit ${fmt.s(b.edit_seconds)}`) : "");
     }
     box.append(card);
   }
@@ -259,6 +262,8 @@ async function init() {
   $("channel").addEventListener("change", refreshCompare);
   $("system-info").textContent = `generator ${cfg.generator.name} (${cfg.generator.resolution} px), ` +
     `${cfg.system.preset} editing preset, ${cfg.generator.full_symbols} symbols per full latent`;
+  $("footer").textContent = `Runs locally; nothing leaves this machine. Images are ${cfg.generator.resolution}×` +
+    `${cfg.generator.resolution} px (the generator's size).`;
   for (const s of cfg.samples) {
     const b = el("button", { type: "button", title: s.label, "data-sample": s.name },
       el("img", { src: s.thumb_url, alt: s.label }));
