@@ -130,8 +130,9 @@ class SemanticCodec(nn.Module):
             self.register_buffer("scale_gain", torch.ones(()))
             self.register_buffer("scale_var", torch.full((), 0.25))
             with torch.no_grad():  # residual MLPs start small: the linear path dominates
-                self.encoder.out.weight.mul_(0.1)
-                self.decoder.out.weight.mul_(0.1)
+                for mlp in (self.encoder, self.decoder):
+                    mlp.out.weight.mul_(0.1)
+                    mlp.out.bias.zero_()
         else:
             self.enc_linear = self.enc_gain = self.dec_linear = self.dec_gain = None
 

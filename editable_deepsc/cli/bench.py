@@ -8,6 +8,7 @@ from editable_deepsc.cli.lazy import LazyGroup
 
 # bench name -> ("module:attr", one-line help); one line per benchmark
 BENCHES: dict[str, tuple[str, str]] = {
+    "codec": ("editable_deepsc.cli.bench_codec:codec", "Semantic codec vs uncoded PCA vs quantised latent over 5G LDPC."),
     "edit": ("editable_deepsc.cli.bench_edit:edit", "Editing: paper vs fast preset, JECC vs edit-then-transmit."),
     "faces": ("editable_deepsc.cli.bench_faces:faces", "Face-api score reliability (face vs mirror) and identity distances."),
     "edit-support": ("editable_deepsc.cli.bench_edit:edit_support", "Measure which edits the built-in editor supports."),

@@ -20,10 +20,13 @@ Loss
 ----
 Each step sends the batch through the differentiable channels -- the first
 half AWGN, the second half Rayleigh block fading -- at per-sample SNR
-``U[snr_min, snr_max]`` dB, told to both ends. The loss is
+``U[snr_min, snr_max]`` dB, told to both ends. The squared-error terms enter
+in dB (mean over samples of ``log(err + 1e-4)``), so that a dB gained at 20 dB
+SNR counts as much as one at 0 dB (a linear MSE is dominated by the low SNRs).
+The loss is
 
-``latent_weight · NMSE(ŵ, w)`` (squared error in the PCA basis over the latent variance)
-``+ pixel_weight · MSE(G(ŵ), G(w))`` (images in [-1, 1]; during the warm-up its
+``latent_weight · log NMSE(ŵ, w)`` (squared error in the PCA basis over the latent variance)
+``+ pixel_weight · log MSE(G(ŵ), G(w))`` (images in [-1, 1]; during the warm-up its
 Gauss-Newton form ``δᵀ M δ`` with ``M = E[JᵀJ]/P`` the generator's average
 pull-back metric, estimated once from ``metric_samples`` vector-Jacobian
 products -- it tells the codec which latent directions change the image, at
@@ -71,6 +74,8 @@ LOG_FILE = "log.jsonl"
 INVERSIONS_FILE = "inversions.safetensors"
 #: generator name for the untrained style generator copied from the teacher (development only)
 INIT_GENERATOR = "edsc-faces64-init"
+#: floor inside the log of the squared-error terms (-40 dB)
+LOG_EPS = 1e-4
 
 
 @dataclass
@@ -123,7 +128,7 @@ class CodecTrainConfig:
     inversion_pool: int = 2000
     metric_samples: int = 2048
     latent_weight: float = 1.0
-    pixel_weight: float = 2.0
+    pixel_weight: float = 1.0
     perceptual_weight: float = 0.5
     identity_weight: float = 0.0
     snr_min: float = 0.0
@@ -334,9 +339,9 @@ class ImageLoss:
         img = self.generator.synthesis(w_hat)
         loss = torch.zeros(())
         terms: dict[str, float] = {}
-        mse = F.mse_loss(img, target)
-        terms["pixel_mse"] = float(mse)
-        loss = loss + self.pixel_weight * mse
+        mse = (img - target).pow(2).flatten(1).mean(1)
+        terms["pixel_mse"] = float(mse.mean().detach())
+        loss = loss + self.pixel_weight * torch.log(mse + LOG_EPS).mean()
         if self.lpips is not None:
             perc = self.lpips(img, target).mean()
             terms["lpips_proxy"] = float(perc)
@@ -407,14 +412,14 @@ def codec_step(
             codec(w[half:], RayleighBlockFading(), snr[half:], generator=rng),
         ]
     )
-    nmse = codec.pca.nmse(w_hat, w).mean()
-    loss = cfg.latent_weight * nmse
-    terms: dict[str, float] = {"nmse": float(nmse.detach())}
+    nmse = codec.pca.nmse(w_hat, w)
+    loss = cfg.latent_weight * torch.log(nmse + LOG_EPS).mean()
+    terms: dict[str, float] = {"nmse": float(nmse.mean().detach())}
     if metric is not None and step < cfg.warmup_steps and cfg.pixel_weight > 0:
         delta = codec.pca.project(w_hat) - codec.pca.project(w)
-        gn = ((delta @ metric) * delta).sum(1).mean()
-        terms["pixel_mse_gn"] = float(gn.detach())
-        loss = loss + cfg.pixel_weight * gn
+        gn = ((delta @ metric) * delta).sum(1)
+        terms["pixel_mse_gn"] = float(gn.mean().detach())
+        loss = loss + cfg.pixel_weight * torch.log(gn + LOG_EPS).mean()
     if image_loss is not None and image_loss.active and step >= cfg.warmup_steps:
         idx = torch.cat([torch.arange(cfg.image_batch), half + torch.arange(cfg.image_batch)])
         img_loss, img_terms = image_loss(w_hat[idx], w[idx])
