@@ -118,16 +118,16 @@ def test_bench_invert_writes_markdown_table(tmp_path, encoder_file, capsys):
     from editable_deepsc.eval.invert_bench import read_table
 
     md = tmp_path / "inversion.md"
-    argv = ["bench", "invert", "--n", "2", "--optimize-steps", "4", "--hybrid-steps", "2", *GEN,
+    argv = ["bench", "invert", "--n", "2", "--optimize-steps", "4", "--hybrid-steps", "1,2", *GEN,
             "--encoder", str(encoder_file), "--markdown", str(md), "--json", "--quiet"]
     assert main(argv) == 0
     res = json.loads(capsys.readouterr().out)
     methods = [r["method"] for r in res["rows"]]
-    assert methods == ["encoder", "hybrid", "optimize", "optimize (w)"]
-    opt = res["rows"][2]
+    assert methods == ["encoder", "hybrid", "hybrid", "optimize", "optimize (w)"]
+    opt = res["rows"][3]
     assert opt["speedup_vs_optimize"] == pytest.approx(1.0)
     assert res["rows"][0]["speedup_vs_optimize"] > 1.0
     assert set(res["targets"]) >= {"encoder_speedup", "hybrid_lpips_ratio"}
     table = read_table(md)
-    assert table is not None and "LPIPS (proxy)" in table and table.count("\n") == 5
+    assert table is not None and "LPIPS (proxy)" in table and table.count("\n") == 6
     assert md.with_suffix(".json").is_file()

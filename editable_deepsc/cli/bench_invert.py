@@ -13,7 +13,8 @@ from editable_deepsc.inversion.invert import DEFAULT_GENERATOR, HYBRID_DEFAULTS,
 @click.command("invert")
 @click.option("--n", "n", default=16, show_default=True, type=int, help="Held-out teacher test faces.")
 @click.option("--optimize-steps", default=OPTIMIZE_DEFAULTS["steps"], show_default=True, type=int)
-@click.option("--hybrid-steps", default=HYBRID_DEFAULTS["steps"], show_default=True, type=int)
+@click.option("--hybrid-steps", default=str(HYBRID_DEFAULTS["steps"]), show_default=True,
+              help="Comma-separated refinement steps, one hybrid row each (e.g. 20,50,100).")
 @click.option("--batch-size", default=8, show_default=True, type=int)
 @click.option("--generator", "generator_name", default=DEFAULT_GENERATOR, show_default=True)
 @click.option("--encoder", "encoder_name", default="edsc-e4e-faces64", show_default=True)
@@ -27,7 +28,7 @@ from editable_deepsc.inversion.invert import DEFAULT_GENERATOR, HYBRID_DEFAULTS,
 def invert(
     n: int,
     optimize_steps: int,
-    hybrid_steps: int,
+    hybrid_steps: str,
     batch_size: int,
     generator_name: str,
     encoder_name: str,
@@ -59,10 +60,16 @@ def invert(
 
     if threads:
         torch.set_num_threads(threads)
+    from editable_deepsc.errors import BadInput
+
+    try:
+        hybrid_list = tuple(int(k) for k in hybrid_steps.split(",") if k.strip())
+    except ValueError:
+        raise BadInput(f"--hybrid-steps must be comma-separated integers, got {hybrid_steps!r}") from None
     g = load_style_generator(generator_name)
     enc = load_encoder(encoder_name, generator=g)
     result = run_invert_bench(
-        g, enc, n=n, optimize_steps=optimize_steps, hybrid_steps=hybrid_steps, batch_size=batch_size, seed=seed,
+        g, enc, n=n, optimize_steps=optimize_steps, hybrid_steps=hybrid_list, batch_size=batch_size, seed=seed,
         single_w=not no_single_w, progress=not quiet,
     )
     argv = sys.argv[1:] if sys.argv and sys.argv[0].endswith("edsc") else None

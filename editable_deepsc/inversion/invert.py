@@ -8,8 +8,8 @@ Methods
     Adam on W+ from the mean ``w`` (:func:`editable_deepsc.inversion.optimize.invert_optimize`),
     ``steps`` steps (default 200) -- the quality reference.
 ``hybrid``
-    The encoder's W+ refined by a few Adam steps (default 40) with a lower
-    learning rate and no exploration noise.
+    The encoder's W+ refined by a few Adam steps (default 50) without
+    exploration noise.
 
 All methods return W+ (N, num_ws, w_dim) float32 and per-image statistics
 (:func:`reconstruction_stats`): PSNR, SSIM, LPIPS (the standard metric when its
@@ -41,8 +41,8 @@ from editable_deepsc.inversion.optimize import invert_optimize
 METHODS = ("encoder", "optimize", "hybrid")
 DEFAULT_GENERATOR = "edsc-faces64"
 #: Defaults per method: Adam steps, peak learning rate, exploration noise.
-OPTIMIZE_DEFAULTS = {"steps": 200, "lr": 0.1, "noise": 0.05}
-HYBRID_DEFAULTS = {"steps": 40, "lr": 0.15, "noise": 0.0}
+OPTIMIZE_DEFAULTS = {"steps": 200, "lr": 0.2, "noise": 0.05}
+HYBRID_DEFAULTS = {"steps": 50, "lr": 0.2, "noise": 0.0}
 
 
 @dataclass

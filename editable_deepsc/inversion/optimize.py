@@ -115,7 +115,7 @@ def invert_optimize(
     steps: int = 200,
     space: str = "wplus",
     init: str | torch.Tensor = "mean",
-    lr: float = 0.1,
+    lr: float = 0.2,
     loss: ReconstructionLoss | None = None,
     rampup: float = 0.05,
     rampdown: float = 0.25,
