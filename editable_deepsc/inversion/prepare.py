@@ -18,7 +18,7 @@ from dataclasses import dataclass
 
 import torch
 
-from editable_deepsc.errors import EdscError, ImageError
+from editable_deepsc.errors import ImageError
 from editable_deepsc.imaging.io import resize
 
 MIN_PHOTO_SIDE = 64
@@ -85,9 +85,6 @@ def prepare_image(image: torch.Tensor, resolution: int = 64, align: bool = True)
         except ImportError as e:  # pragma: no cover - face module absent
             warnings.warn(f"face alignment unavailable ({e}); resizing the photo without alignment", stacklevel=2)
         else:
-            try:
-                face = align_face(image.float(), size=resolution, framing="teacher")
-            except EdscError:
-                raise
+            face = align_face(image.float(), size=resolution, framing="teacher")  # NoFaceFound propagates
             return PreparedImage(face.image.float().clamp(-1, 1), aligned=True, source_size=(h, w))
     return PreparedImage(resize(image.float(), resolution), aligned=False, source_size=(h, w))
