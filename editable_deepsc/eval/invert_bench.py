@@ -305,7 +305,25 @@ LPIPS resizes to 224 px, so the reported metric is related to, but not the one o
 Timings are CPU wall-clock on a shared machine and vary by ±30% between runs; the ratios are
 measured in one process.
 
-{_training_section(m.get("encoder_training"))}"""
+{_training_section(m.get("encoder_training"))}
+## Use
+
+```
+edsc invert face.png --method hybrid --out recon.png --latent-out w.safetensors --json
+edsc train encoder --steps 1500 --max-minutes 40     # resumable (--workdir), exports to the zoo
+edsc bench invert --n 16 --hybrid-steps 20,50,100 --markdown docs/inversion.md
+```
+
+```python
+from editable_deepsc.inversion import invert, invert_optimize, load_encoder
+out = invert(images, method="hybrid")          # images (N, 3, 64, 64) in [-1, 1], aligned
+out.w_plus                                     # (N, 5, 100) float32; out.stats: psnr, ssim, lpips, ...
+res = invert_optimize(generator, images, steps=200, space="w")   # single-w reference
+```
+
+Photos larger than 64×64 must be square; the face is detected and aligned with face-api's
+detector and landmarks (`framing="teacher"`) before inversion; no face → exit code 2.
+"""
     path.parent.mkdir(parents=True, exist_ok=True)
     path.write_text(body)
     path.with_suffix(".json").write_text(json.dumps({**result.to_json(), "targets": t}, indent=1) + "\n")
