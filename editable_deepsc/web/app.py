@@ -47,6 +47,7 @@ from starlette.staticfiles import StaticFiles
 
 from editable_deepsc.config import ChannelConfig
 from editable_deepsc.errors import BadInput, EdscError, ImageError, NoFaceFound, UnsupportedInstruction
+from editable_deepsc.imaging.io import resize
 from editable_deepsc.web.compare import COMPARE_BASELINES, BaselineCache, BaselineSpec, availability, compare_turn
 from editable_deepsc.web.samples import Sample, find_sample
 from editable_deepsc.web.sessions import (SessionLimits, SessionNotFound, SessionStore, TooManyTurns, WebSession,
@@ -189,6 +190,14 @@ def _session_json(ws: WebSession) -> dict:
     }
 
 
+def _thumbnail(image, side: int = 128):
+    """Downscale a (1, 3, H, W) image so that its longer side is at most ``side`` px."""
+    h, w = image.shape[-2:]
+    if max(h, w) <= side:
+        return image
+    return resize(image, (max(1, round(h * side / max(h, w))), max(1, round(w * side / max(h, w)))))
+
+
 def _current_url(ws: WebSession) -> str:
     s = ws.session
     name = f"turn-{s.turns[-1].index}" if s.turns else "start"
@@ -281,7 +290,7 @@ def create_app(system, samples: list[Sample] | None = None, *, upload_limits: Up
         sample = find_sample(samples, name)
         async with sample_lock:
             if name not in sample_png:
-                sample_png[name] = await asyncio.to_thread(lambda: png_bytes(sample.load()))
+                sample_png[name] = await asyncio.to_thread(lambda: png_bytes(_thumbnail(sample.load())))
         return Response(sample_png[name], media_type="image/png", headers={"Cache-Control": "max-age=3600"})
 
     @_endpoint
