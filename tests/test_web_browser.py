@@ -214,6 +214,7 @@ def test_busy_server_answers_status_at_once_and_refuses_extra_work(browser, page
     _start_sample(page)
     gate = system.tx.parser.gate
     gate.clear()
+    system.tx.parser.entered.clear()
     page.fill("#instruction", "smile slowly")
     page.click("#send")
     assert system.tx.parser.entered.wait(10)
