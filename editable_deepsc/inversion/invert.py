@@ -153,6 +153,10 @@ def reconstruction_stats(
     ]
 
 
+def _encoder_label(encoder: E4EEncoder | str | Path | None) -> str:
+    return "in-memory" if isinstance(encoder, E4EEncoder) else str(encoder or ENCODER_NAME)
+
+
 def invert(
     images: torch.Tensor,
     method: str = "encoder",
@@ -220,7 +224,9 @@ def invert(
         else:
             enc = encoder
             if (enc.num_ws, enc.w_dim) != (g.num_ws, g.w_dim):
-                raise CheckpointError(f"encoder ({enc.num_ws}, {enc.w_dim}) does not fit {g.name} ({g.num_ws}, {g.w_dim})")
+                raise CheckpointError(
+                    f"encoder ({enc.num_ws}, {enc.w_dim}) does not fit {g.name} ({g.num_ws}, {g.w_dim})"
+                )
         enc.eval()
     defaults = HYBRID_DEFAULTS if method == "hybrid" else OPTIMIZE_DEFAULTS
     steps = defaults["steps"] if steps is None else int(steps)
@@ -265,7 +271,7 @@ def invert(
     config = {
         "method": method,
         "generator": g.name,
-        "encoder": None if enc is None else str(encoder or ENCODER_NAME) if not isinstance(encoder, E4EEncoder) else "in-memory",
+        "encoder": _encoder_label(encoder) if enc is not None else None,
         "steps": 0 if method == "encoder" else steps,
         "lr": None if method == "encoder" else lr,
         "seed": seed,
