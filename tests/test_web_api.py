@@ -295,5 +295,12 @@ def test_serve_cli_checks_arguments_before_loading_models(capsys):
     assert main(["serve", "--port", "70000"]) == 2
     assert "port must be in [0, 65535]" in capsys.readouterr().err
     assert main(["serve", "--snr", "99"]) == 2
+    import socket
+
+    with socket.socket() as busy:
+        busy.bind(("127.0.0.1", 0))
+        busy.listen(1)
+        assert main(["serve", "--port", str(busy.getsockname()[1])]) == 2  # before loading any model
+        assert "cannot listen on 127.0.0.1" in capsys.readouterr().err
     assert main(["serve", "--help"]) == 0
     assert "127.0.0.1" in capsys.readouterr().out

@@ -25,7 +25,8 @@ def serve(host: str, port: int, snr: float, max_queue: int, max_sessions: int, r
     The page: upload a photo or pick a sample, type instructions turn by turn,
     change SNR/channel, undo/reset, compare with data-oriented baselines, and
     download the received image and the session log. Models load once; requests
-    run one at a time (``--seed`` is the default seed of new sessions).
+    run one at a time (--seed is the default seed of new sessions). The port is
+    taken before the models load, so a busy port fails at once.
 
     \b
     Examples:
@@ -34,12 +35,13 @@ def serve(host: str, port: int, snr: float, max_queue: int, max_sessions: int, r
     """
     from editable_deepsc.config import ChannelConfig
     from editable_deepsc.errors import BadInput
-    from editable_deepsc.web.server import check_bind
+    from editable_deepsc.web.server import bind_socket, check_bind
 
     check_bind(host, port)
     if max_queue < 0 or max_sessions < 1:
         raise BadInput("--max-queue must be >= 0 and --max-sessions >= 1")
     channel = ChannelConfig("awgn", snr)
+    sock = bind_socket(host, port)
     from editable_deepsc.cli.edit import build_system
     from editable_deepsc.web.app import create_app
     from editable_deepsc.web.server import serve as run_server
@@ -50,4 +52,4 @@ def serve(host: str, port: int, snr: float, max_queue: int, max_sessions: int, r
     app = create_app(system, max_queue=max_queue, session_limits=SessionLimits(max_sessions=max_sessions),
                      default_channel=channel, default_seed=seed)
     click.echo(f"Editable-DeepSC demo on http://{host}:{port}  (Ctrl-C to stop)", err=True)
-    run_server(app, host=host, port=port)
+    run_server(app, sock=sock)

@@ -44,11 +44,12 @@ def bind_socket(host: str = "127.0.0.1", port: int = 0) -> socket.socket:
     return sock
 
 
-def serve(app, host: str = "127.0.0.1", port: int = 7860, log_level: str = "info") -> None:
-    """Serve ``app`` until interrupted (Ctrl-C)."""
+def serve(app, host: str = "127.0.0.1", port: int = 7860, log_level: str = "info",
+          sock: socket.socket | None = None) -> None:
+    """Serve ``app`` until interrupted (Ctrl-C), on ``sock`` if given, else on ``host:port``."""
     import uvicorn
 
-    sock = bind_socket(host, port)
+    sock = sock if sock is not None else bind_socket(host, port)
     config = uvicorn.Config(app, log_level=log_level, access_log=False, timeout_graceful_shutdown=2)
     uvicorn.Server(config).run(sockets=[sock])
 
