@@ -20,6 +20,7 @@ be loaded from a bare path.
 from __future__ import annotations
 
 import json
+import warnings
 from pathlib import Path
 from typing import Any
 
@@ -153,6 +154,24 @@ def _check_generator(config: dict[str, Any], generator: Any, label: str) -> None
     name = getattr(generator, "name", None)
     if want is not None and name is not None and name != want:
         raise CheckpointError(f"codec {label} was trained for generator {want!r}, not {name!r}")
+    _warn_if_stale(config, label)
+
+
+def _warn_if_stale(config: dict[str, Any], label: str) -> None:
+    """Warn when the generator's registered weights are not those the codec was trained with."""
+    want_sha, gen_name = config.get("generator_sha256"), config.get("generator")
+    if not want_sha or not gen_name:
+        return
+    try:
+        have = registry.card(gen_name).sha256
+    except CheckpointError:
+        return
+    if have != want_sha:
+        warnings.warn(
+            f"codec {label} was trained with other {gen_name} weights (sha256 {want_sha[:12]}…, zoo has "
+            f"{have[:12]}…); retrain it with `edsc train codec`",
+            stacklevel=3,
+        )
 
 
 def load_codec(

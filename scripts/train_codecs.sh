@@ -1,0 +1,12 @@
+#!/usr/bin/env bash
+# Train the built-in semantic codecs for edsc-faces64 (sequential, one CPU thread each; resumable).
+# Usage: scripts/train_codecs.sh [k ...]     (default: 128 64 32 250; 128 is the default codec)
+set -euo pipefail
+cd "$(dirname "$0")/.."
+export OMP_NUM_THREADS=1 HF_HUB_OFFLINE=1
+for k in "${@:-128 64 32 250}"; do
+  for kk in $k; do
+    .venv/bin/edsc train codec --k "$kk" --generator edsc-faces64 --steps 1620 --warmup-steps 1500 \
+      --threads 1 --seed 0 --quiet --workdir "runs/codec-faces64-k$kk"
+  done
+done
