@@ -272,3 +272,22 @@ def test_cli_bad_input_exits_2(tmp_path, capsys):
     assert main(["bench", "edit", "--presets", "paper", "--out", str(tmp_path / "o")]) == 2
     assert main(["train", "directions", "--n", "5", "--workdir", str(tmp_path / "w")]) == 2
     assert not (tmp_path / "o").exists()
+
+
+# ---------------------------------------------------------------- the real face nets (built-in model set)
+@pytest.mark.slow
+def test_builtin_editor_makes_a_teacher_face_smile():
+    pytest.importorskip("editable_deepsc.guidance.attributes")
+    from editable_deepsc.editing.builtin import build_editor
+    from editable_deepsc.editing.evaluate import test_latents
+
+    torch.manual_seed(0)
+    ed = build_editor("paper", steps=25, use_support=False, use_directions=False)
+    w0 = test_latents(ed.generator, 2, offset=0)
+    r = ed.edit(w0, EditTarget("happy", "more"))
+    gain = r.values_after["happy"] - r.values_before["happy"]
+    assert r.met.all(), r.summary()
+    assert (gain > 0.1).all() and (r.values_after["happy"] >= 0.5).all()
+    dist = ed.guidance.identity_distance(r.images, ed.generator.synthesis(w0))
+    assert (dist < 0.45).all()
+    assert set(r.values_after) >= {"happy", "age", "yaw"}  # named + kept attributes reported

@@ -32,12 +32,17 @@ def _header(title: str, command: str, meta: dict) -> str:
 @click.option("--snr", "snrs", default="0,6,12", show_default=True, help="SNRs (dB) for the JECC comparison.")
 @click.option("--channel", default="awgn", show_default=True, help="awgn or rayleigh.")
 @click.option("--jecc-n", default=None, type=int, help="Faces for the JECC part (default: --n).")
+@click.option("--jecc-instructions", default=0, show_default=True, type=int,
+              help="Use only the first this many supported instructions for JECC (0: all).")
 @click.option("--max-id-distance", default=0.45, show_default=True, type=float,
               help="Largest face-descriptor distance to the original for a success.")
 @click.option("--batch-size", default=50, show_default=True, type=int)
 @click.option("--out", "out_dir", type=click.Path(file_okay=False), default="out/bench_edit", show_default=True)
 @click.option("--seed", default=0, show_default=True, type=int)
-def edit(n, offset, presets, jecc, codec_name, snrs, channel, jecc_n, max_id_distance, batch_size, out_dir, seed) -> None:
+def edit(
+    n, offset, presets, jecc, codec_name, snrs, channel, jecc_n, jecc_instructions, max_id_distance, batch_size,
+    out_dir, seed,
+) -> None:
     """Success rate, identity and seconds per edit of two presets on held-out faces; JECC vs edit→transmit.
 
     \b
@@ -101,10 +106,13 @@ def edit(n, offset, presets, jecc, codec_name, snrs, channel, jecc_n, max_id_dis
         if codec is not None:
             ed = editors[names[-1]]
             wj = w0[: jecc_n or n]
-            jrows = compare_jecc(ed, codec, ch, snr_list, wj, DEFAULT_INSTRUCTIONS, gd.identity_similarity,
+            jins = [i for i in DEFAULT_INSTRUCTIONS if ed.support is None or ed.support.is_supported_all(i.targets)]
+            jins = jins[:jecc_instructions] if jecc_instructions > 0 else jins
+            jrows = compare_jecc(ed, codec, ch, snr_list, wj, jins, gd,
                                  max_id_distance, seed=seed, batch_size=batch_size)  # fmt: skip
             cname = codec_name or DEFAULT_CODEC
             jmeta = {"codec": cname, "channel": channel, "preset": names[-1], "faces": int(wj.shape[0]),
+                     "channel draws per step (JECC)": ed.config.channel_draws,
                      "judged": "on the received image G(decode(channel(encode(w)))), fresh channel draw"}  # fmt: skip
             md += "\n" + _header("JECC vs edit-then-transmit (receiver side)", command, jmeta) + jecc_markdown(jrows)
             payload["jecc"] = {"meta": jmeta, "rows": jrows}

@@ -86,6 +86,10 @@ class SupportTable:
             return all(self.entries.get(f"{a}:{d}", {}).get("supported", False) for d in ("more", "less"))
         return bool(self.entries.get(edit_key(target), {}).get("supported", False))
 
+    def is_supported_all(self, targets) -> bool:
+        """Whether every target of ``targets`` is supported."""
+        return all(self.is_supported(t) for t in targets)
+
     def describe_supported(self) -> str:
         keys = self.supported_keys()
         if not keys:
