@@ -243,6 +243,20 @@ def test_jecc_makes_the_receiver_side_meet_the_target(gen_, w0):
     assert ok_joint >= 0.8 and ok_joint > ok_plain
 
 
+def test_jecc_runs_through_the_real_codec_class(gen_, w0):
+    from editable_deepsc.channel import AWGN
+    from editable_deepsc.channel.codec import CodecConfig, SemanticCodec
+
+    torch.manual_seed(0)
+    codec = SemanticCodec(CodecConfig(num_ws=3, w_dim=8, k=8, hidden=16, depth=1)).requires_grad_(False)
+    ed = Editor(gen_, ToyGuidance(), config=cfg(steps=5, channel_draws=3))
+    r = ed.edit(w0[:2], target("happy"), through_channel=(codec, AWGN(), 6.0), generator=torch.Generator().manual_seed(1))
+    assert r.jecc and r.w_plus.shape == (2, 3, 8) and torch.isfinite(r.w_plus).all()
+    assert not torch.equal(r.w_plus, w0[:2])
+    with pytest.raises(BadInput):
+        ed.edit(w0[:2], target("happy"), through_channel=(codec, AWGN()))
+
+
 def test_one_call_edit_and_summary(gen_, w0):
     r = edit(gen_, ToyGuidance(), w0[:2], target("happy"), config=cfg())
     s = r.summary()
