@@ -1,8 +1,8 @@
 """Built-in semantic codecs by name: export to the zoo and :func:`load_codec`.
 
 A trained :class:`~editable_deepsc.channel.codec.SemanticCodec` is stored as
-one safetensors file (weights in float16 to keep each codec under ~2 MB; the
-latent statistics stay float32) and a zoo card whose ``config`` holds the
+one safetensors file (network weights and PCA axes in float16, so that each
+codec stays at 1.7-3.1 MB; the latent mean and spreads stay float32) and a zoo card whose ``config`` holds the
 :class:`~editable_deepsc.channel.codec.CodecConfig` fields plus the generator
 the codec serves::
 
@@ -36,7 +36,7 @@ DEFAULT_CODEC = "edsc-codec-faces64-k128"
 #: k values of the shipped codecs (complex channel uses per latent).
 BUILTIN_KS: tuple[int, ...] = (32, 64, 128, 250)
 CODEC_FORMAT = "edsc-semantic-codec"
-_FP32_KEYS = ("pca.",)  # latent statistics keep full precision
+_FP32_KEYS = ("pca.mean", "pca.std", "scale_")  # latent mean/spread and the scale-symbol calibration stay float32
 
 
 def codec_name(generator_name: str, k: int) -> str:
@@ -89,7 +89,8 @@ def export_codec(
     generator_sha256 : str, optional
         Digest of the generator's weights the codec was trained with.
     half : bool
-        Store the network weights as float16 (the PCA statistics stay float32).
+        Store the network weights and PCA axes as float16 (mean, spreads and
+        scale calibration stay float32).
     weights_dir, cards_dir : Path, optional
         Override the zoo directories (tests).
 
