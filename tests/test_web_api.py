@@ -20,7 +20,7 @@ from editable_deepsc.config import ChannelConfig
 from editable_deepsc.errors import BadInput
 from editable_deepsc.imaging.io import to_pil
 from editable_deepsc.text.targets import EditTarget
-from editable_deepsc.web.app import STATIC_DIR, create_app
+from editable_deepsc.web.app import STATIC_DIR, create_app, example_instruction
 from editable_deepsc.web.compare import BaselineCache, BaselineSpec, compare_turn
 from editable_deepsc.web.sessions import SessionLimits
 from editable_deepsc.web.uploads import UploadLimits, safe_path, sanitise_filename, save_upload
@@ -113,6 +113,16 @@ def test_path_traversal_in_urls_is_refused(client):
 
 
 # ---------------------------------------------------------------------- limits and errors
+@pytest.mark.parametrize("hint, text", [
+    ("pitch: less (e.g. 'hang the head')", "hang the head"),
+    ("age (20 years older / younger / make him 60)", "20 years older"),
+    ("neutral (neutral expression)", "neutral expression"),
+    ("smile", "smile"),
+])
+def test_suggestions_are_typeable_instructions(hint, text):
+    assert example_instruction(hint) == text
+
+
 def test_upload_limits_are_stated(client, system):
     r = client.post("/api/sessions", content=b"\0" * 200_001)
     assert r.status_code == 413 and r.json()["error"]["type"] == "too_large"
@@ -134,6 +144,8 @@ def test_turns_errors_and_log(client):
     err = r.json()["error"]
     assert r.status_code == 422 and err["type"] == "unsupported_instruction"
     assert err["supported"] == ["smile", "older", "turn"] and err["nearest"] == "smile"
+    assert [(x["text"], x["nearest"]) for x in err["suggestions"]] == [("smile", True), ("older", False),
+                                                                       ("turn", False)]
     assert client.post(f"/api/sessions/{sid}/undo").json()["error"]["message"] == "nothing to undo"
     for body, msg in (({"instruction": "  "}, "type an instruction"),
                       ({"instruction": "smile", "snr_db": 99}, "SNR"),

@@ -65,12 +65,48 @@ CSP = ("default-src 'self'; img-src 'self' data: blob:; style-src 'self'; script
 
 
 # ---------------------------------------------------------------------- errors
+_EG = re.compile(r"e\.g\.\s*['\"]([^'\"]+)['\"]")
+_PAREN = re.compile(r"\(([^)]*)\)")
+
+
+def example_instruction(hint: str) -> str:
+    """A typeable instruction from a parser hint.
+
+    Examples
+    --------
+    >>> example_instruction("pitch: less (e.g. 'hang the head')")
+    'hang the head'
+    >>> example_instruction("happy (smile / stop smiling)")
+    'smile'
+    >>> example_instruction("smile")
+    'smile'
+    """
+    m = _EG.search(hint)
+    if m:
+        return m.group(1).strip()
+    m = _PAREN.search(hint)
+    if m and m.group(1).strip():
+        return m.group(1).split("/")[0].strip()
+    return hint.strip()
+
+
+def _suggestions(exc: UnsupportedInstruction) -> list[dict]:
+    out, seen = [], set()
+    for hint, nearest in ([(exc.nearest, True)] if exc.nearest else []) + [(h, False) for h in exc.supported]:
+        text = example_instruction(str(hint))
+        if text and text not in seen:
+            seen.add(text)
+            out.append({"text": text, "hint": str(hint), "nearest": nearest})
+    return out
+
+
 def error_response(exc: Exception) -> JSONResponse:
     """Map an exception to the JSON error the page shows."""
     body: dict[str, Any] = {"message": str(exc)}
     if isinstance(exc, UnsupportedInstruction):
         status, body["type"] = 422, "unsupported_instruction"
         body["supported"], body["nearest"] = list(exc.supported), exc.nearest
+        body["suggestions"] = _suggestions(exc)
     elif isinstance(exc, NoFaceFound):
         status, body["type"] = 422, "no_face"
     elif isinstance(exc, UploadTooLarge):
@@ -486,4 +522,4 @@ def create_app(system, samples: list[Sample] | None = None, *, upload_limits: Up
     return app
 
 
-__all__ = ["CSP", "MAX_INSTRUCTION_CHARS", "create_app", "error_response"]
+__all__ = ["CSP", "MAX_INSTRUCTION_CHARS", "create_app", "error_response", "example_instruction"]

@@ -83,12 +83,11 @@ function showError(err) {
     box.append(el("div", { class: "hint" }, `Limit: ${state.config.upload.describe}; PNG, JPEG, WebP or HEIC.`));
   }
   if (err.type === "busy") box.append(el("div", { class: "hint" }, "Another request is running; try again in a moment."));
-  if (err.type === "unsupported_instruction" && (err.supported || []).length) {
+  if (err.type === "unsupported_instruction" && (err.suggestions || []).length) {
     const sug = el("div", { class: "suggestions" }, "Try: ");
-    const items = err.nearest ? [err.nearest, ...err.supported.filter((s) => s !== err.nearest)] : err.supported;
-    for (const s of items.slice(0, 12)) {
-      const b = el("button", { type: "button", class: s === err.nearest ? "nearest" : "" }, s);
-      b.addEventListener("click", () => { $("instruction").value = s; $("instruction").focus(); });
+    for (const s of err.suggestions.slice(0, 14)) {
+      const b = el("button", { type: "button", class: s.nearest ? "nearest" : "", title: s.hint }, s.text);
+      b.addEventListener("click", () => { $("instruction").value = s.text; $("instruction").focus(); });
       sug.append(b);
     }
     box.append(sug);
