@@ -343,6 +343,10 @@ def register_directions(d: AttributeDirections, command: str, guidance_name: str
     name = directions_name(d.generator)
     dst = registry.WEIGHTS_DIR / f"{name}.safetensors"
     digest = d.save(dst)
+    try:
+        gen_sha = registry.card(d.generator).sha256
+    except Exception:  # noqa: BLE001 - generator not in the zoo (user model)
+        gen_sha = None
     registry.register_card(
         registry.ModelCard(
             name=name,
@@ -356,6 +360,7 @@ def register_directions(d: AttributeDirections, command: str, guidance_name: str
             description=f"Per-attribute W+ directions of {d.generator} for the fast editing preset",
             config={
                 "generator": d.generator,
+                "generator_sha256": gen_sha,
                 "num_ws": d.num_ws,
                 "w_dim": d.w_dim,
                 "attributes": list(d.attributes),
