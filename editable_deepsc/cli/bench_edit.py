@@ -26,6 +26,8 @@ def _header(title: str, command: str, meta: dict) -> str:
 @click.option("--n", default=100, show_default=True, type=int, help="Held-out teacher test faces.")
 @click.option("--offset", default=0, show_default=True, type=int, help="First test seed index.")
 @click.option("--presets", default="paper,fast", show_default=True, help="Two presets to compare (slow,fast).")
+@click.option("--presets-part/--no-presets-part", "presets_part", default=True, show_default=True,
+              help="Run the preset comparison (--no-presets-part: only JECC).")
 @click.option("--jecc/--no-jecc", default=True, show_default=True,
               help="Also compare JECC with edit-then-transmit (needs a trained codec).")
 @click.option("--codec", "codec_name", default=None, help="Codec zoo name (default: the system's default codec).")
@@ -40,7 +42,7 @@ def _header(title: str, command: str, meta: dict) -> str:
 @click.option("--out", "out_dir", type=click.Path(file_okay=False), default="out/bench_edit", show_default=True)
 @click.option("--seed", default=0, show_default=True, type=int)
 def edit(
-    n, offset, presets, jecc, codec_name, snrs, channel, jecc_n, jecc_instructions, max_id_distance, batch_size,
+    n, offset, presets, presets_part, jecc, codec_name, snrs, channel, jecc_n, jecc_instructions, max_id_distance, batch_size,
     out_dir, seed,
 ) -> None:
     """Success rate, identity and seconds per edit of two presets on held-out faces; JECC vs edit→transmit.
@@ -80,8 +82,11 @@ def edit(
     editors = {p: build_editor(p, generator=gen, guidance=gd) for p in names}
     w0 = test_latents(gen, n, offset)
     t0 = time.perf_counter()
-    rows = compare_presets(editors, w0, DEFAULT_INSTRUCTIONS, gd, max_id_distance, batch_size)
-    command = f"edsc bench edit --n {n} --offset {offset} --presets {presets} --max-id-distance {max_id_distance} --seed {seed}"
+    rows = compare_presets(editors, w0, DEFAULT_INSTRUCTIONS, gd, max_id_distance, batch_size) if presets_part else []
+    command = (f"edsc bench edit --n {n} --offset {offset} --presets {presets} --max-id-distance {max_id_distance} "
+               f"--seed {seed}" + ("" if presets_part else " --no-presets-part")
+               + (f" --channel {channel} --snr {snrs} --jecc-n {jecc_n} --jecc-instructions {jecc_instructions}"
+                  if jecc else " --no-jecc"))  # fmt: skip
     meta = {
         "generator": gen.name,
         "faces": f"{n} held-out teacher test faces (test_seeds({n}, {offset})), w0 = broadcast(mapping(z))",
@@ -92,7 +97,7 @@ def edit(
         "directions": "yes" if editors[names[-1]].directions is not None else "none (fast preset starts at w0)",
         "support table": "yes" if editors[names[0]].support is not None else "none (nothing refused)",
     }
-    md = _header(f"Editing: {names[0]} vs {names[1]} preset", command, meta) + presets_markdown(rows, names)
+    md = _header(f"Editing: {names[0]} vs {names[1]} preset", command, meta) + presets_markdown(rows, names) if rows else ""
     payload = {"command": command, "meta": meta, "configs": {p: e.config.to_json() for p, e in editors.items()},
                "rows": rows, "seconds": time.perf_counter() - t0}  # fmt: skip
     if jecc:
