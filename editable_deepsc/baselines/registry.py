@@ -21,6 +21,7 @@ from editable_deepsc.errors import BadInput
 TRANSMIT_METHODS: dict[str, str] = {
     "jpeg-ldpc": "editable_deepsc.baselines.jpeg_ldpc:transmit_jpeg_ldpc",
     "ideal": "editable_deepsc.baselines.jpeg_ldpc:transmit_ideal",
+    "deepjscc": "editable_deepsc.baselines.deepjscc:transmit_deepjscc",
 }
 
 
