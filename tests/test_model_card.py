@@ -1,0 +1,55 @@
+"""edsc zoo card: the generator model card from measurements (tiny settings), cached numbers reproduce."""
+
+from __future__ import annotations
+
+import json
+
+import numpy as np
+import pytest
+import torch
+
+from editable_deepsc.eval import generator_quality as gq
+from editable_deepsc.eval import model_card
+from editable_deepsc.zoo import registry
+
+pytestmark = pytest.mark.skipif(
+    not (registry.CARDS_DIR / "edsc-faces64.json").is_file(), reason="edsc-faces64 not trained yet"
+)
+
+
+def test_image_grid_layout():
+    x = torch.stack([torch.full((3, 4, 4), float(i) / 10) for i in range(5)])
+    g = gq.image_grid(x, nrow=3, pad=1)
+    assert g.shape == (3, 2 * 5 + 1, 3 * 5 + 1)
+    assert float(g[0, 1, 1]) == 0.0 and float(g[0, 6, 1]) == pytest.approx(0.3)
+    assert float(g[0, 0, 0]) == 1.0  # white gaps
+
+
+@pytest.mark.slow
+def test_card_written_and_cache_reproduces(tmp_path, monkeypatch):
+    monkeypatch.setattr(model_card, "CACHE_DIR", tmp_path / "cache")
+    # the Frechet distance itself is tested with the metrics; here a cheap stand-in (1280-d eigh costs ~8 s)
+    import editable_deepsc.metrics.fid as fid
+
+    monkeypatch.setattr(fid, "fid_from_features", lambda a, b: float(((a.mean(0) - b.mean(0)) ** 2).sum()))
+    out = tmp_path / "docs" / "models.md"
+    kw = dict(img_dir=tmp_path / "docs" / "img", fid_samples=6, inversion_faces=2, inversion_steps=3)
+    model_card.write_model_card(out, **kw)
+    text = out.read_text()
+    numbers = json.loads(out.with_suffix(".json").read_text())
+    assert "proxy" in text.lower() and "fid-proxy(effnet-lite0) at 64 px input" in text
+    assert "(img/faces64-vs-teacher.png)" in text and (tmp_path / "docs/img/faces64-style-mixing.png").is_file()
+    assert numbers["generators"]["edsc-faces64"]["num_ws"] == 5
+    assert numbers["fid"]["floor"] > 0 and numbers["fid"]["edsc-faces64"] > 0
+    spaces = [(r["generator"], r["space"]) for r in numbers["inversion"]]
+    assert spaces == [("teacher-dcgan64", "w"), ("edsc-faces64", "w"), ("edsc-faces64", "wplus")]
+    assert "## Inversion encoder" in text
+    chunk = next((tmp_path / "cache" / "fid-teacher-64px").glob("seeds-*.npy"))
+    np.save(chunk, np.load(chunk) + 1.0)  # a cached chunk is used as is ...
+    model_card.write_model_card(out, **kw)
+    again = json.loads(out.with_suffix(".json").read_text())
+    assert again["inversion"] == numbers["inversion"]
+    assert again["fid"]["floor"] != numbers["fid"]["floor"] or again["fid"]["edsc-faces64"] != numbers["fid"]["edsc-faces64"]
+    model_card.write_model_card(out, use_cache=False, **kw)  # ... and --no-cache recomputes it
+    fresh = json.loads(out.with_suffix(".json").read_text())
+    assert fresh["fid"]["floor"] == pytest.approx(numbers["fid"]["floor"], rel=1e-6)
