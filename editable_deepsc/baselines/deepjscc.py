@@ -273,7 +273,8 @@ class DeepJSCCResult:
     extra: dict = field(default_factory=dict)
 
     def to_json(self) -> dict:
-        d = {k: v for k, v in asdict(self).items() if k != "image"}
+        d = {k: v for k, v in asdict(self).items() if k not in ("image", "extra")}
+        d.update(self.extra)
         d["cbr_fraction"] = str(Fraction(self.cbr).limit_denominator(1000))
         return d
 

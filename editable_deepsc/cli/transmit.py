@@ -9,8 +9,8 @@ import click
 
 @click.command()
 @click.argument("image", type=click.Path(dir_okay=True))
-@click.option("--method", default="jpeg-ldpc", show_default=True, help="jpeg-ldpc or ideal (capacity bound).")
-@click.option("--cbr", type=float, default=0.1, show_default=True, help="Channel bandwidth ratio k/(H·W·C).")
+@click.option("--method", default="jpeg-ldpc", show_default=True, help="jpeg-ldpc, deepjscc or ideal (capacity bound).")
+@click.option("--cbr", "cbr_text", default="0.1", show_default=True, help="Channel bandwidth ratio k/(H·W·C), e.g. 0.1 or 1/6.")
 @click.option("--snr", "snr_db", type=float, default=6.0, show_default=True, help="SNR in dB, in [-10, 40].")
 @click.option("--channel", default="awgn", show_default=True, help="awgn or rayleigh.")
 @click.option("--codec", default="jpeg", show_default=True, help="jpeg, webp or heif.")
@@ -20,7 +20,7 @@ import click
 @click.option("--out", "out_path", type=click.Path(dir_okay=False), default=None, help="Write the received image here.")
 @click.option("--json", "as_json", is_flag=True, help="Print one JSON object.")
 @click.option("--seed", default=0, show_default=True, type=int, help="Seeds channel noise and fading.")
-def transmit(image: str, method: str, cbr: float, snr_db: float, channel: str, codec: str, decoder: str | None,
+def transmit(image: str, method: str, cbr_text: str, snr_db: float, channel: str, codec: str, decoder: str | None,
              fading_block: int | None, out_path: str | None, as_json: bool, seed: int) -> None:
     """Send IMAGE over a noisy channel and report what the receiver gets.
 
@@ -47,6 +47,9 @@ def transmit(image: str, method: str, cbr: float, snr_db: float, channel: str, c
             raise ImageError(f"unsupported output format: {Path(out_path).suffix or '(no suffix)'}")
     if fading_block is not None and fading_block < 1:
         raise BadInput(f"--fading-block must be >= 1, got {fading_block}")
+    from editable_deepsc.eval.compare_config import parse_fraction
+
+    cbr = parse_fraction(cbr_text)
     img = load_image(image)
     res = transmit_image(img, method, cbr=cbr, snr_db=snr_db, channel=channel, codec=codec, decoder=decoder,
                          fading_block=fading_block, seed=seed)
