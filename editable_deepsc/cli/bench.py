@@ -14,6 +14,7 @@ BENCHES: dict[str, tuple[str, str]] = {
     "edit-support": ("editable_deepsc.cli.bench_edit:edit_support", "Measure which edits the built-in editor supports."),
     "invert": ("editable_deepsc.cli.bench_invert:invert", "Inversion: encoder vs optimisation vs hybrid on held-out faces."),
     "ldpc": ("editable_deepsc.cli.bench_ldpc:ldpc", "LDPC decode throughput: Sionna vs C++ ldpc BP, same code and noise."),
+    "deepjscc": ("editable_deepsc.cli.bench_deepjscc:deepjscc", "DeepJSCC baselines: PSNR/SSIM per CBR and SNR on held-out faces."),
 }
 
 
