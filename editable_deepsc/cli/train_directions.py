@@ -26,13 +26,12 @@ def directions(generator_name: str, n: int, mode: str, workdir: str, register: b
     Example:
       edsc train directions --generator edsc-faces64 --n 3000 --seed 0
     """
-    import json
-
     import torch
 
     from editable_deepsc.editing.builtin import builtin_generator
     from editable_deepsc.editing.directions import (
         DIRECTION_ATTRIBUTES,
+        directions_markdown,
         fit_directions,
         register_directions,
         sample_latents,
@@ -64,4 +63,4 @@ def directions(generator_name: str, n: int, mode: str, workdir: str, register: b
         click.echo(f"registered {p.stem} -> {p}")
     if out:
         d.save(out)
-    click.echo(json.dumps({a: {k: round(v, 4) for k, v in s.items()} for a, s in d.stats.items()}, indent=1))
+    click.echo(directions_markdown(d))

@@ -369,3 +369,21 @@ def register_directions(d: AttributeDirections, command: str, guidance_name: str
         )
     )
     return dst
+
+
+def directions_markdown(d: AttributeDirections) -> str:
+    """Markdown table of the fit statistics of ``d`` (held-out R², fitted and causal slopes, spread)."""
+    lines = [
+        "| attribute | held-out R² | ridge λ | fitted slope / α | causal slope / α | value mean | value std |",
+        "|---|---|---|---|---|---|---|",
+    ]
+    for a in DIRECTION_ATTRIBUTES:
+        if a not in d.stats:
+            continue
+        s = d.stats[a]
+        unit = " (logit)" if a in PROBABILITY_ATTRIBUTES else ""
+        lines.append(
+            f"| {a} | {s['r2']:.3f} | {s.get('ridge_lambda', float('nan')):g} | {s['fit_slope']:.3f}{unit} "
+            f"| {s['causal_slope']:.3f}{unit} | {s['value_mean']:.3f} | {s['value_std']:.3f} |"
+        )
+    return "\n".join(lines) + "\n"
