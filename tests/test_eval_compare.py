@@ -36,7 +36,7 @@ def jscc_path(tmp_path_factory):
     return str(p)
 
 
-def _cfg(n=3, **kw):
+def _cfg(n=2, **kw):
     base = dict(methods=("editable-deepsc", "deepjscc"), snrs=(0.0, 6.0), n=n, cbrs=(1 / 12,), curve_cbr=1 / 12,
                 grid_samples=1, seed=5, proxy_input_size=64)
     base.update(kw)
@@ -63,7 +63,7 @@ def first_run(tmp_path_factory, jscc_path):
 def test_records_carry_metrics_and_labels(first_run):
     out, summary = first_run
     recs = [json.loads(x) for x in (out / "records.jsonl").read_text().splitlines()]
-    assert len(recs) == 3 * 4 == summary["records"]  # 3 samples x (2 methods x 2 SNRs)
+    assert len(recs) == 2 * 4 == summary["records"]  # 2 samples x (2 methods x 2 SNRs)
     for r in recs:
         assert all(k in r for k in METRIC_KEYS)
         assert r["lpips_proxy"] is True and r["fid_proxy"] is True
@@ -96,15 +96,15 @@ def test_resume_skips_done_samples_and_same_seed_same_numbers(first_run, tmp_pat
     (b / "shards").mkdir(parents=True)
     (b / "features").mkdir()
     for f in (out / "features").glob("*.npy"):
-        if f.name != "sample-2.npy":
+        if f.name != "sample-1.npy":
             (b / "features" / f.name).write_bytes(f.read_bytes())
     (b / "config.json").write_text((out / "config.json").read_text())
     lines = [ln for f in sorted((out / "shards").glob("*.jsonl")) for ln in f.read_text().splitlines()]
-    keep = [ln for ln in lines if json.loads(ln)["sample_id"] != 2]
-    part = [ln for ln in lines if json.loads(ln)["sample_id"] == 2][:2]
+    keep = [ln for ln in lines if json.loads(ln)["sample_id"] != 1]
+    part = [ln for ln in lines if json.loads(ln)["sample_id"] == 1][:2]
     (b / "shards" / "shard-0-old.jsonl").write_text("\n".join(keep + part) + "\n" + part[0][:20])
     s = _run(_cfg(), b, jscc_path)
-    assert s["samples_done"] == 1 and s["records"] == 12
+    assert s["samples_done"] == 1 and s["records"] == 8
     merged = [json.loads(x) for x in (b / "records.jsonl").read_text().splitlines()]
     assert _numbers(merged) == ref
     assert _run(_cfg(), b, jscc_path)["samples_done"] == 0  # nothing left to do
@@ -112,10 +112,11 @@ def test_resume_skips_done_samples_and_same_seed_same_numbers(first_run, tmp_pat
         _run(_cfg(seed=6), b, jscc_path)  # another config in the same directory
 
 
+@pytest.mark.slow
 def test_local_workers_match_one_process(first_run, tmp_path, jscc_path):
     out, _ = first_run
     s = _run(_cfg(), tmp_path / "w2", jscc_path, workers=2)
-    assert s["samples_done"] == 3
+    assert s["samples_done"] == 2
     assert len(list((tmp_path / "w2" / "shards").glob("shard-*.jsonl"))) == 2
     assert _numbers(read_records(tmp_path / "w2")) == _numbers(read_records(out))
 
@@ -149,11 +150,11 @@ def test_ray_engine_runs_the_same_shards(first_run, tmp_path, jscc_path, monkeyp
     fake.get = lambda xs: list(xs)
     monkeypatch.setitem(sys.modules, "ray", fake)
     s = _run(_cfg(), tmp_path / "ray", jscc_path, workers=2, engine="ray")
-    assert sorted(calls) == [[0, 2], [1]] and s["samples_done"] == 3
+    assert sorted(calls) == [[0], [1]] and s["samples_done"] == 2
     assert _numbers(read_records(tmp_path / "ray")) == _numbers(read_records(out))
     monkeypatch.setitem(sys.modules, "ray", None)  # not installed
     with pytest.raises(BadInput, match="optional extra"):
-        _run(_cfg(n=4), tmp_path / "noray", jscc_path, workers=2, engine="ray")
+        _run(_cfg(n=3), tmp_path / "noray", jscc_path, workers=2, engine="ray")
 
 
 def test_low_rank_frechet_distance_matches_full():
