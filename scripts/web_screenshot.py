@@ -19,17 +19,18 @@ from pathlib import Path
 ROOT = Path(__file__).resolve().parents[1]
 
 
-def build(toy: bool):
+def build(toy: bool, inversion: str = "encoder"):
     if toy:
         sys.path.insert(0, str(ROOT / "tests"))
         from web_toys import toy_samples, toy_system
 
         system = toy_system()
         return system, toy_samples(system), ["make her smile", "a bit more", "now older"]
-    from editable_deepsc.system import EditableDeepSC
+    from editable_deepsc.system import EditableDeepSC, SystemConfig
     from editable_deepsc.web.samples import builtin_samples
 
-    return EditableDeepSC.load(), builtin_samples(), ["make her smile", "a bit more", "now make her older"]
+    system = EditableDeepSC.load(SystemConfig(inversion=inversion))
+    return system, builtin_samples(), ["make her smile", "a bit more", "now make her older"]
 
 
 def main(argv: list[str] | None = None) -> int:
@@ -40,6 +41,8 @@ def main(argv: list[str] | None = None) -> int:
     ap.add_argument("--snr", type=float, default=6.0)
     ap.add_argument("--seed", type=int, default=0)
     ap.add_argument("--no-compare", action="store_true", help="Leave the baseline panel off.")
+    ap.add_argument("--inversion", default="encoder", choices=["encoder", "hybrid", "optimize"],
+                    help="Image semantic encoder mode of the built-in system.")
     args = ap.parse_args(argv)
 
     from playwright.sync_api import sync_playwright
@@ -53,7 +56,7 @@ def main(argv: list[str] | None = None) -> int:
     if chromium is None:
         print(f"error: {why}", file=sys.stderr)
         return 2
-    system, samples, instructions = build(args.toy)
+    system, samples, instructions = build(args.toy, args.inversion)
     app = create_app(system, samples, default_channel=ChannelConfig("awgn", args.snr), default_seed=args.seed)
     srv = start_in_thread(app)
     pw = sync_playwright().start()
