@@ -12,7 +12,9 @@ the analog semantic codec:
    splits the ``k`` symbols into code blocks with a CRC each; their payload is
    the bit budget ``B``.
 3. **Source code** -- the whitened PCA coordinates (unit variance) are
-   quantised with Gaussian-optimal uniform scalar quantisers; bits are
+   quantised with uniform midtread scalar quantisers (``2^b`` levels
+   ``(i - 2^(b-1))·Δ``, zero included, so a coordinate that happens to be at
+   its mean costs no error; ``Δ`` MSE-optimal for a unit Gaussian); bits are
    allocated greedily (each next bit where it removes the most latent
    distortion ``λᵢ·(c(b) − c(b+1))``, ``λᵢ`` the PCA variance, ``c(b)`` the
    quantiser's MSE for a unit Gaussian) until ``B`` is used, at most
@@ -43,7 +45,7 @@ MAX_BITS = 10
 
 @lru_cache(maxsize=1)
 def _quantiser_table() -> tuple[np.ndarray, np.ndarray]:
-    """Step and MSE of the MSE-optimal uniform midrise quantiser of N(0, 1) for b = 0..MAX_BITS bits."""
+    """Step and MSE of the MSE-optimal uniform midtread quantiser of N(0, 1) for b = 0..MAX_BITS bits."""
     x = np.linspace(-10, 10, 40001)
     pdf = np.exp(-0.5 * x**2) / math.sqrt(2 * math.pi)
     dx = x[1] - x[0]
@@ -68,8 +70,8 @@ def _quantiser_table() -> tuple[np.ndarray, np.ndarray]:
 
 
 def _quantise_np(x: np.ndarray, step: float, b: int) -> np.ndarray:
-    idx = np.clip(np.floor(x / step) + 2 ** (b - 1), 0, 2**b - 1)
-    return (idx - 2 ** (b - 1) + 0.5) * step
+    idx = np.clip(np.round(x / step) + 2 ** (b - 1), 0, 2**b - 1)
+    return (idx - 2 ** (b - 1)) * step
 
 
 def allocate_bits(variances: torch.Tensor, budget: int, max_bits: int = MAX_BITS) -> torch.Tensor:
@@ -106,7 +108,7 @@ def quantise(u: torch.Tensor, bits: torch.Tensor) -> torch.Tensor:
     b = bits.clamp_min(1).double()
     step = torch.as_tensor(steps, dtype=torch.float64)[bits.clamp_min(1)]
     half = torch.pow(2.0, b - 1)
-    idx = torch.floor(u.double() / step) + half
+    idx = torch.round(u.double() / step) + half
     return torch.minimum(idx.clamp_min(0), 2 * half - 1).long() * (bits > 0)
 
 
@@ -115,7 +117,7 @@ def dequantise(idx: torch.Tensor, bits: torch.Tensor) -> torch.Tensor:
     steps, _ = _quantiser_table()
     step = torch.as_tensor(steps, dtype=torch.float64)[bits.clamp_min(1)]
     half = torch.pow(2.0, bits.clamp_min(1).double() - 1)
-    return ((idx.double() - half + 0.5) * step * (bits > 0)).float()
+    return ((idx.double() - half) * step * (bits > 0)).float()
 
 
 def pack(idx: torch.Tensor, bits: torch.Tensor) -> np.ndarray:

@@ -14,9 +14,10 @@ known at the receiver) and SNR, the same held-out latents are sent by
 Each uses exactly ``k`` complex channel uses with unit average power. The
 metrics compare the receiver's latent and image with the *noise-free* ones
 (the latent that was sent and its image): latent NMSE
-``‖ŵ − w‖² / E‖w − w̄‖²``, latent SDR ``−10·log10(NMSE)`` beside the
-Gaussian-source bound ``10·log10(1 + SNR)`` (one real source sample per real
-channel use) and the OPTA bound for this latent spectrum at ``k`` uses
+``‖ŵ − w‖² / E‖w − w̄‖²`` (the variance of latents of the same kind, estimated
+on training seeds by :func:`source_spectrum`), latent SDR ``−10·log10(NMSE)``
+beside the Gaussian-source bound ``10·log10(1 + SNR)`` (one real source sample
+per real channel use) and the OPTA bound for that latent spectrum at ``k`` uses
 (AWGN), image SSIM, LPIPS (the labelled EfficientNet proxy unless the standard
 weights are installed) and face-api identity similarity when its weights are
 in the zoo.
@@ -80,6 +81,30 @@ def held_out_latents(
         return torch.cat([encoder(c).float() for c in faces.split(32)]), "inverted"
     w = generator.mapping(face_latents(test_seeds(n, offset=500_000)))
     return w[:, None].expand(n, generator.num_ws, generator.w_dim).contiguous().float(), "mapped"
+
+
+@torch.no_grad()
+def source_spectrum(
+    generator: StyleGenerator, source: str, encoder: Any = None, n: int = 4000, seed: int = 0
+) -> torch.Tensor:
+    """Covariance eigenvalues (D,) float64, descending, of latents made like the held-out ones.
+
+    Drawn from *training* seeds (``n`` mapped latents, or ``n // 4`` inversions
+    of training faces), so the held-out set is not used to build its own bound.
+    """
+    from editable_deepsc.generator.teacher import random_train_seeds
+
+    rng = make_generator(derive_seed(seed, "codec-bench-spectrum"))
+    if source == "inverted":
+        faces = teacher_faces(random_train_seeds(max(n // 4, 64), rng))
+        w = torch.cat([encoder(c).float() for c in faces.split(64)])
+    else:
+        w = generator.mapping(face_latents(random_train_seeds(n, rng)))
+        w = w[:, None].expand(n, generator.num_ws, generator.w_dim)
+    x = w.reshape(w.shape[0], -1).double()
+    x = x - x.mean(0)
+    cov = x.T @ x / (x.shape[0] - 1)
+    return torch.linalg.eigvalsh(cov).flip(0).clamp_min(0.0)
 
 
 class _ImageMetrics:
@@ -176,6 +201,8 @@ def run_codec_bench(
     if not codecs:
         raise BadInput("no codec to benchmark")
     w, src = held_out_latents(generator, n, source, encoder)
+    spectrum = source_spectrum(generator, src, encoder, seed=seed)
+    source_var = float(spectrum.sum())
     with torch.no_grad():
         ref = generator.synthesis(w)
     metrics = _ImageMetrics(ref, identity, lpips_size)
@@ -210,7 +237,7 @@ def run_codec_bench(
                 w_hat, budget = ideal_digital(w, pca, k, snr_i)
                 extra = {"mean_bits": float(budget.float().mean())}
             img = generator.synthesis(w_hat)
-        nmse = float(pca.nmse(w_hat, w).mean())
+        nmse = float((w_hat - w).reshape(n, -1).pow(2).sum(1).mean()) / source_var
         row = {
             "k": k,
             "cbr": cbr(k, res),
@@ -220,7 +247,7 @@ def run_codec_bench(
             "nmse": nmse,
             "sdr_db": -10.0 * math.log10(max(nmse, 1e-12)),
             "bound_db": 10.0 * math.log10(1.0 + 10.0 ** (snr / 10.0)),
-            "opta_db": opta_sdr_db(pca.std.pow(2), k, snr) if ch == "awgn" else None,
+            "opta_db": opta_sdr_db(spectrum, k, snr) if ch == "awgn" else None,
             **metrics(img),
             **extra,
         }
@@ -232,6 +259,8 @@ def run_codec_bench(
         "image_size": res,
         "n_latents": n,
         "latent_source": src,
+        "latent_variance": source_var,
+        "latent_effective_dims_99": int((spectrum.cumsum(0) / spectrum.sum() < 0.99).sum()) + 1,
         "test_seeds": [test_seeds(1).start, test_seeds(1).start + n] if src == "inverted" else
         [test_seeds(1, offset=500_000).start, test_seeds(1, offset=500_000).start + n],
         "seed": seed,

@@ -504,6 +504,10 @@ def train_codec(
                 log.write(json.dumps({"step": done, "seconds": round(elapsed, 1), **last}) + "\n")
                 log.flush()
     seconds += time.perf_counter() - t0
+    if not last and (workdir / LOG_FILE).is_file():  # resumed a finished run: report its last logged losses
+        lines = (workdir / LOG_FILE).read_text().strip().splitlines()
+        if lines:
+            last = {k: v for k, v in json.loads(lines[-1]).items() if k not in ("step", "seconds")}
     name = export_name or codec_name(cfg.generator, cfg.k)
     summary = {
         "name": name,
