@@ -29,6 +29,8 @@ from editable_deepsc.train.encoder import EncoderTrainConfig
 @click.option("--checkpoint-every", default=EncoderTrainConfig.checkpoint_every, show_default=True, type=int)
 @click.option("--max-minutes", default=None, type=float,
               help="Wall-time budget: stop after it, checkpoint and export what was trained (resumable).")
+@click.option("--stop-at", default=None, type=int,
+              help="Stop at this step with a checkpoint and no export, as if interrupted (resume later).")
 @click.option("--init", "init", default=None, help="Encoder weights (name or path) to warm-start from.")
 @click.option("--seed", default=0, show_default=True, type=int, help="Root seed of the run.")
 @click.option("--device", default="cpu", show_default=True, help="cpu or cuda.")
@@ -47,6 +49,7 @@ def encoder(
     progressive_every: int,
     checkpoint_every: int,
     max_minutes: float | None,
+    stop_at: int | None,
     init: str | None,
     seed: int,
     device: str,
@@ -60,6 +63,13 @@ def encoder(
     Examples:
       edsc train encoder --steps 3000 --seed 0
       edsc train encoder --workdir runs/e --steps 20 --no-export   # quick check
+
+    \b
+    The shipped edsc-e4e-faces64 was trained in two stages (see its card):
+      edsc train encoder --generator edsc-faces64@teacher-init --workdir runs/e4e-warmup \\
+        --steps 2500 --stop-at 600 --mix-prob 0 --progressive-every 0 --identity-weight 0 --threads 1 --no-export
+      edsc train encoder --generator edsc-faces64 --init runs/e4e-warmup/checkpoint.safetensors \\
+        --workdir runs/edsc-e4e-faces64 --steps 1500 --progressive-every 100 --threads 1 --max-minutes 40
     """
     from editable_deepsc.train.encoder import command_line, resolve_generator, train_encoder
 
@@ -83,5 +93,6 @@ def encoder(
         workdir, cfg, g, device=device, init=init, progress=not quiet, export=not no_export,
         command=command_line(argv) if argv else None,
         max_seconds=None if max_minutes is None else 60.0 * max_minutes,
+        stop_at=stop_at,
     )
-    click.echo(json.dumps({k: summary[k] for k in ("steps", "seconds", "device", "generator", "final")}))
+    click.echo(json.dumps({k: summary.get(k) for k in ("steps", "seconds", "device", "generator", "final")}))
