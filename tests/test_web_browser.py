@@ -283,6 +283,13 @@ def test_real_builtin_system_in_the_browser(browser, tmp_path):
         assert pg.locator("#history .turn[data-index='0']").get_attribute("data-kind") == "full"
         sym = int(pg.locator("#history .turn[data-index='0'] .symbols").text_content().split()[0])
         assert sym == real.tx.codec.k
+        pg.check("#compare-toggle")
+        pg.locator("#compare[data-turns='1']:not([data-loading]) .method[data-method='jpeg-ldpc']").wait_for()
+        assert "CBR 0.0833 (1024 symbols" in pg.locator("#compare .method[data-method='jpeg-ldpc']").text_content()
+        # a real photo: detected, aligned and inverted
+        pg.click(".samples button[data-sample='astronaut']")
+        pg.locator("#session-info", has_text="sample:astronaut").wait_for()
+        assert pg.locator("#error").is_hidden()
     finally:
         ctx.close()
         srv.stop()
