@@ -151,6 +151,26 @@ def write_sample_grids(img_dir: str | Path, n: int = 8) -> dict[str, Path]:
     return paths
 
 
+@torch.no_grad()
+def mixing_effect(n: int = 64) -> list[dict]:
+    """How much the per-layer styles change the image: mean |G(mix_k(A, B)) - G(A)| per crossover ``k``.
+
+    Faces A and B are ``n`` evaluation seeds each (from ``GRID_OFFSET``); layers ``>= k``
+    take B's style. ``fraction`` = that change over mean |G(B) - G(A)|.
+    """
+    g = load_generator(FACES64_NAME)
+    z = face_latents(test_seeds(2 * n, gq.GRID_OFFSET))
+    w = g.mapping(z)
+    a, b = g.synthesis(g.broadcast(w[:n])), g.synthesis(g.broadcast(w[n:]))
+    full = float((b - a).abs().mean())
+    rows = []
+    for k in range(1, g.num_ws):
+        m = g.synthesis(mix_styles(w[:n], w[n:], torch.full((n,), k), g.num_ws))
+        d = float((m - a).abs().mean())
+        rows.append({"crossover": k, "l1_change": round(d, 4), "fraction": round(d / full, 4)})
+    return rows
+
+
 def _hook_section(target: str, use_cache: bool) -> str | None:
     module, attr = target.split(":")
     try:
@@ -211,6 +231,7 @@ def write_model_card(
     grids = write_sample_grids(img_dir)
     fid = fid_numbers(fid_samples, use_cache, input_size=fid_input_size)
     inv = inversion_numbers(inversion_faces, inversion_steps, seed, use_cache)
+    mixing = mixing_effect()
     train = _training_summary()
     numbers = {
         "generators": {
@@ -221,6 +242,7 @@ def write_model_card(
         "training": train,
         "fid": fid,
         "inversion": inv,
+        "mixing": mixing,
         "settings": {"fid_samples": fid_samples, "inversion_faces": inversion_faces,
                      "inversion_steps": inversion_steps, "seed": seed, "fid_input_size": fid_input_size},  # fmt: skip
     }
@@ -276,6 +298,13 @@ def write_model_card(
         "Style mixing: top row faces A, bottom row faces B; rows 2-5 take layers < k from A and >= k from B "
         "for k = 1..4.",
         "",
+        "How much the styles of layers >= k change a face (64 evaluation pairs; mean absolute pixel change "
+        "on the [-1, 1] scale, and as a fraction of the change to face B):",
+        "",
+        "| layers taken from B | mean abs change | fraction of A -> B |",
+        "|---|---:|---:|",
+        *[f"| >= {r['crossover']} | {r['l1_change']:.4f} | {r['fraction']:.3f} |" for r in mixing],
+        "",
         f"## Proxy FID ({fid['metric']})",
         "",
         f"{fid['n']:,} images per set; reference = teacher faces of evaluation seeds [0, n). Features: ImageNet "
@@ -302,6 +331,15 @@ def write_model_card(
             f"| `{r['generator']}` | {space} | {r['num_latents']} | {r['psnr_db']:.2f} | {r['lpips_proxy']:.4f} "
             f"| {r['seconds_per_image']:.2f} |"
         )
+    by = {(r["generator"], r["space"]): r for r in inv}
+    wp, w1 = by.get((FACES64_NAME, "wplus")), by.get((FACES64_NAME, "w"))
+    if wp and w1:
+        dp, dl = wp["psnr_db"] - w1["psnr_db"], wp["lpips_proxy"] - w1["lpips_proxy"]
+        lines += [
+            "",
+            f"W+ minus single w on `{FACES64_NAME}`: PSNR {dp:+.2f} dB ({'better' if dp > 0 else 'not better'}), "
+            f"proxy LPIPS {dl:+.4f} ({'better' if dl < 0 else 'not better'}).",
+        ]
     for title, target in SECTION_HOOKS:
         body = _hook_section(target, use_cache)
         lines += ["", f"## {title}", "", body.strip() if body else "_Not yet measured: the inversion encoder "
