@@ -201,6 +201,20 @@ def test_page_loads_nothing_from_elsewhere(client):
     assert UploadLimits().describe() == "8 MB and 4096 px per side"
 
 
+def test_unexpected_errors_become_a_json_500_and_the_worker_goes_on(system, tmp_path):
+    from editable_deepsc.web.samples import Sample
+
+    def broken():
+        raise RuntimeError("disk on fire")
+
+    app = create_app(system, toy_samples(system) + [Sample("broken", "broken", broken)], tmp_dir=tmp_path)
+    with TestClient(app) as c:
+        r = c.post("/api/sessions", params={"sample": "broken"})
+        assert r.status_code == 500
+        assert r.json()["error"] == {"type": "error", "message": "internal error (RuntimeError); see the server log"}
+        assert _start(c)["origin"] == "sample:toy-11"
+
+
 # ---------------------------------------------------------------------- worker
 def test_worker_status_answers_while_busy_and_refuses_overflow():
     async def scenario():

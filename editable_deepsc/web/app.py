@@ -123,7 +123,8 @@ def error_response(exc: Exception) -> JSONResponse:
         status, body["type"] = 500, "error"
     else:
         log.exception("unexpected error in the web demo", exc_info=exc)
-        status, body = 500, {"type": "error", "message": f"internal error ({exc.__class__.__name__}); see the server log"}
+        status = 500
+        body = {"type": "error", "message": f"internal error ({exc.__class__.__name__}); see the server log"}
     headers = {"Retry-After": "2"} if status == 503 else None
     return JSONResponse({"error": body}, status_code=status, headers=headers)
 
