@@ -36,13 +36,15 @@ def _header(title: str, command: str, meta: dict) -> str:
 @click.option("--jecc-n", default=None, type=int, help="Faces for the JECC part (default: --n).")
 @click.option("--jecc-instructions", default=0, show_default=True, type=int,
               help="Use only the first this many supported instructions for JECC (0: all).")
+@click.option("--jecc-keys", default="", help="Comma-separated instruction keys for JECC, e.g. happy:more,yaw:more.")
 @click.option("--max-id-distance", default=0.45, show_default=True, type=float,
               help="Largest face-descriptor distance to the original for a success.")
 @click.option("--batch-size", default=50, show_default=True, type=int)
 @click.option("--out", "out_dir", type=click.Path(file_okay=False), default="out/bench_edit", show_default=True)
 @click.option("--seed", default=0, show_default=True, type=int)
 def edit(
-    n, offset, presets, presets_part, jecc, codec_name, snrs, channel, jecc_n, jecc_instructions, max_id_distance, batch_size,
+    n, offset, presets, presets_part, jecc, codec_name, snrs, channel, jecc_n, jecc_instructions, jecc_keys,
+    max_id_distance, batch_size,
     out_dir, seed,
 ) -> None:
     """Success rate, identity and seconds per edit of two presets on held-out faces; JECC vs edit→transmit.
@@ -86,6 +88,7 @@ def edit(
     command = (f"edsc bench edit --n {n} --offset {offset} --presets {presets} --max-id-distance {max_id_distance} "
                f"--seed {seed}" + ("" if presets_part else " --no-presets-part")
                + (f" --channel {channel} --snr {snrs} --jecc-n {jecc_n} --jecc-instructions {jecc_instructions}"
+                  + (f" --jecc-keys {jecc_keys}" if jecc_keys else "")
                   if jecc else " --no-jecc"))  # fmt: skip
     meta = {
         "generator": gen.name,
@@ -112,6 +115,8 @@ def edit(
             ed = editors[names[-1]]
             wj = w0[: jecc_n or n]
             jins = [i for i in DEFAULT_INSTRUCTIONS if ed.support is None or ed.support.is_supported_all(i.targets)]
+            keys = [k.strip() for k in jecc_keys.split(",") if k.strip()]
+            jins = [i for i in jins if i.key in keys] if keys else jins
             jins = jins[:jecc_instructions] if jecc_instructions > 0 else jins
             jrows = compare_jecc(ed, codec, ch, snr_list, wj, jins, gd,
                                  max_id_distance, seed=seed, batch_size=batch_size)  # fmt: skip
