@@ -346,7 +346,9 @@ class EditableDeepSC:
             delta = DeltaCodec(stats, config.delta_k or max(1, codec.k // 4))
         except Exception:  # noqa: BLE001 - no delta statistics: sessions send full latents every turn
             delta = None
-        tx = Transmitter(gen, enc, default_parser(), editor, codec, delta, config)
+        parser = default_parser()
+        parser.bank_embeddings, parser.speller  # noqa: B018 - warm up now: model load, not per-instruction cost
+        tx = Transmitter(gen, enc, parser, editor, codec, delta, config)
         return cls(tx, Receiver(gen, codec, delta), config)
 
     # ------------------------------------------------------------------ helpers

@@ -198,7 +198,7 @@ class InstructionParser:
     def bank_embeddings(self) -> torch.Tensor:
         """float32 (B, D) unit-norm embeddings of the bank's core phrases (computed once)."""
         if self._bank_emb is None:
-            self._bank_emb = self.encoder.encode([e.core for e in self.bank])
+            self._bank_emb = _cached_embeddings(self.encoder, [e.core for e in self.bank])
         return self._bank_emb
 
     @property
@@ -490,6 +490,40 @@ def _known_words() -> frozenset[str]:
     except Exception:  # noqa: BLE001 - the spell checker then corrects more eagerly, nothing breaks
         return frozenset()
     return frozenset(w for w in vocab if w.isalpha() and len(w) > 1)
+
+
+def _cached_embeddings(encoder: TextEncoder, phrases: list[str]) -> torch.Tensor:
+    """``encoder.encode(phrases)``, cached on disk for the MiniLM encoder (keyed by model + phrases).
+
+    The cache lives in the user cache folder (``$EDSC_CACHE`` or the platform's);
+    it only saves start-up time: a missing or unreadable cache is recomputed.
+    """
+    if not isinstance(encoder, MiniLMEncoder):
+        return encoder.encode(phrases)
+    import hashlib
+    import os
+
+    from platformdirs import user_cache_dir
+
+    from editable_deepsc.zoo.registry import save_state_dict
+
+    key = hashlib.sha256(("\n".join([str(encoder.model_dir)] + phrases)).encode()).hexdigest()[:24]
+    path = Path(os.environ.get("EDSC_CACHE") or user_cache_dir("editable_deepsc")) / "text" / f"bank-{key}.safetensors"
+    if path.is_file():
+        try:
+            from safetensors.torch import load_file
+
+            emb = load_file(str(path))["embeddings"]
+            if emb.shape[0] == len(phrases):
+                return emb
+        except Exception:  # noqa: BLE001 - a broken cache is just recomputed
+            pass
+    emb = encoder.encode(phrases)
+    try:
+        save_state_dict({"embeddings": emb}, path)
+    except OSError:
+        pass
+    return emb
 
 
 @functools.lru_cache(maxsize=1)
