@@ -100,8 +100,8 @@ class SupportTable:
         """Raise :class:`UnsupportedInstruction` if any target is not supported.
 
         The message gives the measured success rate (or says the edit was not
-        measured) and lists the supported edits; ``nearest`` is the supported
-        edit of the same attribute, if any.
+        measured) and lists the supported edits; for a ``set`` target,
+        ``nearest`` is a supported direction of the same attribute.
         """
         for t in targets:
             if self.is_supported(t):
@@ -117,7 +117,8 @@ class SupportTable:
                 why = "setting it to a value needs both directions to be reliable"
             else:
                 why = "it was not measured"
-            same = [k for k in self.supported_keys() if k.split(":")[0] == t.attribute]
+            # a "set" can fall back to a supported direction of the same attribute; more/less have no near edit
+            same = [k for k in self.supported_keys() if k.split(":")[0] == t.attribute] if t.direction == "set" else []
             raise UnsupportedInstruction(
                 f"the built-in editor of {self.generator} cannot reliably edit '{t.describe()}': {why}; "
                 f"supported: {self.describe_supported()}",
