@@ -250,7 +250,7 @@ def run_eval(config: EvalConfig, out: str | Path, workers: int = 1, engine: str 
     out_p.mkdir(parents=True, exist_ok=True)
     conf = config.to_json()
     meta = {"config": conf, "system_spec": system_spec, "system_kwargs": system_kwargs or {},
-            "method_options": method_options or {}}
+            "method_options": method_options or {}, "zoo_sha256": _zoo_digests()}
     cfg_path = out_p / "config.json"
     if cfg_path.is_file():
         old = json.loads(cfg_path.read_text())
@@ -275,6 +275,13 @@ def run_eval(config: EvalConfig, out: str | Path, workers: int = 1, engine: str 
     summary = write_reports(out_p, config, conditions, default_k)
     summary.update(samples_done=done, samples_total=config.n, seconds=round(time.perf_counter() - t0, 1))
     return summary
+
+
+def _zoo_digests() -> dict[str, str]:
+    """sha256 of every registered model (which weights produced the numbers)."""
+    from editable_deepsc.zoo import registry
+
+    return {c.name: c.sha256 for c in registry.list_cards()}
 
 
 def _default_k(system_spec: str, system_kwargs: dict | None) -> tuple[int, int]:
