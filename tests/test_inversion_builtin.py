@@ -13,6 +13,15 @@ from editable_deepsc.zoo import registry
 pytestmark = pytest.mark.slow
 
 
+@pytest.fixture(scope="module", autouse=True)
+def one_thread():
+    """One torch thread: two threads on a shared 2-core machine are several times slower here."""
+    n = torch.get_num_threads()
+    torch.set_num_threads(1)
+    yield
+    torch.set_num_threads(n)
+
+
 @pytest.fixture(scope="module")
 def models():
     from editable_deepsc.inversion.encoder import load_encoder
