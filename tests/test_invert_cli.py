@@ -131,3 +131,7 @@ def test_bench_invert_writes_markdown_table(tmp_path, encoder_file, capsys):
     table = read_table(md)
     assert table is not None and "LPIPS (proxy)" in table and table.count("\n") == 6
     assert md.with_suffix(".json").is_file()
+    md.write_text("stale")
+    assert main(["bench", "invert", "--render-only", "--markdown", str(md)]) == 0
+    assert read_table(md) == table
+    assert main(["bench", "invert", "--render-only", "--markdown", str(tmp_path / "none.md")]) == 2

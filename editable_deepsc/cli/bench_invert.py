@@ -21,6 +21,7 @@ from editable_deepsc.inversion.invert import DEFAULT_GENERATOR, HYBRID_DEFAULTS,
 @click.option("--no-single-w", is_flag=True, help="Skip the single-w optimisation row.")
 @click.option("--markdown", "--out", "markdown", default=None, type=click.Path(dir_okay=False),
               help="Write the page (e.g. docs/inversion.md) and a .json beside it.")
+@click.option("--render-only", is_flag=True, help="Re-render the --markdown page from its .json (no benchmark run).")
 @click.option("--json", "as_json", is_flag=True, help="Print the result as JSON instead of a table.")
 @click.option("--threads", default=None, type=int, help="torch CPU threads.")
 @click.option("--seed", default=0, show_default=True, type=int)
@@ -34,6 +35,7 @@ def invert(
     encoder_name: str,
     no_single_w: bool,
     markdown: str | None,
+    render_only: bool,
     as_json: bool,
     threads: int | None,
     seed: int,
@@ -61,6 +63,17 @@ def invert(
     if threads:
         torch.set_num_threads(threads)
     from editable_deepsc.errors import BadInput
+
+    if render_only:
+        from pathlib import Path
+
+        from editable_deepsc.eval.invert_bench import load_result
+
+        if not markdown:
+            raise BadInput("--render-only needs --markdown PATH (its .json is re-rendered)")
+        write_markdown(load_result(Path(markdown).with_suffix(".json")), markdown)
+        click.echo(f"rendered {markdown}")
+        return
 
     try:
         hybrid_list = tuple(int(k) for k in hybrid_steps.split(",") if k.strip())

@@ -218,7 +218,9 @@ def targets(result: BenchResult) -> dict[str, Any]:
     enc, hyb, opt = result.row("encoder"), result.hybrid_row(), result.row("optimize")
     ratio = hyb.lpips / opt.lpips if opt.lpips > 0 else float("inf")
     meeting = [r.steps for r in result.rows if r.method == "hybrid" and r.lpips <= TARGET_HYBRID_LPIPS_RATIO * opt.lpips]
+    single = [r for r in result.rows if r.method == "optimize (w)"]
     return {
+        "hybrid_lpips_ratio_vs_single_w": hyb.lpips / single[0].lpips if single and single[0].lpips > 0 else None,
         "hybrid_steps": hyb.steps,
         "hybrid_speedup": hyb.speedup_vs_optimize,
         "fewest_hybrid_steps_meeting_lpips_target": min(meeting) if meeting else None,
@@ -266,6 +268,40 @@ def _training_section(info: dict[str, Any] | None) -> str:
     return "\n".join(lines) + "\n"
 
 
+def load_result(path: str | Path) -> BenchResult:
+    """Read a result written by :func:`write_markdown` (the ``.json`` beside the page)."""
+    p = Path(path)
+    if not p.is_file():
+        raise BadInput(f"no benchmark result at {p} (run edsc bench invert --markdown first)")
+    try:
+        data = json.loads(p.read_text())
+        return BenchResult([BenchRow(**r) for r in data["rows"]], data["meta"])
+    except (ValueError, KeyError, TypeError) as e:
+        raise BadInput(f"{p} is not an inversion benchmark result: {e}") from None
+
+
+def observations(result: BenchResult) -> str:
+    """Comparisons read off the table (W+ vs single w, encoder start vs mean start), one bullet each."""
+    opt = result.row("optimize")
+    out = []
+    single = [r for r in result.rows if r.method == "optimize (w)"]
+    if single:
+        w = single[0]
+        better = "better than" if opt.lpips < w.lpips else "no better than"
+        out.append(
+            f"* Optimised from the mean w for {opt.steps} steps, W+ is {better} a single w "
+            f"(proxy LPIPS {opt.lpips:.3f} vs {w.lpips:.3f}, PSNR {opt.psnr:.2f} vs {w.psnr:.2f} dB)."
+        )
+    hyb = [r for r in result.rows if r.method == "hybrid"]
+    if hyb:
+        best = min(hyb, key=lambda r: r.lpips)
+        out.append(
+            f"* Started from the encoder, W+ reaches proxy LPIPS {best.lpips:.3f} / PSNR {best.psnr:.2f} dB "
+            f"after {best.steps} steps ({best.speedup_vs_optimize:.1f}× faster than {opt.steps} steps from the mean)."
+        )
+    return "\n".join(out)
+
+
 def write_markdown(result: BenchResult, path: str | Path) -> Path:
     """Write ``docs/inversion.md``-style page: intro, the table between markers, targets, reproduction."""
     path = Path(path)
@@ -283,6 +319,8 @@ def write_markdown(result: BenchResult, path: str | Path) -> Path:
         if m.get("single_w", True)
         else ""
     )
+    r_w = t.get("hybrid_lpips_ratio_vs_single_w")
+    vs_w = "" if r_w is None else f"; against the single-w optimisation the ratio is {r_w:.3f}"
     floor = m.get("identity_unrelated")
     identity_note = (
         "Identity: cosine similarity of face-api face-recognition descriptors of the reconstruction and\n"
@@ -320,11 +358,13 @@ batch time / images; the encoder's time excludes synthesis), seed {m['seed']}, {
 {markdown_table(result)}
 {TABLE_END}
 
+{observations(result)}
+
 Targets (issue 4, v1): encoder ≥ {TARGET_SPEEDUP:.0f}× faster than optimisation —
 {t['encoder_speedup']:,.0f}×, {ok[t['encoder_speedup_met']]}; hybrid proxy LPIPS within
 {(TARGET_HYBRID_LPIPS_RATIO - 1) * 100:.0f}% of optimisation's — the default hybrid ({t['hybrid_steps']} steps,
 {t['hybrid_speedup']:.1f}× faster than optimisation) has ratio {t['hybrid_lpips_ratio']:.3f}, {ok[t['hybrid_lpips_met']]}
-(fewest benchmarked hybrid steps meeting it: {t['fewest_hybrid_steps_meeting_lpips_target']}).
+(fewest benchmarked hybrid steps meeting it: {t['fewest_hybrid_steps_meeting_lpips_target']}){vs_w}.
 
 The optimisation loss uses the proxy LPIPS at a 64 px EfficientNet input while the table's
 LPIPS resizes to 224 px, so the reported metric is related to, but not the one optimised.
