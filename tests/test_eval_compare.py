@@ -110,6 +110,8 @@ def test_resume_skips_done_samples_and_same_seed_same_numbers(first_run, tmp_pat
     assert _run(_cfg(), b, jscc_path)["samples_done"] == 0  # nothing left to do
     with pytest.raises(BadInput):
         _run(_cfg(seed=6), b, jscc_path)  # another config in the same directory
+    small = _run(_cfg(n=1), b, jscc_path)  # n may change: a prefix of the samples is reported
+    assert small["samples_done"] == 0 and small["records"] == 4
 
 
 @pytest.mark.slow

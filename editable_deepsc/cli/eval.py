@@ -49,7 +49,8 @@ def eval_(methods: str, snr_text: str, channel: str, instructions: str, n: int, 
 
     The reference for every method is the transmitter-side edit of the original
     face without a channel; the baselines' receivers invert and edit what they
-    receive with the same editor. A killed run resumes (same --out, same options).
+    receive with the same editor. A killed run resumes (same --out, same options);
+    a larger --n extends a finished run (sample i is the same face and instruction for any n).
 
     \b
     Examples:

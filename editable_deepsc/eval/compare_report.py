@@ -228,7 +228,7 @@ def write_reports(out: Path, config: EvalConfig, conditions: Sequence[Condition]
     from editable_deepsc.eval.compare_run import read_records
 
     out = Path(out)
-    recs = merge_records(read_records(out))
+    recs = [r for r in merge_records(read_records(out)) if int(r["sample_id"]) < config.n]
     conds = list(conditions)
     cond_rows = {c.key: j + 1 for j, c in enumerate(conds)}
     feats = {}

@@ -252,10 +252,14 @@ def run_eval(config: EvalConfig, out: str | Path, workers: int = 1, engine: str 
     meta = {"config": conf, "system_spec": system_spec, "system_kwargs": system_kwargs or {},
             "method_options": method_options or {}, "zoo_sha256": _zoo_digests()}
     cfg_path = out_p / "config.json"
-    if cfg_path.is_file():
+    if cfg_path.is_file():  # resume; only n may change (sample i is the same face + instruction for any n)
         old = json.loads(cfg_path.read_text())
-        if old.get("config") != json.loads(json.dumps(conf)):
-            raise BadInput(f"{out_p} holds a run with another configuration; use another --out")
+        plain = json.loads(json.dumps(conf))
+        if {k: v for k, v in old.get("config", {}).items() if k != "n"} != {k: v for k, v in plain.items() if k != "n"}:
+            raise BadInput(f"{out_p} holds a run with another configuration (only --n may change); use another --out")
+        if old["config"].get("n") != plain["n"]:
+            old["config"]["n"] = plain["n"]
+            cfg_path.write_text(json.dumps(old, indent=1) + "\n")
     else:
         cfg_path.write_text(json.dumps(meta, indent=1) + "\n")
     t0 = time.perf_counter()
