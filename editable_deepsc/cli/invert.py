@@ -22,6 +22,8 @@ from editable_deepsc.inversion.invert import DEFAULT_GENERATOR, METHODS
 @click.option("--encoder", "encoder_name", default="edsc-e4e-faces64", show_default=True, help="Encoder zoo name or path.")
 @click.option("--no-align", is_flag=True, help="Resize photos instead of detecting and aligning the face.")
 @click.option("--json", "as_json", is_flag=True, help="Print the result as JSON.")
+@click.option("--threads", default=None, type=int,
+              help="torch CPU threads (1 is fastest on a busy small machine; default: torch's choice).")
 @click.option("--seed", default=0, show_default=True, type=int)
 def invert(
     image: str,
@@ -33,6 +35,7 @@ def invert(
     encoder_name: str,
     no_align: bool,
     as_json: bool,
+    threads: int | None,
     seed: int,
 ) -> None:
     """Invert a face IMAGE into the W+ space of the generator and report reconstruction quality.
@@ -48,6 +51,10 @@ def invert(
     """
     from editable_deepsc.inversion.invert import run_invert_file
 
+    if threads:
+        import torch
+
+        torch.set_num_threads(threads)
     result = run_invert_file(
         image, method=method, out=out, latent_out=latent_out, steps=steps, generator=generator_name,
         encoder=encoder_name, align=not no_align, seed=seed,
