@@ -5,21 +5,6 @@ from __future__ import annotations
 import click
 
 
-def parse_cbr(text: str) -> float:
-    """``"1/6"`` or ``"0.1667"`` → float (raises BadInput)."""
-    from fractions import Fraction
-
-    from editable_deepsc.errors import BadInput
-
-    try:
-        v = float(Fraction(str(text).strip()))
-    except (ValueError, ZeroDivisionError):
-        raise BadInput(f"bad CBR {text!r} (write e.g. 1/6 or 0.1667)") from None
-    if not v > 0:
-        raise BadInput(f"CBR must be positive, got {text!r}")
-    return v
-
-
 @click.command("deepjscc")
 @click.option("--cbr", "cbr_text", default="1/12", show_default=True,
               help="Channel bandwidth ratio, a multiple of 1/96 (c = 96·CBR output channels).")
@@ -46,9 +31,10 @@ def deepjscc(cbr_text: str, width: int, steps: int, batch: int, lr: float, snr_m
     import json
 
     from editable_deepsc.baselines.deepjscc import channels_for_cbr
+    from editable_deepsc.eval.compare_config import parse_fraction
     from editable_deepsc.train.deepjscc import DeepJSCCTrainConfig, register_deepjscc, train_deepjscc
 
-    c = channels_for_cbr(parse_cbr(cbr_text))
+    c = channels_for_cbr(parse_fraction(cbr_text))
     cfg = DeepJSCCTrainConfig(c=c, width=width, steps=steps, batch=batch, lr=lr, snr_min=snr_min,
                               snr_max=snr_max, pool=pool, seed=seed)
     model, summary = train_deepjscc(cfg, workdir or f"runs/deepjscc/c{c}", max_minutes=max_minutes)
