@@ -220,11 +220,13 @@ def test_builtin_codecs_are_registered_with_their_generator(faces64):
 
 def test_default_codec_meets_the_cbr_and_beats_uncoded_pca_at_6db(faces64):
     from editable_deepsc.eval.codec_bench import held_out_latents
+    from editable_deepsc.train.codec import load_inversion_encoder
 
     codec = load_codec(DEFAULT_CODEC, generator=faces64)
     assert cbr(codec.k, faces64.resolution) <= 1 / 48
-    w, src = held_out_latents(faces64, 64, "mapped")
-    assert src == "mapped"
+    # what the system sends: encoder inversions of held-out (test-seed) teacher faces
+    w, src = held_out_latents(faces64, 24, "inverted", load_inversion_encoder(faces64))
+    assert src == "inverted"
     base = PCAUncodedCodec(codec.pca, codec.k)
 
     def nmse(model, snr: float) -> float:
@@ -232,9 +234,9 @@ def test_default_codec_meets_the_cbr_and_beats_uncoded_pca_at_6db(faces64):
             w_hat = model(w, AWGN(), snr, generator=torch.Generator().manual_seed(7))
         return float(codec.pca.nmse(w_hat, w).mean())
 
-    assert nmse(codec, 6.0) < nmse(base, 6.0)
+    assert nmse(codec, 6.0) < 0.8 * nmse(base, 6.0)
     errs = [nmse(codec, s) for s in (0.0, 6.0, 12.0, 20.0)]
-    assert errs == sorted(errs, reverse=True) and errs[-1] < 0.5 * errs[0]
+    assert errs == sorted(errs, reverse=True) and errs[-1] < 0.2 * errs[0]
 
 
 def test_bench_codec_cli_writes_markdown_and_json(tmp_path, faces64):

@@ -212,7 +212,9 @@ def load_inversion_encoder(generator: StyleGenerator):
 
 
 @torch.no_grad()
-def inversion_pool(generator: StyleGenerator, n: int, seed: int, cache: Path | None = None) -> torch.Tensor | None:
+def inversion_pool(
+    generator: StyleGenerator, n: int, seed: int, cache: Path | None = None, progress: bool = True
+) -> torch.Tensor | None:
     """Encoder inversions of ``n`` teacher *training* faces, (n, num_ws, w_dim) float32, or ``None``.
 
     Cached in ``cache`` (safetensors) so that a resumed run reuses them.
@@ -231,7 +233,7 @@ def inversion_pool(generator: StyleGenerator, n: int, seed: int, cache: Path | N
     seeds = random_train_seeds(n, make_generator(derive_seed(seed, "inversion-pool")))
     teacher = load_teacher()
     out = []
-    for chunk in tqdm(range(0, n, 64), desc="invert training faces", leave=False):
+    for chunk in tqdm(range(0, n, 64), desc="invert training faces", leave=False, disable=not progress):
         out.append(invert(teacher_faces(seeds[chunk : chunk + 64], teacher)).float())
     w = torch.cat(out)
     if cache is not None:
@@ -476,7 +478,9 @@ def train_codec(
     generator, gen_sha = resolve_generator(cfg.generator)
     cfg.validate(generator.num_ws * generator.w_dim)
     workdir.mkdir(parents=True, exist_ok=True)
-    pool = inversion_pool(generator, cfg.inversion_pool if cfg.inversion_frac > 0 else 0, cfg.seed, workdir / INVERSIONS_FILE)
+    pool = inversion_pool(
+        generator, cfg.inversion_pool if cfg.inversion_frac > 0 else 0, cfg.seed, workdir / INVERSIONS_FILE, progress
+    )
     sampler = LatentSampler(generator, cfg.mix_prob, pool, cfg.inversion_frac)
     codec = build_codec(cfg, generator, sampler).train()
     opt = torch.optim.Adam(codec.parameters(), lr=cfg.lr)
