@@ -112,6 +112,12 @@ def test_resume_skips_done_samples_and_same_seed_same_numbers(first_run, tmp_pat
         _run(_cfg(seed=6), b, jscc_path)  # another config in the same directory
     small = _run(_cfg(n=1), b, jscc_path)  # n may change: a prefix of the samples is reported
     assert small["samples_done"] == 0 and small["records"] == 4
+    meta = json.loads((b / "config.json").read_text())
+    name = next(iter(meta["zoo_sha256"]))
+    meta["zoo_sha256"][name] = "0" * 64  # a model was retrained since the run started
+    (b / "config.json").write_text(json.dumps(meta))
+    with pytest.raises(BadInput, match="models changed"):
+        _run(_cfg(), b, jscc_path)
 
 
 @pytest.mark.slow

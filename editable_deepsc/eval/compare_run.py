@@ -257,6 +257,11 @@ def run_eval(config: EvalConfig, out: str | Path, workers: int = 1, engine: str 
         plain = json.loads(json.dumps(conf))
         if {k: v for k, v in old.get("config", {}).items() if k != "n"} != {k: v for k, v in plain.items() if k != "n"}:
             raise BadInput(f"{out_p} holds a run with another configuration (only --n may change); use another --out")
+        now = _zoo_digests()
+        changed = sorted(k for k, v in old.get("zoo_sha256", {}).items() if now.get(k, v) != v)
+        if changed:
+            raise BadInput(f"models changed since {out_p} was started ({', '.join(changed)}); "
+                           "results would mix versions: use another --out")
         if old["config"].get("n") != plain["n"]:
             old["config"]["n"] = plain["n"]
             cfg_path.write_text(json.dumps(old, indent=1) + "\n")
