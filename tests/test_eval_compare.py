@@ -163,6 +163,7 @@ def test_ray_engine_runs_the_same_shards(first_run, tmp_path, jscc_path, monkeyp
     monkeypatch.setitem(sys.modules, "ray", None)  # not installed
     with pytest.raises(BadInput, match="optional extra"):
         _run(_cfg(n=3), tmp_path / "noray", jscc_path, workers=2, engine="ray")
+    assert not (tmp_path / "noray").exists()  # nothing written
 
 
 def test_low_rank_frechet_distance_matches_full():

@@ -194,11 +194,15 @@ def _face(seed: int, resolution: int, teacher) -> torch.Tensor:
     return face
 
 
-def _ray_run(jobs: list[dict]) -> list[int]:
+def _require_ray():
     try:
-        ray = importlib.import_module("ray")
+        return importlib.import_module("ray")
     except ImportError:
         raise BadInput("--engine ray needs the optional extra 'ray' (install the ray package)") from None
+
+
+def _ray_run(jobs: list[dict]) -> list[int]:
+    ray = _require_ray()
     if not ray.is_initialized():
         ray.init(address=os.environ.get("RAY_ADDRESS") or None)
     task = ray.remote(run_shard)
@@ -246,6 +250,8 @@ def run_eval(config: EvalConfig, out: str | Path, workers: int = 1, engine: str 
         raise BadInput(f"unknown engine {engine!r} (choose from: {', '.join(ENGINES)})")
     if int(workers) < 1:
         raise BadInput(f"--workers must be >= 1, got {workers}")
+    if engine == "ray":
+        _require_ray()
     out_p = Path(out)
     out_p.mkdir(parents=True, exist_ok=True)
     conf = config.to_json()
