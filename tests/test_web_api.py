@@ -159,14 +159,14 @@ def test_turns_errors_and_log(client):
     png = client.get(t0["turn"]["image_url"])
     assert png.headers["content-type"] == "image/png" and Image.open(io.BytesIO(png.content)).size == (16, 16)
     t1 = client.post(f"/api/sessions/{sid}/send", json={"instruction": "more", "channel": "rayleigh"}).json()
-    assert (t1["turn"]["kind"], t1["turn"]["symbols"], t1["turn"]["channel"]) == ("delta", 3, "rayleigh")
+    assert (t1["turn"]["kind"], t1["turn"]["symbols"], t1["turn"]["channel"]) == ("delta", 8, "rayleigh")
     u = client.post(f"/api/sessions/{sid}/undo").json()
-    assert u["turn"]["symbols"] == 0 and u["session"]["symbols_total"] == 15
+    assert u["turn"]["symbols"] == 0 and u["session"]["symbols_total"] == 20
     r = client.post(f"/api/sessions/{sid}/send", json={"instruction": "smile"})  # 4th turn: over the limit of 3
     assert r.status_code == 400 and "limit of 3 turns" in r.json()["error"]["message"]
     log = client.get(f"/api/sessions/{sid}/log")
     assert "attachment" in log.headers["content-disposition"]
-    assert [t["symbols"] for t in log.json()["turns"]] == [12, 3, 0]
+    assert [t["symbols"] for t in log.json()["turns"]] == [12, 8, 0]
     r = client.post(f"/api/sessions/{sid}/reset").json()["session"]
     assert r["turns"] == 0 and r["channel"]["name"] == "rayleigh"
 

@@ -142,12 +142,12 @@ def test_upload_two_instructions_undo_update_images_and_numbers(page, server, sy
     _wait_turns(page, 2)
     t1 = _turn(page, 1)
     assert t1.get_attribute("data-kind") == "delta"  # follow-up: only the edit delta crosses the channel
-    assert t1.locator(".symbols").text_content() == "3 symbols"
+    assert t1.locator(".symbols").text_content() == "8 symbols"
     assert t1.locator(".snr").text_content() == "RAYLEIGH 20 dB"
     assert "x0.5" in t1.locator(".targets").text_content()
     after_second = _image_bytes(page, server, "#current-img")
     assert after_second != after_first
-    assert page.get_attribute("#session-info", "data-symbols-total") == "15"
+    assert page.get_attribute("#session-info", "data-symbols-total") == "20"
 
     page.click("#undo")
     _wait_turns(page, 3)
@@ -156,13 +156,13 @@ def test_upload_two_instructions_undo_update_images_and_numbers(page, server, sy
     assert t2.locator(".symbols").text_content() == "0 symbols"
     # the receiver is back at the first turn's latent: the very same image
     assert _image_bytes(page, server, "#current-img") == after_first
-    assert page.get_attribute("#session-info", "data-symbols-total") == "15"
+    assert page.get_attribute("#session-info", "data-symbols-total") == "20"
 
     with page.expect_download() as dl:
         page.click("#download-log")
     log = json.loads(open(dl.value.path()).read())
     assert [t["action"] for t in log["turns"]] == ["edit", "edit", "undo"]
-    assert [t["symbols"] for t in log["turns"]] == [12, 3, 0]
+    assert [t["symbols"] for t in log["turns"]] == [12, 8, 0]
     assert log["web"]["origin"] == "upload:my_face.png"
     with page.expect_download() as dl:
         page.click("#download-image")

@@ -43,7 +43,7 @@ class GatedParser(ToyParser):
 
 
 def toy_system() -> EditableDeepSC:
-    """The 16x16 toy system of tests/test_system.py (k = 12 full, 3 per follow-up, refresh every 3).
+    """The 16x16 toy system of tests/test_system.py (k = 12 full, 8 per follow-up, refresh every 3).
 
     Its parser (``system.tx.parser``, a :class:`GatedParser`) blocks instructions containing
     "slowly" until ``parser.gate`` is set; a flat image raises :class:`NoFaceFound`.
@@ -58,7 +58,7 @@ def toy_system() -> EditableDeepSC:
     targets = [EditTarget("happy", "more"), EditTarget("age", "more"), EditTarget("yaw", "more")] * 2
     deltas = torch.stack([editor.edit(latents[i:i + 8], (t,), generator=g).w_plus - latents[i:i + 8]
                           for i, t in zip(range(0, 48, 8), targets)]).flatten(0, 1)
-    delta = DeltaCodec(fit_delta_statistics(deltas), k=3)
+    delta = DeltaCodec(fit_delta_statistics(deltas), k=8)
     cfg = SystemConfig(generator="tiny", refresh_every=3, align=False)
     tx = ToyFaceTransmitter(gen, ToyEncoder(gen), GatedParser(), editor, codec, delta, cfg)
     return EditableDeepSC(tx, Receiver(gen, codec, delta), cfg, guidance=ToyGuidance())

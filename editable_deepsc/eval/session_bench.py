@@ -1,0 +1,127 @@
+"""``edsc bench session``: what follow-up turns cost, delta codec vs sending the full latent every turn.
+
+Each held-out teacher test face gets the same scripted conversation (by
+default "make her smile" → "a bit more" → "turn the head to the left" →
+"open the mouth") twice, at each SNR:
+
+* **delta** — the system's policy: the first turn sends the full latent
+  through the semantic codec, follow-ups send only the edit delta through the
+  :class:`~editable_deepsc.channel.delta.DeltaCodec` (a full refresh every
+  ``refresh_every`` turns);
+* **full** — every turn sends the full latent (``refresh_every = 1``).
+
+The transmitter's edits are identical in both runs (same seeds), so the only
+difference is the transmission. Quality is the received image against the
+image the transmitter meant (PSNR, SSIM). The issue's v1 target: a follow-up
+costs ≤ 1/4 of the first turn's symbols at the same received quality.
+"""
+
+from __future__ import annotations
+
+import dataclasses
+import statistics
+from collections import defaultdict
+
+from tqdm import tqdm
+
+from editable_deepsc.config import ChannelConfig
+
+DEFAULT_SCRIPT: tuple[str, ...] = ("make her smile", "a bit more", "turn the head to the left", "open the mouth")
+
+
+def run_session_bench(n: int = 8, snrs: tuple[float, ...] = (0.0, 6.0, 12.0), channel: str = "awgn",
+                      script: tuple[str, ...] = DEFAULT_SCRIPT, refresh_every: int = 4, seed: int = 0,
+                      delta_k: int | None = None, system=None, progress: bool = True) -> list[dict]:
+    """Run the scripted sessions; return one record per (mode, SNR, face, turn).
+
+    Records: ``mode``, ``snr_db``, ``channel``, ``face`` (test seed), ``turn``, ``instruction``,
+    ``kind`` (full/delta), ``symbols``, ``psnr``, ``ssim``, ``power``.
+    """
+    from editable_deepsc.generator.teacher import teacher_faces, test_seeds
+    from editable_deepsc.system import EditableDeepSC, SystemConfig
+
+    if system is None:
+        system = EditableDeepSC.load(SystemConfig(refresh_every=refresh_every, delta_k=delta_k))
+    seeds = list(test_seeds(n))
+    faces = teacher_faces(seeds)
+    base = system.config
+    rows: list[dict] = []
+    jobs = [(mode, snr, i) for mode in ("delta", "full") for snr in snrs for i in range(n)]
+    try:
+        for mode, snr, i in tqdm(jobs, desc="sessions", disable=not progress):
+            system.config = dataclasses.replace(base, refresh_every=refresh_every if mode == "delta" else 1)
+            ch = ChannelConfig(channel, snr)
+            session = system.session(faces[i:i + 1], ch, seed=seed + i)
+            for j, text in enumerate(script):
+                t = session.send(text)
+                rows.append({"mode": mode, "snr_db": ch.snr_db, "channel": ch.name, "face": seeds[i], "turn": j,
+                             "instruction": text, "kind": t.kind, "symbols": t.symbols, "psnr": t.psnr,
+                             "ssim": t.ssim, "power": t.power})
+    finally:
+        system.config = base
+    return rows
+
+
+def summarise(rows: list[dict]) -> list[dict]:
+    """Mean symbols / PSNR / SSIM per (mode, SNR, turn)."""
+    groups: dict[tuple, list[dict]] = defaultdict(list)
+    for r in rows:
+        groups[(r["mode"], r["snr_db"], r["turn"])].append(r)
+    out = []
+    for (mode, snr, turn), rs in sorted(groups.items(), key=lambda kv: (kv[0][1], kv[0][2], kv[0][0])):
+        out.append({"mode": mode, "snr_db": snr, "turn": turn, "instruction": rs[0]["instruction"],
+                    "kinds": "/".join(sorted({r["kind"] for r in rs})),
+                    "symbols": statistics.mean(r["symbols"] for r in rs),
+                    "psnr": statistics.mean(r["psnr"] for r in rs),
+                    "ssim": statistics.mean(r["ssim"] for r in rs), "n": len(rs)})
+    return out
+
+
+def verdict(rows: list[dict]) -> list[dict]:
+    """Per SNR: follow-up symbols as a share of the first turn's, and their quality vs sending in full.
+
+    Follow-ups are the turns the delta policy sent as deltas.
+    """
+    out = []
+    for snr in sorted({r["snr_db"] for r in rows}):
+        d = [r for r in rows if r["snr_db"] == snr and r["mode"] == "delta"]
+        f = {(r["face"], r["turn"]): r for r in rows if r["snr_db"] == snr and r["mode"] == "full"}
+        first = [r for r in d if r["turn"] == 0]
+        follow = [r for r in d if r["kind"] == "delta"]
+        if not first or not follow:
+            continue
+        same_full = [f[(r["face"], r["turn"])] for r in follow]
+        out.append({
+            "snr_db": snr,
+            "first_symbols": statistics.mean(r["symbols"] for r in first),
+            "followup_symbols": statistics.mean(r["symbols"] for r in follow),
+            "symbol_ratio": statistics.mean(r["symbols"] for r in follow) / statistics.mean(r["symbols"] for r in first),
+            "followup_psnr_delta": statistics.mean(r["psnr"] for r in follow),
+            "followup_psnr_full": statistics.mean(r["psnr"] for r in same_full),
+            "followup_ssim_delta": statistics.mean(r["ssim"] for r in follow),
+            "followup_ssim_full": statistics.mean(r["ssim"] for r in same_full),
+            "first_psnr": statistics.mean(r["psnr"] for r in first),
+        })
+    return out
+
+
+def to_markdown(rows: list[dict], command: str) -> str:
+    """The bench as a Markdown page (per-turn table + verdict)."""
+    lines = ["# Multi-turn sessions: follow-up turns", "",
+             f"Generated by `{command}` — do not edit by hand.", "",
+             "Quality = received image vs the image the transmitter meant (PSNR dB / SSIM), mean over faces.",
+             "`delta`: follow-ups send the edit delta (DeltaCodec); `full`: every turn sends the whole latent.", "",
+             "## Verdict (follow-ups = the turns sent as deltas)", "",
+             "| SNR dB | first turn symbols | follow-up symbols | ratio | follow-up PSNR delta / full | "
+             "follow-up SSIM delta / full | first-turn PSNR |",
+             "|---|---|---|---|---|---|---|"]
+    for v in verdict(rows):
+        lines.append(f"| {v['snr_db']:g} | {v['first_symbols']:.0f} | {v['followup_symbols']:.0f} | "
+                     f"{v['symbol_ratio']:.3f} | {v['followup_psnr_delta']:.2f} / {v['followup_psnr_full']:.2f} | "
+                     f"{v['followup_ssim_delta']:.3f} / {v['followup_ssim_full']:.3f} | {v['first_psnr']:.2f} |")
+    lines += ["", "## Per turn", "", "| SNR dB | turn | instruction | mode | sent as | symbols | PSNR | SSIM |",
+              "|---|---|---|---|---|---|---|---|"]
+    for s in summarise(rows):
+        lines.append(f"| {s['snr_db']:g} | {s['turn']} | {s['instruction']} | {s['mode']} | {s['kinds']} | "
+                     f"{s['symbols']:.0f} | {s['psnr']:.2f} | {s['ssim']:.3f} |")
+    return "\n".join(lines) + "\n"
