@@ -164,9 +164,9 @@ class FID:
         from editable_deepsc.metrics import inception
 
         path = inception.fid_inception_path()
-        self.is_proxy = not (prefer_standard and path.is_file())
+        self.is_proxy = not (prefer_standard and path is not None)
         self.name = PROXY_NAME if self.is_proxy else STANDARD_NAME
-        self._inception_path = str(path)
+        self._inception_path = "" if path is None else str(path)
         self._proxy = EfficientNetFeatures(input_size=proxy_input_size) if self.is_proxy else None
         self.dim = 1280 if self.is_proxy else inception.FID_FEATURE_DIM
 
