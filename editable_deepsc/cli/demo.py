@@ -38,20 +38,20 @@ def demo(out_dir: str, snrs: str, channel: str, instructions: tuple[str, ...], n
 
 
 def _table(rows: list[dict]) -> str:
-    head = f"{'method':<16}{'face':<14}{'instruction':<28}{'SNR':>5}{'k':>7}{'CBR':>9}  result"
+    head = f"{'method':<16}{'face':<18}{'instruction':<28}{'SNR':>5}{'k':>7}{'CBR':>9}  result"
     lines = [head]
     for r in rows:
         if r.get("method") == "editable-deepsc":
             if "refused" in r:
-                lines.append(f"{'editable-deepsc':<16}{r['face']:<14}{r['instruction'][:27]:<28}  refused: {r['refused']}")
+                lines.append(f"{'editable-deepsc':<16}{r['face']:<18}{r['instruction'][:27]:<28}  refused: {r['refused']}")
                 continue
             attrs = ", ".join(f"{a} {r['scores_before'].get(a, float('nan')):.2f}->{v:.2f}"
                               for a, v in r["scores_rx"].items())
             ident = "" if r["identity_rx"] is None else f", id {r['identity_rx']:.2f}"
-            lines.append(f"{'editable-deepsc':<16}{r['face']:<14}{r['instruction'][:27]:<28}{r['snr_db']:>5g}"
+            lines.append(f"{'editable-deepsc':<16}{r['face']:<18}{r['instruction'][:27]:<28}{r['snr_db']:>5g}"
                          f"{r['k']:>7}{r['cbr']:>9.5f}  {attrs}{ident}, rx-vs-tx PSNR {r['rx_vs_tx']['psnr']:.1f} dB")
         else:
             ok = "ok" if r.get("decoded_ok") else "FAILED (cliff)"
-            lines.append(f"{r.get('method', '?'):<16}{r.get('face', ''):<14}{'(source pixels)':<28}{r['snr_db']:>5g}"
+            lines.append(f"{r.get('method', '?'):<16}{r.get('face', ''):<18}{'(source pixels)':<28}{r['snr_db']:>5g}"
                          f"{r['k']:>7}{r['cbr']:>9.5f}  {ok}, PSNR {r.get('psnr', float('nan')):.1f} dB")
     return "\n".join(lines)
