@@ -348,6 +348,7 @@ class EditableDeepSC:
             delta = None
         parser = default_parser()
         parser.bank_embeddings, parser.speller  # noqa: B018 - warm up now: model load, not per-instruction cost
+        parser.encoder.encode(["warm up"])
         tx = Transmitter(gen, enc, parser, editor, codec, delta, config)
         return cls(tx, Receiver(gen, codec, delta), config)
 

@@ -13,6 +13,7 @@ BENCHES: dict[str, tuple[str, str]] = {
     "faces": ("editable_deepsc.cli.bench_faces:faces", "Face-api score reliability (face vs mirror) and identity distances."),
     "edit-support": ("editable_deepsc.cli.bench_edit:edit_support", "Measure which edits the built-in editor supports."),
     "invert": ("editable_deepsc.cli.bench_invert:invert", "Inversion: encoder vs optimisation vs hybrid on held-out faces."),
+    "latency": ("editable_deepsc.cli.bench_latency:latency", "Per-stage latency of one edit after model load."),
     "session": ("editable_deepsc.cli.bench_session:session", "Sessions: follow-up turns as deltas vs the full latent every turn."),
     "ldpc": ("editable_deepsc.cli.bench_ldpc:ldpc", "LDPC decode throughput: Sionna vs C++ ldpc BP, same code and noise."),
     "deepjscc": ("editable_deepsc.cli.bench_deepjscc:deepjscc", "DeepJSCC baselines: PSNR/SSIM per CBR and SNR on held-out faces."),
