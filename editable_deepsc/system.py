@@ -25,7 +25,6 @@ The CLI (``edsc edit``, ``edsc chat``), the benches and the web demo all use thi
 from __future__ import annotations
 
 import math
-import re
 import time
 from contextlib import contextmanager
 from dataclasses import asdict, dataclass, field
@@ -140,15 +139,13 @@ class Transmitter:
 
         return prepare_image(image, resolution=self.generator.resolution, align=self.config.align)
 
-    @torch.no_grad()
     def invert(self, image: torch.Tensor, seed: int = 0) -> torch.Tensor:
         """Aligned image (1, 3, R, R) → W+ latent (1, num_ws, w_dim) float32."""
         from editable_deepsc.inversion.invert import invert
 
-        with torch.enable_grad():
-            out = invert(image, method=self.config.inversion, generator=self.generator, encoder=self.encoder,
-                         seed=seed, with_stats=False)
-        return out.w_plus
+        out = invert(image, method=self.config.inversion, generator=self.generator, encoder=self.encoder,
+                     seed=seed, with_stats=False)
+        return out.w_plus.detach()
 
     def understand(self, text: str) -> ParsedInstruction:
         """Parse an instruction (raises :class:`UnsupportedInstruction`)."""
@@ -478,16 +475,6 @@ class EditableDeepSC:
 
 
 # ---------------------------------------------------------------------- sessions
-_FOLLOW_UP = re.compile(
-    r"^\s*(?P<mod>a\s+(?:little\s+|tiny\s+)?bit|slightly|a\s+little|much|a\s+lot|even|way|still)?\s*"
-    r"(?P<dir>more|stronger|further|again|less|weaker)"
-    r"(?:\s+(?:please|than\s+that))?\s*[.!]*\s*$",
-    re.IGNORECASE,
-)
-_MOD_STRENGTH = {"a bit": 0.5, "a little bit": 0.5, "a tiny bit": 0.35, "slightly": 0.5, "a little": 0.5,
-                 "much": 1.5, "a lot": 1.5, "even": 1.0, "way": 2.0, "still": 1.0}
-
-
 def continue_targets(last: tuple[EditTarget, ...], strength: float, reverse: bool) -> tuple[EditTarget, ...]:
     """Targets that repeat (or reverse) the last turn's targets at ``strength`` times their strength.
 
@@ -500,21 +487,6 @@ def continue_targets(last: tuple[EditTarget, ...], strength: float, reverse: boo
         d = t.direction if not reverse else ("less" if t.direction == "more" else "more")
         out.append(EditTarget(t.attribute, d, strength=min(4.0, max(0.05, t.strength * strength))))
     return tuple(out)
-
-
-def follow_up(text: str, last: tuple[EditTarget, ...]) -> tuple[EditTarget, ...] | None:
-    """Targets of a bare follow-up such as "a bit more" / "less" relative to the last turn's targets.
-
-    A fallback for parsers that do not recognise session commands themselves
-    (the built-in parser returns :class:`~editable_deepsc.text.targets.FollowUp`).
-    Returns ``None`` when ``text`` is not a bare follow-up or there is nothing to continue.
-    """
-    m = _FOLLOW_UP.match(text or "")
-    if not m or not last:
-        return None
-    mod = re.sub(r"\s+", " ", (m.group("mod") or "").lower())
-    reverse = m.group("dir").lower() in ("less", "weaker")
-    return continue_targets(last, _MOD_STRENGTH.get(mod, 1.0), reverse) or None
 
 
 @dataclass
@@ -620,15 +592,9 @@ class Session:
         return derive_seed(self.seed, "turn", len(self.turns), *keys)
 
     def _parse(self, text: str) -> ParsedInstruction:
-        """Parse ``text``; resolve "more"/"less" follow-ups against the last edit's targets."""
+        """Parse ``text``; resolve the parser's "more"/"less" follow-ups against the last edit's targets."""
         last = self.last_targets[-1] if self.last_targets else ()
-        try:
-            parsed = self.system.tx.understand(text)
-        except UnsupportedInstruction:
-            targets = follow_up(text, last)
-            if targets is None:
-                raise
-            return ParsedInstruction(text=text, targets=targets, meta={"follow_up": True})
+        parsed = self.system.tx.understand(text)
         fu = getattr(parsed, "followup", None)
         if fu is None or fu.kind in ("undo", "reset"):
             return parsed
@@ -737,4 +703,4 @@ class Session:
 
 
 __all__ = ["EditOutcome", "EditableDeepSC", "Link", "Receiver", "STAGES", "Session", "SystemConfig",
-           "Transmitter", "Turn", "continue_targets", "follow_up"]
+           "Transmitter", "Turn", "continue_targets"]

@@ -14,7 +14,7 @@ from editable_deepsc.config import ChannelConfig
 from editable_deepsc.editing.config import EditConfig
 from editable_deepsc.editing.editor import Editor
 from editable_deepsc.errors import BadInput, UnsupportedInstruction
-from editable_deepsc.system import STAGES, EditableDeepSC, Receiver, SystemConfig, Transmitter, follow_up
+from editable_deepsc.system import STAGES, EditableDeepSC, Receiver, SystemConfig, Transmitter, continue_targets
 from editable_deepsc.text.targets import EditTarget, FollowUp, ParsedInstruction
 
 
@@ -49,11 +49,13 @@ class ToyParser:
     TABLE = {"smile": (EditTarget("happy", "more"),), "older": (EditTarget("age", "more"),),
              "turn": (EditTarget("yaw", "more"),)}
 
+    FOLLOW_UPS = {"undo that": ("undo", 1.0), "start over": ("reset", 1.0), "a lot more": ("repeat", 1.5),
+                  "more": ("repeat", 1.0), "a bit more": ("repeat", 0.5), "go back a bit": ("reverse", 0.5)}
+
     def parse(self, text):
-        if text in ("undo that", "start over", "a lot more", "go back a bit"):
-            kind = {"undo that": "undo", "start over": "reset", "a lot more": "repeat", "go back a bit": "reverse"}[text]
-            return ParsedInstruction(text=text, targets=(),
-                                     followup=FollowUp(kind, 1.5 if kind == "repeat" else 0.5))
+        if text in self.FOLLOW_UPS:
+            kind, strength = self.FOLLOW_UPS[text]
+            return ParsedInstruction(text=text, targets=(), followup=FollowUp(kind, strength))
         for key, targets in self.TABLE.items():
             if key in text:
                 return ParsedInstruction(text=text, targets=targets)
@@ -119,13 +121,11 @@ def test_non_finite_latent_is_refused(system, face):
         system.edit(face, "smile", ChannelConfig("awgn", 6.0), w0=w)
 
 
-def test_follow_up_phrases():
-    last = (EditTarget("happy", "more"),)
-    assert follow_up("a bit more", last)[0] == EditTarget("happy", "more", strength=0.5)
-    assert follow_up("less", last)[0].direction == "less"
-    assert follow_up("much more!", last)[0].strength == 1.5
-    assert follow_up("make him older", last) is None
-    assert follow_up("more", ()) is None
+def test_continue_targets_repeats_or_reverses_at_scaled_strength():
+    last = (EditTarget("happy", "more", strength=0.5), EditTarget("age", "set", amount=40.0))
+    assert continue_targets(last, 0.5, reverse=False) == (EditTarget("happy", "more", strength=0.25),)
+    assert continue_targets(last, 2.0, reverse=True) == (EditTarget("happy", "less", strength=1.0),)
+    assert continue_targets((EditTarget("age", "set", amount=40.0),), 1.0, reverse=False) == ()
 
 
 def test_session_sends_deltas_refreshes_and_undoes(system, face):
