@@ -179,12 +179,16 @@ class DeepJSCC(nn.Module):
 
 
 # ---------------------------------------------------------------------- zoo
+def model_metadata(model: DeepJSCC, extra: dict | None = None) -> dict[str, str]:
+    """Safetensors metadata of a DeepJSCC file: format tag and JSON config (plus ``extra`` fields)."""
+    return {"format": MODEL_FORMAT, "config": json.dumps({**asdict(model.config), **(extra or {})})}
+
+
 def export_model(model: DeepJSCC, path: str | Path, extra: dict | None = None) -> str:
     """Write ``model`` as safetensors (float32) with its config in the metadata; return the sha256."""
     from editable_deepsc.zoo.registry import save_state_dict
 
-    meta = {"format": MODEL_FORMAT, "config": json.dumps({**asdict(model.config), **(extra or {})})}
-    return save_state_dict(model.state_dict(), path, metadata=meta)
+    return save_state_dict(model.state_dict(), path, metadata=model_metadata(model, extra))
 
 
 def load_model(name_or_path: str) -> DeepJSCC:

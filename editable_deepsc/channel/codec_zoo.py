@@ -107,15 +107,14 @@ def export_codec(
         "cbr": cbr(codec.k, image_size),
         **(extra_config or {}),
     }
-    dst = Path(weights_dir or registry.WEIGHTS_DIR) / f"{name}.safetensors"
-    digest = registry.save_state_dict(
-        _storage_state(codec, half), dst, metadata={"format": CODEC_FORMAT, "config": json.dumps(config)}
-    )
-    card = registry.ModelCard(
-        name=name,
+    return registry.publish(
+        name,
+        _storage_state(codec, half),
+        metadata={"format": CODEC_FORMAT, "config": json.dumps(config)},
+        weights_dir=weights_dir,
+        cards_dir=Path(cards_dir or registry.CARDS_DIR),
+        absolute_file=weights_dir is not None,
         kind="codec",
-        file=dst.name if weights_dir is None else str(dst.resolve()),
-        sha256=digest,
         licence="MIT (trained by this project)",
         source=source,
         resolution=int(image_size),
@@ -123,8 +122,6 @@ def export_codec(
         f"(CBR {config['cbr']:.5f}), AWGN+Rayleigh, SNR 0-20 dB",
         config=config,
     )
-    registry.register_card(card, cards_dir=Path(cards_dir or registry.CARDS_DIR))
-    return dst
 
 
 def _config_from_file(path: Path) -> dict[str, Any]:

@@ -168,26 +168,26 @@ def convert_teacher(weights_tar: str | Path | None = None, register: bool = True
     if not isinstance(ckpt, dict) or "netG_state_dict" not in ckpt:
         raise CheckpointError(f"{src.name} has no netG_state_dict")
     state = state_dict_from_package(ckpt["netG_state_dict"])
-    dst = registry.WEIGHTS_DIR / f"{TEACHER_NAME}.safetensors"
-    digest = registry.save_state_dict(state, dst, metadata={"format": "edsc-teacher-dcgan64"})
-    if register:
-        (registry.WEIGHTS_DIR / f"{TEACHER_NAME}.LICENSE.txt").write_text(_package_licence())
-        registry.register_card(
-            registry.ModelCard(
-                name=TEACHER_NAME,
-                kind="generator",
-                file=dst.name,
-                sha256=digest,
-                licence="MIT (gan-face-generate 1.1.1, text in teacher-dcgan64.LICENSE.txt; "
-                "trained on DigiFace-1M, research use)",
-                source=f"gan-face-generate==1.1.1 weights.tar sha256 {registry.sha256_file(src)}, "
-                "converted by editable_deepsc.generator.teacher.convert_teacher",
-                resolution=64,
-                description="Pretrained 64x64 DCGAN face generator (the teacher / face source), latent z in R^100",
-                config={"z_dim": Z_DIM, "num_ws": 1, "w_dim": Z_DIM},
-            )
-        )
-    return dst
+    meta = {"format": "edsc-teacher-dcgan64"}
+    if not register:
+        dst = registry.WEIGHTS_DIR / f"{TEACHER_NAME}.safetensors"
+        registry.save_state_dict(state, dst, metadata=meta)
+        return dst
+    registry.WEIGHTS_DIR.mkdir(parents=True, exist_ok=True)
+    (registry.WEIGHTS_DIR / f"{TEACHER_NAME}.LICENSE.txt").write_text(_package_licence())
+    return registry.publish(
+        TEACHER_NAME,
+        state,
+        metadata=meta,
+        kind="generator",
+        licence="MIT (gan-face-generate 1.1.1, text in teacher-dcgan64.LICENSE.txt; "
+        "trained on DigiFace-1M, research use)",
+        source=f"gan-face-generate==1.1.1 weights.tar sha256 {registry.sha256_file(src)}, "
+        "converted by editable_deepsc.generator.teacher.convert_teacher",
+        resolution=64,
+        description="Pretrained 64x64 DCGAN face generator (the teacher / face source), latent z in R^100",
+        config={"z_dim": Z_DIM, "num_ws": 1, "w_dim": Z_DIM},
+    )
 
 
 def load_teacher(name_or_path: str | Path = TEACHER_NAME, device: str | torch.device = "cpu") -> TeacherDCGAN:

@@ -226,10 +226,14 @@ class E4EEncoder(nn.Module):
         return deltas.norm(dim=2).sum(1)
 
 
+def encoder_metadata(encoder: E4EEncoder) -> dict[str, str]:
+    """Safetensors metadata of an encoder file: format tag and JSON constructor config."""
+    return {"format": FORMAT, "config": json.dumps(encoder.config())}
+
+
 def save_encoder(encoder: E4EEncoder, path: str | Path) -> str:
     """Write the encoder as safetensors (config in the metadata); return its sha256."""
-    meta = {"format": FORMAT, "config": json.dumps(encoder.config())}
-    return registry.save_state_dict(encoder.state_dict(), path, metadata=meta)
+    return registry.save_state_dict(encoder.state_dict(), path, metadata=encoder_metadata(encoder))
 
 
 def _file_config(path: Path) -> dict:

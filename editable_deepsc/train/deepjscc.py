@@ -25,7 +25,7 @@ from pathlib import Path
 import torch
 from tqdm import tqdm
 
-from editable_deepsc.baselines.deepjscc import DeepJSCC, DeepJSCCConfig, export_model, model_name
+from editable_deepsc.baselines.deepjscc import DeepJSCC, DeepJSCCConfig, model_metadata, model_name
 from editable_deepsc.errors import BadInput
 from editable_deepsc.rng import derive_seed, make_generator
 from editable_deepsc.train.checkpointing import load_training_state, save_training_state
@@ -174,10 +174,8 @@ def register_deepjscc(model: DeepJSCC, summary: dict, command: str) -> Path:
     from editable_deepsc.zoo import registry
 
     name = model_name(model.c)
-    path = registry.WEIGHTS_DIR / f"{name}.safetensors"
-    digest = export_model(model, path, extra={"cbr": model.config.cbr})
-    card = registry.ModelCard(
-        name=name, kind="deepjscc", file=path.name, sha256=digest,
+    registry.publish(
+        name, model.state_dict(), metadata=model_metadata(model, {"cbr": model.config.cbr}), kind="deepjscc",
         licence="MIT (trained by this project on teacher faces; DigiFace-1M-derived teacher: research only)",
         source=f"{command} (steps done {summary['steps_done']}, {summary['seconds']} s)",
         resolution=64,
@@ -185,7 +183,7 @@ def register_deepjscc(model: DeepJSCC, summary: dict, command: str) -> Path:
         config={**asdict(model.config), "cbr": model.config.cbr, "snr_range_db": [summary["config"]["snr_min"],
                 summary["config"]["snr_max"]], "final_train_mse": summary["final_loss"]},
     )
-    return registry.register_card(card)
+    return registry.CARDS_DIR / f"{name}.json"
 
 
 __all__ = ["DeepJSCCTrainConfig", "face_pool", "register_deepjscc", "train_deepjscc"]

@@ -42,7 +42,7 @@ from tqdm import tqdm
 from editable_deepsc.errors import BadInput, CheckpointError
 from editable_deepsc.generator.base import StyleGenerator
 from editable_deepsc.generator.teacher import Z_DIM, TeacherDCGAN, face_latents, load_teacher, random_train_seeds
-from editable_deepsc.inversion.encoder import ENCODER_NAME, E4EEncoder, load_encoder, save_encoder
+from editable_deepsc.inversion.encoder import ENCODER_NAME, E4EEncoder, encoder_metadata, load_encoder
 from editable_deepsc.inversion.losses import ReconstructionLoss, identity_loss_or_none
 from editable_deepsc.rng import derive_seed, make_generator
 from editable_deepsc.train.checkpointing import load_training_state, save_training_state
@@ -368,32 +368,27 @@ def export_encoder(
 ) -> Path:
     """Write ``<name>.safetensors``, its training summary and its zoo card; return the weights path."""
     weights_dir = Path(weights_dir) if weights_dir else registry.WEIGHTS_DIR
-    cards_dir = registry.CARDS_DIR if weights_dir == registry.WEIGHTS_DIR else weights_dir.parent / "cards"
-    dst = weights_dir / f"{name}.safetensors"
-    digest = save_encoder(encoder, dst)
+    weights_dir.mkdir(parents=True, exist_ok=True)
     (weights_dir / f"{name}.train.json").write_text(json.dumps(summary, indent=2) + "\n")
     cfg = summary["config"]
     cmd = command or f"edsc train encoder --steps {cfg['steps']} --seed {cfg['seed']} --generator {generator.name}"
     n_params = sum(p.numel() for p in encoder.parameters())
-    registry.register_card(
-        registry.ModelCard(
-            name=name,
-            kind="encoder",
-            file=dst.name,
-            sha256=digest,
-            licence="MIT (this project; trained on samples of edsc-faces64 and teacher-dcgan64 faces, "
-            "DigiFace-1M research use)",
-            source=f"{cmd} ({summary['steps']} of {summary.get('planned_steps', summary['steps'])} steps, "
-            f"{summary['seconds']:.0f} s on {summary['device']}, "
-            f"{summary['threads']} threads; identity loss {'on' if summary['identity_loss'] else 'off'})",
-            resolution=encoder.resolution,
-            description=f"e4e-style inversion encoder for {generator.name}: 64x64 image -> W+ "
-            f"({encoder.num_ws} x {encoder.w_dim}), {n_params / 1e6:.2f}M parameters",
-            config={**encoder.config(), "generator": generator.name},
-        ),
-        cards_dir=cards_dir,
+    return registry.publish(
+        name,
+        encoder.state_dict(),
+        metadata=encoder_metadata(encoder),
+        weights_dir=weights_dir,
+        kind="encoder",
+        licence="MIT (this project; trained on samples of edsc-faces64 and teacher-dcgan64 faces, "
+        "DigiFace-1M research use)",
+        source=f"{cmd} ({summary['steps']} of {summary.get('planned_steps', summary['steps'])} steps, "
+        f"{summary['seconds']:.0f} s on {summary['device']}, "
+        f"{summary['threads']} threads; identity loss {'on' if summary['identity_loss'] else 'off'})",
+        resolution=encoder.resolution,
+        description=f"e4e-style inversion encoder for {generator.name}: 64x64 image -> W+ "
+        f"({encoder.num_ws} x {encoder.w_dim}), {n_params / 1e6:.2f}M parameters",
+        config={**encoder.config(), "generator": generator.name},
     )
-    return dst
 
 
 #: Generator name that selects ``Faces64Generator.from_teacher`` (untrained styles), for warm-up runs.

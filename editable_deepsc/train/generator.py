@@ -309,25 +309,19 @@ def train_faces64(
 def export_faces64(g: Faces64Generator, summary: dict, weights_dir: Path | None = None) -> Path:
     """Write ``edsc-faces64.safetensors`` + card + training summary into the zoo; return the weights path."""
     weights_dir = Path(weights_dir) if weights_dir else registry.WEIGHTS_DIR
-    dst = weights_dir / f"{FACES64_NAME}.safetensors"
-    digest = registry.save_state_dict(
-        {k: v.float() for k, v in g.state_dict().items()}, dst, metadata={"format": "edsc-faces64"}
-    )
+    weights_dir.mkdir(parents=True, exist_ok=True)
     (weights_dir / SUMMARY_FILE).write_text(json.dumps(summary, indent=2) + "\n")
     cfg = summary["config"]
-    registry.register_card(
-        registry.ModelCard(
-            name=FACES64_NAME,
-            kind="generator",
-            file=dst.name,
-            sha256=digest,
-            licence="MIT (derived from teacher-dcgan64 / gan-face-generate; DigiFace-1M research use)",
-            source=f"edsc train generator --steps {cfg['steps']} --seed {cfg['seed']} "
-            f"(initialised from teacher-dcgan64; {summary['seconds']:.0f} s on {summary['device']})",
-            resolution=64,
-            description="Style-based 64x64 face generator, W+ of 5 x 100 (one style per synthesis layer)",
-            config={"z_dim": g.z_dim, "num_ws": g.num_ws, "w_dim": g.w_dim, "hidden": g.mapping_net.fc1.out_features},
-        ),
-        cards_dir=weights_dir.parent / "cards" if weights_dir != registry.WEIGHTS_DIR else registry.CARDS_DIR,
+    return registry.publish(
+        FACES64_NAME,
+        {k: v.float() for k, v in g.state_dict().items()},
+        metadata={"format": "edsc-faces64"},
+        weights_dir=weights_dir,
+        kind="generator",
+        licence="MIT (derived from teacher-dcgan64 / gan-face-generate; DigiFace-1M research use)",
+        source=f"edsc train generator --steps {cfg['steps']} --seed {cfg['seed']} "
+        f"(initialised from teacher-dcgan64; {summary['seconds']:.0f} s on {summary['device']})",
+        resolution=64,
+        description="Style-based 64x64 face generator, W+ of 5 x 100 (one style per synthesis layer)",
+        config={"z_dim": g.z_dim, "num_ws": g.num_ws, "w_dim": g.w_dim, "hidden": g.mapping_net.fc1.out_features},
     )
-    return dst

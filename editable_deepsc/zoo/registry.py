@@ -132,6 +132,73 @@ def register_card(c: ModelCard, cards_dir: Path = CARDS_DIR) -> Path:
     return p
 
 
+def publish(
+    name: str,
+    state: dict[str, torch.Tensor],
+    *,
+    kind: str,
+    licence: str,
+    source: str,
+    resolution: int | None = None,
+    description: str = "",
+    config: dict[str, Any] | None = None,
+    metadata: dict[str, str] | None = None,
+    weights_dir: str | os.PathLike | None = None,
+    cards_dir: str | os.PathLike | None = None,
+    absolute_file: bool = False,
+) -> Path:
+    """Save ``state`` as ``<weights_dir>/<name>.safetensors`` and register its card.
+
+    One step for every exporter: :func:`save_state_dict` (atomic write, sha256)
+    followed by :func:`register_card` with a :class:`ModelCard` built from the
+    keyword fields.
+
+    Parameters
+    ----------
+    name : str
+        Registry name; also the stem of the weights file and of the card.
+    state : dict of str to torch.Tensor
+        Tensors to store (written contiguous, on the CPU, dtypes unchanged).
+    kind, licence, source, resolution, description, config
+        The card fields of the same names (see :class:`ModelCard`).
+    metadata : dict of str to str, optional
+        Safetensors header metadata (format tag, JSON config, ...).
+    weights_dir : path-like, optional
+        Folder of the weights (default: the zoo's ``weights``).
+    cards_dir : path-like, optional
+        Folder of the card. Default: the zoo's ``cards`` when the weights go to
+        the zoo, else the ``cards`` folder beside ``weights_dir``.
+    absolute_file : bool
+        Record the weights' absolute path as the card's ``file`` instead of its
+        bare name (for weights outside the zoo's folder).
+
+    Returns
+    -------
+    Path
+        The safetensors file written.
+    """
+    wdir = Path(weights_dir) if weights_dir else WEIGHTS_DIR
+    if cards_dir is None:
+        cards_dir = CARDS_DIR if wdir == WEIGHTS_DIR else wdir.parent / "cards"
+    dst = wdir / f"{name}.safetensors"
+    digest = save_state_dict(state, dst, metadata=metadata)
+    register_card(
+        ModelCard(
+            name=name,
+            kind=kind,
+            file=str(dst.resolve()) if absolute_file else dst.name,
+            sha256=digest,
+            licence=licence,
+            source=source,
+            resolution=resolution,
+            description=description,
+            config=dict(config or {}),
+        ),
+        cards_dir=Path(cards_dir),
+    )
+    return dst
+
+
 def load_state_dict(
     name_or_path: str | os.PathLike, sha256: str | None = None, verify: bool = True
 ) -> dict[str, torch.Tensor]:
