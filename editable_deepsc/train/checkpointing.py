@@ -1,6 +1,6 @@
 """Resumable training state as safetensors (no pickle): modules, Adam moments, counters.
 
-Used by :mod:`editable_deepsc.train.generator` and :mod:`editable_deepsc.train.encoder`.
+Used through :class:`editable_deepsc.train.loop.ResumableRun` by the generator, encoder, codec and DeepJSCC trainers.
 """
 
 from __future__ import annotations

@@ -50,7 +50,6 @@ from __future__ import annotations
 
 import json
 import math
-import time
 from dataclasses import asdict, dataclass
 from pathlib import Path
 
@@ -66,7 +65,7 @@ from editable_deepsc.errors import BadInput, CheckpointError
 from editable_deepsc.generator.base import StyleGenerator
 from editable_deepsc.generator.teacher import face_latents, random_train_seeds
 from editable_deepsc.rng import derive_seed, make_generator
-from editable_deepsc.train.checkpointing import load_training_state, save_training_state
+from editable_deepsc.train.loop import ResumableRun, cosine_decay
 from editable_deepsc.zoo import registry
 
 CHECKPOINT_FILE = "checkpoint.safetensors"
@@ -289,8 +288,7 @@ class LatentSampler:
 
 def lr_at(step: int, cfg: CodecTrainConfig) -> float:
     """Cosine learning-rate schedule from ``lr`` to ``lr_min`` over ``steps``."""
-    t = min(step / max(cfg.steps - 1, 1), 1.0)
-    return cfg.lr_min + 0.5 * (cfg.lr - cfg.lr_min) * (1.0 + math.cos(math.pi * t))
+    return cosine_decay(min(step / max(cfg.steps - 1, 1), 1.0), cfg.lr, cfg.lr_min)
 
 
 class ImageLoss:
@@ -484,18 +482,13 @@ def train_codec(
     sampler = LatentSampler(generator, cfg.mix_prob, pool, cfg.inversion_frac)
     codec = build_codec(cfg, generator, sampler).train()
     opt = torch.optim.Adam(codec.parameters(), lr=cfg.lr)
-    ckpt = workdir / CHECKPOINT_FILE
-    counters: dict = {"step": 0, "seconds": 0.0}
-    if ckpt.is_file():
-        counters = load_training_state(ckpt, {"codec": codec}, {"codec": opt})
-    start, seconds = int(counters["step"]), float(counters["seconds"])
+    run = ResumableRun(workdir / CHECKPOINT_FILE, {"codec": codec}, {"codec": opt})
     image_loss = ImageLoss(generator, cfg.pixel_weight, cfg.perceptual_weight, cfg.identity_weight)
     metric = None
-    if cfg.metric_samples > 0 and cfg.pixel_weight > 0 and start < cfg.warmup_steps:
+    if cfg.metric_samples > 0 and cfg.pixel_weight > 0 and run.start < cfg.warmup_steps:
         metric = image_metric(generator, codec, sampler, cfg.metric_samples, make_generator(derive_seed(cfg.seed, "metric")))
     last: dict[str, float] = {}
-    bar = tqdm(range(start, cfg.steps), initial=start, total=cfg.steps, disable=not progress, desc=f"train codec k={cfg.k}")
-    t0 = time.perf_counter()
+    bar = run.steps(cfg.steps, cfg.steps, f"train codec k={cfg.k}", progress)
     with open(workdir / LOG_FILE, "a") as log:
         for step in bar:
             last = codec_step(codec, sampler, image_loss, opt, cfg, step, metric)
@@ -503,11 +496,8 @@ def train_codec(
             if done % 10 == 0 or done == cfg.steps:
                 bar.set_postfix({k: f"{v:.4f}" for k, v in last.items() if k != "loss"})
             if done % cfg.checkpoint_every == 0 or done == cfg.steps:
-                elapsed = seconds + time.perf_counter() - t0
-                save_training_state(ckpt, {"codec": codec}, {"codec": opt}, {"step": done, "seconds": elapsed})
-                log.write(json.dumps({"step": done, "seconds": round(elapsed, 1), **last}) + "\n")
-                log.flush()
-    seconds += time.perf_counter() - t0
+                run.save(done, log, last)
+    seconds = run.elapsed()
     if not last and (workdir / LOG_FILE).is_file():  # resumed a finished run: report its last logged losses
         lines = (workdir / LOG_FILE).read_text().strip().splitlines()
         if lines:

@@ -28,7 +28,7 @@ from tqdm import tqdm
 from editable_deepsc.baselines.deepjscc import DeepJSCC, DeepJSCCConfig, model_metadata, model_name
 from editable_deepsc.errors import BadInput
 from editable_deepsc.rng import derive_seed, make_generator
-from editable_deepsc.train.checkpointing import load_training_state, save_training_state
+from editable_deepsc.train.loop import ResumableRun, cosine_decay
 
 
 @dataclass(frozen=True)
@@ -75,8 +75,7 @@ def face_pool(n: int, seed: int, cache: Path | None = None, progress: bool = Tru
 
 
 def _lr(cfg: DeepJSCCTrainConfig, step: int) -> float:
-    t = min(1.0, step / max(1, cfg.steps))
-    return cfg.lr * (0.05 + 0.95 * 0.5 * (1 + math.cos(math.pi * t)))
+    return cfg.lr * cosine_decay(min(1.0, step / max(1, cfg.steps)), 1.0, 0.05)
 
 
 def train_deepjscc(cfg: DeepJSCCTrainConfig, workdir: str | Path, max_minutes: float | None = None,
@@ -108,27 +107,18 @@ def train_deepjscc(cfg: DeepJSCCTrainConfig, workdir: str | Path, max_minutes: f
     model = DeepJSCC(DeepJSCCConfig(c=cfg.c, width=cfg.width))
     opt = torch.optim.Adam(model.parameters(), lr=cfg.lr)
     ckpt = work / "checkpoint.safetensors"
-    counters: dict = {"step": 0, "seconds": 0.0}
     if ckpt.is_file():
         stored = json.loads((work / "config.json").read_text()) if (work / "config.json").is_file() else None
         same = {k: v for k, v in asdict(cfg).items() if k not in ("steps", "checkpoint_every")}
         if stored is not None and {k: stored.get(k) for k in same} != same:
             raise BadInput(f"{work} holds a run with another config (only --steps may change); use a new --workdir")
-        counters = load_training_state(ckpt, {"model": model}, {"opt": opt})
+    run = ResumableRun(ckpt, {"model": model}, {"opt": opt})
     (work / "config.json").write_text(json.dumps(asdict(cfg), indent=1))
     channel = make_channel("awgn")
-    start, t_start = int(counters["step"]), time.perf_counter()
-    seconds0 = float(counters.get("seconds", 0.0))
     losses: list[float] = []
-    bar = tqdm(range(start, cfg.steps), initial=start, total=cfg.steps, disable=not progress,
-               desc=f"train deepjscc c={cfg.c}")
-    step = start
+    bar = run.steps(cfg.steps, cfg.steps, f"train deepjscc c={cfg.c}", progress)
+    step = run.start
     log = (work / "log.jsonl").open("a")
-
-    def _save(step_done: int) -> None:
-        save_training_state(ckpt, {"model": model}, {"opt": opt},
-                            {"step": step_done, "seconds": seconds0 + time.perf_counter() - t_start})
-
     model.train()
     for step in bar:
         g = make_generator(derive_seed(cfg.seed, "step", step))
@@ -150,20 +140,20 @@ def train_deepjscc(cfg: DeepJSCCTrainConfig, workdir: str | Path, max_minutes: f
             log.write(json.dumps({"step": step + 1, "loss": round(sum(losses[-10:]) / 10, 6)}) + "\n")
             log.flush()
         if (step + 1) % cfg.checkpoint_every == 0:
-            _save(step + 1)
-        if max_minutes is not None and time.perf_counter() - t_start > 60 * max_minutes:
+            run.save(step + 1)
+        if max_minutes is not None and time.perf_counter() - run.t0 > 60 * max_minutes:
             step += 1
             break
     else:
         step = cfg.steps
     bar.close()
     log.close()
-    _save(step)
+    run.save(step)
     model.eval()
     last = losses[-50:]
     mse = sum(last) / len(last) if last else float("nan")
     summary = {"config": asdict(cfg), "steps_done": int(step),
-               "seconds": round(seconds0 + time.perf_counter() - t_start, 1),
+               "seconds": round(run.elapsed(), 1),
                "final_loss": mse, "psnr_train": 10 * math.log10(4 / mse) if last else None}
     (work / "summary.json").write_text(json.dumps(summary, indent=1))
     return model, summary

@@ -37,7 +37,6 @@ from dataclasses import asdict, dataclass
 from pathlib import Path
 
 import torch
-from tqdm import tqdm
 
 from editable_deepsc.errors import BadInput, CheckpointError
 from editable_deepsc.generator.base import StyleGenerator
@@ -45,7 +44,7 @@ from editable_deepsc.generator.teacher import Z_DIM, TeacherDCGAN, face_latents,
 from editable_deepsc.inversion.encoder import ENCODER_NAME, E4EEncoder, encoder_metadata, load_encoder
 from editable_deepsc.inversion.losses import ReconstructionLoss, identity_loss_or_none
 from editable_deepsc.rng import derive_seed, make_generator
-from editable_deepsc.train.checkpointing import load_training_state, save_training_state
+from editable_deepsc.train.loop import ResumableRun
 from editable_deepsc.zoo import registry
 
 CHECKPOINT_FILE = "checkpoint.safetensors"
@@ -311,32 +310,25 @@ def train_encoder(
     ckpt = workdir / CHECKPOINT_FILE
     enc = build_encoder(generator, None if ckpt.is_file() else init, cfg.seed).to(dev).train()
     opt = torch.optim.Adam(enc.parameters(), lr=cfg.lr, betas=(0.9, 0.999))
-    counters: dict = {"step": 0, "seconds": 0.0}
-    if ckpt.is_file():
-        counters = load_training_state(ckpt, {"encoder": enc}, {"encoder": opt})
+    run = ResumableRun(ckpt, {"encoder": enc}, {"encoder": opt})
     identity_fn = identity_loss_or_none() if cfg.identity_weight > 0 else None
     recon_loss = ReconstructionLoss(perceptual=cfg.perceptual_weight, identity_fn=identity_fn)
-    start, seconds = int(counters["step"]), float(counters["seconds"])
     last: dict[str, float] = {}
-    end = cfg.steps if stop_at is None else max(start, min(cfg.steps, stop_at))
-    bar = tqdm(range(start, end), initial=start, total=cfg.steps, disable=not progress, desc="train encoder")
-    t0 = time.perf_counter()
+    end = cfg.steps if stop_at is None else max(run.start, min(cfg.steps, stop_at))
+    bar = run.steps(end, cfg.steps, "train encoder", progress)
     with open(workdir / LOG_FILE, "a") as log:
         for step in bar:
             last = train_step(enc, generator, teacher, opt, cfg, step, recon_loss)
             done = step + 1
-            if max_seconds is not None and time.perf_counter() - t0 > max_seconds and done < end:
+            if max_seconds is not None and time.perf_counter() - run.t0 > max_seconds and done < end:
                 end = done  # out of time: checkpoint now and finish the run here
             if done % 10 == 0 or done == cfg.steps:
                 bar.set_postfix({k: f"{v:.3g}" for k, v in last.items() if k in ("latent", "pixel", "perceptual")})
             if done % cfg.checkpoint_every == 0 or done == end:
-                elapsed = seconds + time.perf_counter() - t0
-                save_training_state(ckpt, {"encoder": enc}, {"encoder": opt}, {"step": done, "seconds": elapsed})
-                log.write(json.dumps({"step": done, "seconds": round(elapsed, 1), **last}) + "\n")
-                log.flush()
+                run.save(done, log, last)
             if done >= end:
                 break
-    seconds += time.perf_counter() - t0
+    seconds = run.elapsed()
     timed_out = max_seconds is not None and end < cfg.steps and (stop_at is None or end < stop_at)
     if end < cfg.steps and not timed_out:
         return {"steps": end, "seconds": round(seconds, 1), "stopped": True, "final": last}

@@ -30,19 +30,17 @@ Adam moments, counters) go to ``<workdir>/checkpoint.safetensors`` every
 from __future__ import annotations
 
 import json
-import time
 from dataclasses import asdict, dataclass
 from pathlib import Path
 
 import torch
 import torch.nn.functional as F
-from tqdm import tqdm
 
 from editable_deepsc.errors import BadInput
 from editable_deepsc.generator.faces64 import FACES64_NAME, Faces64Generator
 from editable_deepsc.generator.teacher import face_latents, load_teacher, random_train_seeds
 from editable_deepsc.rng import derive_seed, make_generator
-from editable_deepsc.train.checkpointing import load_training_state, save_training_state
+from editable_deepsc.train.loop import ResumableRun
 from editable_deepsc.train.discriminator import FaceDiscriminator
 from editable_deepsc.zoo import registry
 
@@ -272,14 +270,9 @@ def train_faces64(
         torch.manual_seed(derive_seed(cfg.seed, "discriminator"))
         d = FaceDiscriminator().to(dev)
     opt_g, opt_d = _optimizers(g, d, cfg)
-    ckpt = workdir / CHECKPOINT_FILE
-    counters: dict = {"step": 0, "seconds": 0.0}
-    if ckpt.is_file():
-        counters = load_training_state(ckpt, {"g": g, "d": d}, {"g": opt_g, "d": opt_d})
-    start, seconds = int(counters["step"]), float(counters["seconds"])
+    run = ResumableRun(workdir / CHECKPOINT_FILE, {"g": g, "d": d}, {"g": opt_g, "d": opt_d})
     last: dict[str, float] = {}
-    bar = tqdm(range(start, cfg.steps), initial=start, total=cfg.steps, disable=not progress, desc="train generator")
-    t0 = time.perf_counter()
+    bar = run.steps(cfg.steps, cfg.steps, "train generator", progress)
     with open(workdir / LOG_FILE, "a") as log:
         for step in bar:
             last = train_step(g, d, teacher, opt_g, opt_d, cfg, step, dev)
@@ -287,11 +280,8 @@ def train_faces64(
             if done % 10 == 0 or done == cfg.steps:
                 bar.set_postfix(distill=f"{last['l1_distill']:.3f}", mix=f"{last['l1_mix']:.3f}", adv=f"{last['adv']:.2f}")
             if done % cfg.checkpoint_every == 0 or done == cfg.steps:
-                elapsed = seconds + time.perf_counter() - t0
-                save_training_state(ckpt, {"g": g, "d": d}, {"g": opt_g, "d": opt_d}, {"step": done, "seconds": elapsed})
-                log.write(json.dumps({"step": done, "seconds": round(elapsed, 1), **last}) + "\n")
-                log.flush()
-    seconds += time.perf_counter() - t0
+                run.save(done, log, last)
+    seconds = run.elapsed()
     summary = {
         "steps": cfg.steps,
         "seconds": round(seconds, 1),
