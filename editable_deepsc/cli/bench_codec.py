@@ -7,6 +7,7 @@ import shlex
 
 import click
 
+from editable_deepsc.cli.options import bench_options, set_threads
 from editable_deepsc.eval.codec_bench import CHANNELS, METHODS, SNRS_DB
 
 
@@ -41,9 +42,7 @@ def _ints(text: str) -> tuple[int, ...]:
 @click.option("--out", default=None, type=click.Path(dir_okay=False),
               help="Write Markdown (e.g. docs/codec.md; only the generated block is replaced) and a .json beside it.")
 @click.option("--json", "as_json", is_flag=True, help="Print the rows as JSON instead of Markdown.")
-@click.option("--threads", default=None, type=int, help="torch CPU threads.")
-@click.option("--seed", default=0, show_default=True, type=int, help="Root seed of the channel noise.")
-@click.option("--quiet", is_flag=True, help="No progress bar.")
+@bench_options(seed_help="Root seed of the channel noise.")
 def codec(
     ks: str | None,
     snrs: str,
@@ -66,15 +65,12 @@ def codec(
       edsc bench codec --out docs/codec.md
       edsc bench codec --k 128 --snr 0,6,12,20 --channel awgn --n 8 --method semantic,uncoded-pca
     """
-    import torch
-
     from editable_deepsc.channel.codec_zoo import BUILTIN_KS, DEFAULT_CODEC, codec_name, load_codec
     from editable_deepsc.errors import BadInput
     from editable_deepsc.eval.codec_bench import markdown_tables, run_codec_bench, write_results
     from editable_deepsc.train.codec import load_inversion_encoder, resolve_generator
 
-    if threads:
-        torch.set_num_threads(threads)
+    set_threads(threads)
     k_list = _ints(ks) if ks else BUILTIN_KS
     snr_list, ch_list = _floats(snrs), tuple(c.strip().lower() for c in channels.split(",") if c.strip())
     m_list = tuple(m.strip() for m in methods.split(",") if m.strip())

@@ -7,15 +7,14 @@ from pathlib import Path
 
 import click
 
+from editable_deepsc.cli.options import bench_options, set_threads
 
 @click.command("faces")
 @click.option("--n", "n", default=200, show_default=True, type=int, help="Held-out teacher test faces.")
 @click.option("--batch-size", default=25, show_default=True, type=int)
 @click.option("--out", default=None, type=click.Path(dir_okay=False), help="Write the result as JSON here.")
 @click.option("--json", "as_json", is_flag=True, help="Print JSON instead of tables.")
-@click.option("--threads", default=None, type=int, help="torch CPU threads.")
-@click.option("--seed", default=0, show_default=True, type=int, help="Seed of the nearby-latent perturbations.")
-@click.option("--quiet", is_flag=True, help="No progress bar.")
+@bench_options(seed_help="Seed of the nearby-latent perturbations.")
 def faces(n: int, batch_size: int, out: str | None, as_json: bool, threads: int | None, seed: int, quiet: bool) -> None:
     """Face-vs-mirror correlation of every face-api score and identity distances
     (nearby latent, mirror, unrelated face) on held-out teacher faces.
@@ -25,15 +24,12 @@ def faces(n: int, batch_size: int, out: str | None, as_json: bool, threads: int 
       edsc bench faces --n 200 --out docs/faces_reliability.json
       edsc bench faces --n 20 --json
     """
-    import torch
-
     from editable_deepsc.errors import BadInput
     from editable_deepsc.guidance.faces.reliability import markdown_tables, measure_reliability
 
     if n < 3:
         raise BadInput(f"--n must be at least 3, got {n}")
-    if threads:
-        torch.set_num_threads(threads)
+    set_threads(threads)
     result = measure_reliability(n=n, seed=seed, batch_size=batch_size, progress=not quiet)
     result["command"] = f"edsc bench faces --n {n} --seed {seed}"
     if out:

@@ -7,6 +7,7 @@ import sys
 
 import click
 
+from editable_deepsc.cli.options import bench_options, set_threads
 from editable_deepsc.inversion.invert import DEFAULT_GENERATOR, HYBRID_DEFAULTS, OPTIMIZE_DEFAULTS
 
 
@@ -23,9 +24,7 @@ from editable_deepsc.inversion.invert import DEFAULT_GENERATOR, HYBRID_DEFAULTS,
               help="Write the page (e.g. docs/inversion.md) and a .json beside it.")
 @click.option("--render-only", is_flag=True, help="Re-render the --markdown page from its .json (no benchmark run).")
 @click.option("--json", "as_json", is_flag=True, help="Print the result as JSON instead of a table.")
-@click.option("--threads", default=None, type=int, help="torch CPU threads.")
-@click.option("--seed", default=0, show_default=True, type=int)
-@click.option("--quiet", is_flag=True, help="No progress bars.")
+@bench_options(quiet_help="No progress bars.")
 def invert(
     n: int,
     optimize_steps: int,
@@ -48,8 +47,6 @@ def invert(
       edsc bench invert --n 16 --markdown docs/inversion.md
       edsc bench invert --n 2 --optimize-steps 20 --hybrid-steps 5 --json
     """
-    import torch
-
     from editable_deepsc.eval.invert_bench import (
         encoder_training_info,
         markdown_table,
@@ -60,8 +57,7 @@ def invert(
     from editable_deepsc.inversion.encoder import load_encoder
     from editable_deepsc.inversion.invert import load_style_generator
 
-    if threads:
-        torch.set_num_threads(threads)
+    set_threads(threads)
     from editable_deepsc.errors import BadInput
 
     if render_only:

@@ -5,8 +5,8 @@ from __future__ import annotations
 import json
 
 import click
-import torch
 
+from editable_deepsc.cli.options import set_threads, trainer_options
 from editable_deepsc.train.codec import CodecTrainConfig, train_codec
 
 _D = CodecTrainConfig
@@ -32,10 +32,7 @@ _D = CodecTrainConfig
 @click.option("--inversion-frac", default=_D.inversion_frac, show_default=True, type=float,
               help="Share of encoder inversions of training faces in each batch (if an encoder is in the zoo).")
 @click.option("--checkpoint-every", default=_D.checkpoint_every, show_default=True, type=int)
-@click.option("--seed", default=0, show_default=True, type=int, help="Root seed of the run.")
-@click.option("--threads", default=None, type=int, help="torch CPU threads (default: torch's choice).")
-@click.option("--no-export", is_flag=True, help="Do not write the weights and card into the zoo at the end.")
-@click.option("--quiet", is_flag=True, help="No progress bar.")
+@trainer_options()
 def codec(
     k: int,
     generator: str,
@@ -65,8 +62,7 @@ def codec(
     """
     from editable_deepsc.channel.codec_zoo import codec_name
 
-    if threads:
-        torch.set_num_threads(threads)
+    set_threads(threads)
     cfg = CodecTrainConfig(
         k=k, generator=generator, steps=steps, warmup_steps=min(warmup_steps, steps), batch_size=batch_size,
         image_batch=image_batch, hidden=hidden, lr=lr, pixel_weight=pixel_weight,

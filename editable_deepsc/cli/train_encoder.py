@@ -6,8 +6,8 @@ import json
 import sys
 
 import click
-import torch
 
+from editable_deepsc.cli.options import set_threads, trainer_options
 from editable_deepsc.train.encoder import EncoderTrainConfig
 
 
@@ -32,11 +32,7 @@ from editable_deepsc.train.encoder import EncoderTrainConfig
 @click.option("--stop-at", default=None, type=int,
               help="Stop at this step with a checkpoint and no export, as if interrupted (resume later).")
 @click.option("--init", "init", default=None, help="Encoder weights (name or path) to warm-start from.")
-@click.option("--seed", default=0, show_default=True, type=int, help="Root seed of the run.")
-@click.option("--device", default="cpu", show_default=True, help="cpu or cuda.")
-@click.option("--threads", default=None, type=int, help="torch CPU threads (default: torch's choice).")
-@click.option("--no-export", is_flag=True, help="Do not write the weights and card into the zoo at the end.")
-@click.option("--quiet", is_flag=True, help="No progress bar.")
+@trainer_options(device=True)
 def encoder(
     workdir: str,
     generator_name: str,
@@ -73,8 +69,7 @@ def encoder(
     """
     from editable_deepsc.train.encoder import command_line, resolve_generator, train_encoder
 
-    if threads:
-        torch.set_num_threads(threads)
+    set_threads(threads)
     cfg = EncoderTrainConfig(
         steps=steps,
         batch_size=batch_size,

@@ -5,8 +5,8 @@ from __future__ import annotations
 import json
 
 import click
-import torch
 
+from editable_deepsc.cli.options import set_threads, trainer_options
 from editable_deepsc.train.generator import GeneratorTrainConfig, train_faces64
 
 
@@ -15,11 +15,7 @@ from editable_deepsc.train.generator import GeneratorTrainConfig, train_faces64
 @click.option("--steps", default=GeneratorTrainConfig.steps, show_default=True, type=int, help="Total steps.")
 @click.option("--batch-size", default=GeneratorTrainConfig.batch_size, show_default=True, type=int)
 @click.option("--checkpoint-every", default=GeneratorTrainConfig.checkpoint_every, show_default=True, type=int)
-@click.option("--seed", default=0, show_default=True, type=int, help="Root seed of the run.")
-@click.option("--device", default="cpu", show_default=True, help="cpu or cuda.")
-@click.option("--threads", default=None, type=int, help="torch CPU threads (default: torch's choice).")
-@click.option("--no-export", is_flag=True, help="Do not write the weights and card into the zoo at the end.")
-@click.option("--quiet", is_flag=True, help="No progress bar.")
+@trainer_options(device=True)
 def generator(
     workdir: str,
     steps: int,
@@ -38,8 +34,7 @@ def generator(
       edsc train generator --steps 1500 --seed 0
       edsc train generator --workdir runs/g --steps 20 --no-export   # quick check
     """
-    if threads:
-        torch.set_num_threads(threads)
+    set_threads(threads)
     cfg = GeneratorTrainConfig(steps=steps, batch_size=batch_size, checkpoint_every=checkpoint_every, seed=seed)
     summary = train_faces64(workdir, cfg, device=device, progress=not quiet, export=not no_export)
     click.echo(json.dumps({k: summary[k] for k in ("steps", "seconds", "device", "final")}))

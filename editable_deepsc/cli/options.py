@@ -1,0 +1,70 @@
+"""Click options shared by several ``edsc`` commands (trainers and benches).
+
+Each helper returns a decorator; stacking them keeps the options in the order
+they are listed, so ``--help`` reads the same as with the options written out.
+"""
+
+from __future__ import annotations
+
+from typing import Callable, TypeVar
+
+import click
+
+F = TypeVar("F", bound=Callable)
+
+#: ``--no-export`` of the trainers.
+no_export_option = click.option(
+    "--no-export", is_flag=True, help="Do not write the weights and card into the zoo at the end."
+)
+#: ``--device`` of the trainers.
+device_option = click.option("--device", default="cpu", show_default=True, help="cpu or cuda.")
+
+
+def stack(*decorators: Callable[[F], F]) -> Callable[[F], F]:
+    """One decorator applying ``decorators`` as if written one above the other, first on top."""
+
+    def apply(f: F) -> F:
+        for d in reversed(decorators):
+            f = d(f)
+        return f
+
+    return apply
+
+
+def seed_option(help: str | None = None) -> Callable[[F], F]:
+    """``--seed`` (int, default 0)."""
+    return click.option("--seed", default=0, show_default=True, type=int, help=help)
+
+
+def threads_option(help: str = "torch CPU threads.") -> Callable[[F], F]:
+    """``--threads`` (int, default: torch's choice); apply it with :func:`set_threads`."""
+    return click.option("--threads", default=None, type=int, help=help)
+
+
+def quiet_option(help: str = "No progress bar.") -> Callable[[F], F]:
+    """``--quiet`` flag (no progress bar)."""
+    return click.option("--quiet", is_flag=True, help=help)
+
+
+def trainer_options(device: bool = False) -> Callable[[F], F]:
+    """``--seed [--device] --threads --no-export --quiet`` of the ``edsc train`` commands."""
+    return stack(
+        seed_option("Root seed of the run."),
+        *([device_option] if device else []),
+        threads_option("torch CPU threads (default: torch's choice)."),
+        no_export_option,
+        quiet_option(),
+    )
+
+
+def bench_options(seed_help: str | None = None, quiet_help: str = "No progress bar.") -> Callable[[F], F]:
+    """``--threads --seed --quiet`` of the ``edsc bench`` commands."""
+    return stack(threads_option(), seed_option(seed_help), quiet_option(quiet_help))
+
+
+def set_threads(threads: int | None) -> None:
+    """``torch.set_num_threads(threads)`` when ``threads`` is given (non-zero)."""
+    if threads:
+        import torch
+
+        torch.set_num_threads(threads)
