@@ -23,13 +23,7 @@ from editable_deepsc.baselines.deepjscc import (
 from editable_deepsc.baselines.registry import transmit_image
 from editable_deepsc.errors import BadInput, CheckpointError
 
-
-@pytest.fixture(autouse=True)
-def _one_thread():
-    n = torch.get_num_threads()
-    torch.set_num_threads(1)
-    yield
-    torch.set_num_threads(n)
+pytestmark = pytest.mark.usefixtures("one_torch_thread")
 
 
 def test_cbr_arithmetic():

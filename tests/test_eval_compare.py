@@ -15,17 +15,11 @@ from editable_deepsc.eval.compare_config import EvalConfig
 from editable_deepsc.eval.compare_report import headline, smallest_cbr
 from editable_deepsc.eval.compare_run import read_records, run_eval, shard_samples
 
+pytestmark = pytest.mark.usefixtures("one_torch_thread")
+
 TOY = "eval_toys:toy_system"
 METRIC_KEYS = ("psnr", "ssim", "ms_ssim", "lpips", "identity", "met", "success", "ref_success", "decode_failed",
                "cbr", "k", "seconds", "lpips_name", "lpips_proxy", "fid_name", "fid_proxy")
-
-
-@pytest.fixture(autouse=True)
-def _one_thread():
-    n = torch.get_num_threads()
-    torch.set_num_threads(1)
-    yield
-    torch.set_num_threads(n)
 
 
 @pytest.fixture(scope="module")

@@ -13,16 +13,9 @@ from editable_deepsc.guidance.faces.parity import parity_report
 from editable_deepsc.guidance.faces.weights import ZOO_NAMES, dequantize_state, load_faceapi_state
 from editable_deepsc.zoo import card, verify_all
 
+pytestmark = pytest.mark.usefixtures("one_torch_thread_module")
+
 FIXTURES = Path(__file__).parent / "fixtures" / "faceapi"
-
-
-@pytest.fixture(scope="module", autouse=True)
-def _one_thread():
-    """One intra-op thread: on a shared 2-core machine this is several times faster than two."""
-    before = torch.get_num_threads()
-    torch.set_num_threads(1)
-    yield
-    torch.set_num_threads(before)
 
 
 @pytest.fixture(scope="module")

@@ -20,17 +20,10 @@ from editable_deepsc.guidance.faces.analyzer import FaceAnalyzer
 from editable_deepsc.imaging.io import load_image, save_image
 from editable_deepsc.text.targets import EditTarget, ParsedInstruction
 
+pytestmark = pytest.mark.usefixtures("one_torch_thread_module")
+
 IMAGES = Path(__file__).parent / "fixtures" / "faceapi" / "images"
 NEUTRAL = (1, 5)  # indices into teacher.test_seeds(): faces with P(neutral) > 0.99, P(happy) < 0.01
-
-
-@pytest.fixture(scope="module", autouse=True)
-def _one_thread():
-    """One intra-op thread: on a shared 2-core machine this is several times faster than two."""
-    before = torch.get_num_threads()
-    torch.set_num_threads(1)
-    yield
-    torch.set_num_threads(before)
 
 
 @pytest.fixture(scope="module")

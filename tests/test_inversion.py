@@ -14,6 +14,8 @@ from editable_deepsc.inversion.losses import ReconstructionLoss
 from editable_deepsc.inversion.optimize import invert_optimize, lr_at
 from editable_deepsc.train.encoder import EncoderTrainConfig, sample_latents, train_encoder, unlocked_layers
 
+pytestmark = pytest.mark.usefixtures("one_torch_thread_module")
+
 PIXEL = ReconstructionLoss(perceptual=0.0)
 
 
@@ -45,15 +47,6 @@ class TinyGenerator(StyleGenerator):
             x = nn.functional.interpolate(x, scale_factor=2.0)
             x = torch.relu(conv(x) * (1 + style(w_plus[:, i]))[:, :, None, None])
         return torch.tanh(self.rgb(x))
-
-
-@pytest.fixture(scope="module", autouse=True)
-def one_thread():
-    """One torch thread: these tiny problems only lose from threading on a shared CPU."""
-    n = torch.get_num_threads()
-    torch.set_num_threads(1)
-    yield
-    torch.set_num_threads(n)
 
 
 @pytest.fixture(scope="module")

@@ -10,16 +10,7 @@ import torch
 from editable_deepsc.cli import main
 from editable_deepsc.zoo import registry
 
-pytestmark = pytest.mark.slow
-
-
-@pytest.fixture(scope="module", autouse=True)
-def one_thread():
-    """One torch thread: two threads on a shared 2-core machine are several times slower here."""
-    n = torch.get_num_threads()
-    torch.set_num_threads(1)
-    yield
-    torch.set_num_threads(n)
+pytestmark = [pytest.mark.slow, pytest.mark.usefixtures("one_torch_thread_module")]
 
 
 @pytest.fixture(scope="module")

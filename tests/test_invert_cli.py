@@ -15,15 +15,9 @@ from editable_deepsc.generator.teacher import load_teacher, teacher_faces
 from editable_deepsc.imaging.io import save_image
 from editable_deepsc.inversion.encoder import E4EEncoder, save_encoder
 
+pytestmark = pytest.mark.usefixtures("one_torch_thread_module")
+
 GEN = ["--generator", "teacher-dcgan64"]
-
-
-@pytest.fixture(scope="module", autouse=True)
-def one_thread():
-    n = torch.get_num_threads()
-    torch.set_num_threads(1)
-    yield
-    torch.set_num_threads(n)
 
 
 @pytest.fixture(scope="module")
