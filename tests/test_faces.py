@@ -314,3 +314,20 @@ def test_bench_faces_reports_mirror_consistency_and_identity(capsys) -> None:
     # a nearby latent is closer than an unrelated face
     assert ident["nearby latent (sigma 0.2)"]["distance"]["median"] < ident["unrelated face"]["distance"]["median"]
     assert main(["bench", "faces", "--n", "1"]) == 2
+
+
+@pytest.mark.parametrize(
+    "shape,kernel,stride", [((2, 3, 13, 13), 3, 2), ((2, 4, 14, 15), 3, 2), ((1, 2, 8, 8), 2, 2), ((1, 2, 9, 7), 3, 1)]
+)
+def test_separable_max_pool_equals_torch(shape, kernel, stride):
+    import torch.nn.functional as F
+
+    from editable_deepsc.guidance.faces.layers import max_pool_same, pad_same
+
+    x = torch.randn(shape, generator=torch.Generator().manual_seed(0))
+    want = F.max_pool2d(pad_same(x, kernel, stride, value=-math.inf), kernel, stride)
+    with torch.no_grad():
+        got = max_pool_same(x, kernel, stride)  # separable path
+    assert torch.equal(got, want)
+    xg = x.clone().requires_grad_(True)
+    assert torch.equal(max_pool_same(xg, kernel, stride).detach(), want)  # autograd path

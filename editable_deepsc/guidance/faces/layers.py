@@ -37,8 +37,31 @@ def pad_same(x: torch.Tensor, kernel: int, stride: int, value: float = 0.0) -> t
 
 
 def max_pool_same(x: torch.Tensor, kernel: int, stride: int) -> torch.Tensor:
-    """``tf.maxPool(x, kernel, stride, 'same')``: padded cells never win."""
-    return F.max_pool2d(pad_same(x, kernel, stride, value=-math.inf), kernel, stride)
+    """``tf.maxPool(x, kernel, stride, 'same')``: padded cells never win.
+
+    Without autograd the pool is computed separably (a strided running maximum
+    over columns, then over rows), which gives the same values as
+    ``F.max_pool2d`` and runs faster on CPU for the face nets' shapes; with
+    autograd ``F.max_pool2d`` is used, whose backward is the faster one.
+    """
+    x = pad_same(x, kernel, stride, value=-math.inf)
+    if torch.is_grad_enabled() and x.requires_grad:
+        return F.max_pool2d(x, kernel, stride)
+    return _separable_max_pool(x, kernel, stride)
+
+
+def _separable_max_pool(x: torch.Tensor, kernel: int, stride: int) -> torch.Tensor:
+    """Unpadded ``F.max_pool2d(x, kernel, stride)`` of (N, C, H, W) ``x`` as two 1-D strided maxima."""
+    h, w = x.shape[-2:]
+    span_w = (w - kernel) // stride * stride + 1
+    span_h = (h - kernel) // stride * stride + 1
+    cols = x[..., :, 0:span_w:stride]
+    for j in range(1, kernel):
+        cols = torch.maximum(cols, x[..., :, j : j + span_w : stride])
+    out = cols[..., 0:span_h:stride, :]
+    for i in range(1, kernel):
+        out = torch.maximum(out, cols[..., i : i + span_h : stride, :])
+    return out
 
 
 class Conv(nn.Module):
