@@ -212,6 +212,60 @@ def test_directions_fit_save_load_and_fast_preset(gen_, w0, tmp_path):
     assert (fast2.alpha[:, 0] > fast.alpha[:, 0]).all()
 
 
+def test_identity_metric_matches_the_exact_jacobian(gen_):
+    from editable_deepsc.editing.directions import identity_metric
+
+    proj = torch.randn(5, 3 * 8 * 8, generator=torch.Generator().manual_seed(2)) * 0.2
+
+    def embed(images):
+        return images.flatten(1) @ proj.T
+
+    w = torch.randn(1, 8, generator=torch.Generator().manual_seed(4))
+    jac = torch.autograd.functional.jacobian(lambda x: embed(gen_.synthesis(gen_.broadcast(x[None])))[0], w[0])
+    exact = (jac.T @ jac).double()  # (8, 8)
+    est = identity_metric(gen_, embed, gen_.broadcast(w.repeat(4000, 1)), mode="shared", batch_size=500, seed=1)
+    assert est.shape == (8, 8)
+    assert float((est - exact).norm() / exact.norm()) < 0.1  # 4000 random probes of J^T J
+
+
+def test_identity_aware_direction_trades_attribute_for_identity():
+    from editable_deepsc.editing.directions import identity_aware
+
+    metric = torch.diag(torch.tensor([100.0, 1.0, 1.0, 1.0], dtype=torch.float64))
+    beta = torch.tensor([1.0, 1.0, 0.0, 0.0])
+    costs = []
+    for mu in (1e6, 10.0, 1.0, 0.1):  # 1e6 ~ the plain direction
+        d = identity_aware(beta, metric, mu).double()
+        assert d.norm().item() == pytest.approx(1.0, abs=1e-6)
+        costs.append(float(d @ metric @ d / (d @ beta.double()) ** 2))  # identity change per unit attribute change
+    assert identity_aware(beta, metric, 1e6).tolist() == pytest.approx([2**-0.5, 2**-0.5, 0, 0], abs=1e-4)
+    assert costs == sorted(costs, reverse=True) and costs[-1] < 0.1 * costs[0]
+
+
+def test_identity_aware_fit_keeps_the_causal_slope(gen_):
+    proj = torch.randn(5, 3 * 8 * 8, generator=torch.Generator().manual_seed(2)) * 0.2
+
+    def embed(images):
+        return images.flatten(1) @ proj.T
+
+    g = ToyGuidance()
+    kw = dict(n=400, seed=3, attributes=("happy", "age"), mode="shared", n_cal=64)
+    plain = fit_directions(gen_, g, **kw)
+    aware = fit_directions(gen_, g, embed=embed, **kw)
+    assert aware.meta["identity_aware"] and not plain.meta.get("identity_aware")
+    from editable_deepsc.editing.directions import _causal_slope
+
+    cal = torch.randn(64, 8, generator=torch.Generator().manual_seed(9))
+    cal = gen_.broadcast(cal)
+    for a in ("happy", "age"):
+        st = aware.stats[a]
+        assert st["identity_cost"] <= st["identity_cost_plain"] + 1e-9
+        # the stored vector is scaled so that one unit of alpha changes the attribute as the plain one does
+        measured = _causal_slope(gen_, g, cal, aware.vector(a), a, 0.5, 64)
+        assert measured == pytest.approx(aware.slope(a), rel=0.25)
+        assert aware.slope(a) == plain.slope(a)
+
+
 def test_directions_must_match_generator(gen_):
     d = AttributeDirections("other", 5, 100, {}, {})
     with pytest.raises(BadInput):

@@ -13,13 +13,15 @@ import click
 @click.option("--n", default=3000, show_default=True, type=int, help="Training-seed latents to sample and score.")
 @click.option("--mode", type=click.Choice(["shared", "layerwise"]), default="shared", show_default=True,
               help="One w direction for every layer, or a regression on the whole W+.")
+@click.option("--identity-aware/--plain", default=True, show_default=True,
+              help="Bend each direction away from what changes the face descriptor (see editing.directions).")
 @click.option("--workdir", type=click.Path(file_okay=False), default="runs/directions", show_default=True,
               help="Scores are cached here (a rerun with the same settings resumes).")
 @click.option("--register/--no-register", default=True, show_default=True,
               help="Save to the zoo as <generator>-directions.")
 @click.option("--out", type=click.Path(dir_okay=False), default=None, help="Also write the safetensors here.")
 @click.option("--seed", default=0, show_default=True, type=int)
-def directions(generator_name: str, n: int, mode: str, workdir: str, register: bool, out: str | None, seed: int) -> None:
+def directions(generator_name: str, n: int, mode: str, identity_aware: bool, workdir: str, register: bool, out: str | None, seed: int) -> None:
     """Sample latents (training seeds), score their faces with the face nets, fit a direction per attribute.
 
     \b
@@ -56,8 +58,10 @@ def directions(generator_name: str, n: int, mode: str, workdir: str, register: b
         scores = score_latents(gen, guidance, w_plus, DIRECTION_ATTRIBUTES, progress=True)
         save_state_dict({"w_plus": w_plus, **{f"score.{a}": v for a, v in scores.items()}}, cache)
     with torch.no_grad():
-        d = fit_directions(gen, guidance, n=n, seed=seed, mode=mode, w_plus=w_plus, scores=scores)
-    command = f"edsc train directions --generator {generator_name} --n {n} --mode {mode} --seed {seed}"
+        d = fit_directions(gen, guidance, n=n, seed=seed, mode=mode, w_plus=w_plus, scores=scores,
+                           embed=guidance.embedding if identity_aware else None, progress=True)
+    flag = "" if identity_aware else " --plain"
+    command = f"edsc train directions --generator {generator_name} --n {n} --mode {mode}{flag} --seed {seed}"
     if register:
         p = register_directions(d, command, "face-api nets (editable_deepsc.editing.face_guidance.FaceNetGuidance)")
         click.echo(f"registered {p.stem} -> {p}")

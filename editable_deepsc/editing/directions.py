@@ -14,7 +14,18 @@ Fitting (:func:`fit_directions`):
    moves a face by one typical spread along that axis;
 5. calibrate the slope *causally*: move held-out latents by ``±α_cal`` along
    ``d_a``, re-score, and store the mean change per unit α (linear fits on
-   observational scores usually over- or under-estimate it).
+   observational scores usually over- or under-estimate it);
+6. optionally make the direction *identity-aware*: with the identity metric
+   ``M = E[Jᵀ J]`` of the face descriptor ``e(G(w))`` (``J`` its Jacobian with
+   respect to the latent, estimated from random probes ``∇_w (v·e)``,
+   ``v ~ N(0, I)``, by :func:`identity_metric`), the direction that changes the
+   attribute by a given amount with the least first-order descriptor change,
+   kept close to the regression direction, is ``(M/m̄ + μ I)⁻¹ β`` (``m̄`` the
+   mean eigenvalue of ``M``). ``μ`` is picked per attribute from
+   :data:`IDENTITY_MU_GRID` (``∞`` = the plain regression direction) by the
+   mean descriptor distance of held-out faces moved by the same attribute
+   change; the chosen vector is scaled to the plain direction's causal slope,
+   so ``α`` keeps its meaning in attribute units.
 
 The result is saved as safetensors in the zoo (``<generator>-directions``) with a
 card naming the command and the generator.
@@ -28,7 +39,9 @@ from pathlib import Path
 
 import torch
 
-from editable_deepsc.editing.criteria import PROBABILITY_ATTRIBUTES
+from collections.abc import Callable
+
+from editable_deepsc.editing.criteria import PROBABILITY_ATTRIBUTES, UNIT_EDIT
 from editable_deepsc.editing.measure import measure_attributes
 from editable_deepsc.errors import BadInput, CheckpointError
 from editable_deepsc.generator.base import StyleGenerator
@@ -227,6 +240,91 @@ def _r2(x, y, fit_i, val_i, x_std, lam) -> float:
     return float(1.0 - ((y[val_i] - pred) ** 2).mean() / y[val_i].var().clamp_min(1e-12))
 
 
+IDENTITY_MU_GRID: tuple[float, ...] = (10.0, 3.0, 1.0, 0.3)
+"""Regularisation ``μ`` of the identity-aware directions tried per attribute (besides the plain one)."""
+
+SELECTION_CHANGE_LOGIT = 1.5
+"""Attribute change (logit) at which identity-aware candidates are compared, for probabilities;
+continuous attributes use 1.2 × their unit edit (:data:`~editable_deepsc.editing.criteria.UNIT_EDIT`)."""
+
+Embed = Callable[[torch.Tensor], torch.Tensor]
+"""``embed(images) -> (N, E)`` face descriptors (differentiable), e.g. ``FaceNetGuidance.embedding``."""
+
+
+def _coordinates(w_plus: torch.Tensor, mode: str) -> torch.Tensor:
+    """The fit's latent coordinates: flattened W+ (``layerwise``) or the layer mean (``shared``)."""
+    return w_plus.reshape(w_plus.shape[0], -1) if mode == "layerwise" else w_plus.mean(1)
+
+
+def identity_metric(
+    generator: StyleGenerator,
+    embed: Embed,
+    w_plus: torch.Tensor,
+    mode: str = "shared",
+    batch_size: int = 64,
+    seed: int = 0,
+    progress: bool = False,
+) -> torch.Tensor:
+    """Identity metric ``M = E[Jᵀ J]`` in the fit's latent coordinates, float64 (D, D).
+
+    ``J`` is the Jacobian of the face descriptor ``embed(G(w))`` with respect to
+    the latent coordinates (``D = w_dim`` for ``shared``, ``num_ws·w_dim`` for
+    ``layerwise``). One random probe per latent: with ``v ~ N(0, I)``,
+    ``g = ∇ (v·e) = Jᵀ v`` and ``E[g gᵀ] = Jᵀ J``; faces in a batch are
+    independent, so one backward pass gives a probe for each.
+
+    Parameters
+    ----------
+    w_plus : Tensor, float32, (M, num_ws, w_dim)
+        Latents at which ``J`` is sampled (``shared``: identical layers).
+    """
+    dev = next(generator.parameters()).device
+    rng = make_generator(seed)
+    dim = generator.w_dim if mode == "shared" else generator.num_ws * generator.w_dim
+    metric = torch.zeros(dim, dim, dtype=torch.float64)
+    chunks = list(w_plus.split(batch_size))
+    it = chunks
+    if progress:
+        from tqdm.auto import tqdm
+
+        it = tqdm(chunks, desc="identity metric")
+    for c in it:
+        with torch.enable_grad():
+            x = _coordinates(c, mode).to(dev).clone().requires_grad_(True)
+            wp = generator.broadcast(x) if mode == "shared" else x.reshape(c.shape)
+            e = embed(generator.synthesis(wp))
+            v = torch.randn(e.shape, generator=rng).to(e)
+            (grad,) = torch.autograd.grad((e * v).sum(), x)
+        g = grad.detach().double().cpu()
+        metric += g.T @ g
+    return metric / w_plus.shape[0]
+
+
+def identity_aware(beta: torch.Tensor, metric: torch.Tensor, mu: float) -> torch.Tensor:
+    """Unit vector along ``(M/m̄ + μ I)⁻¹ β`` (D,), float32; ``m̄`` = mean eigenvalue of ``metric``."""
+    m = metric.double()
+    a = m / (m.trace() / m.shape[0]).clamp_min(1e-30) + mu * torch.eye(m.shape[0], dtype=torch.float64)
+    d = torch.linalg.solve(a, beta.double())
+    return (d / d.norm().clamp_min(1e-30)).float()
+
+
+def _causal_slope(generator, guidance, cal, vec, attribute, alpha_cal, batch_size) -> float:
+    wp = torch.cat([cal + alpha_cal * vec, cal - alpha_cal * vec])
+    y = regression_target(attribute, score_latents(generator, guidance, wp, (attribute,), batch_size)[attribute])
+    k = cal.shape[0]
+    return float((y[:k] - y[k:]).mean() / (2 * alpha_cal))
+
+
+@torch.no_grad()
+def _identity_cost(generator, embed, cal, ref_emb, vec, slope, attribute, batch_size) -> float:
+    """Mean descriptor distance of ``cal`` moved along ``vec`` by the selection change of ``attribute``."""
+    change = SELECTION_CHANGE_LOGIT if attribute in PROBABILITY_ATTRIBUTES else 1.2 * UNIT_EDIT[attribute]
+    alpha = change / slope if abs(slope) > 1e-8 else 0.0
+    moved = cal + alpha * vec
+    emb = torch.cat([embed(generator.synthesis(c)) for c in moved.split(batch_size)])
+    return float((emb.cpu() - ref_emb).norm(dim=1).mean())
+
+
 def fit_directions(
     generator: StyleGenerator,
     guidance,
@@ -241,6 +339,9 @@ def fit_directions(
     batch_size: int = 64,
     scores: dict[str, torch.Tensor] | None = None,
     w_plus: torch.Tensor | None = None,
+    embed: Embed | None = None,
+    identity_mu: tuple[float, ...] = IDENTITY_MU_GRID,
+    n_metric: int = 2048,
     progress: bool = False,
 ) -> AttributeDirections:
     """Fit one direction per attribute (see the module docstring).
@@ -269,6 +370,13 @@ def fit_directions(
         Held-out latents used for the calibration.
     scores, w_plus : optional
         Precomputed latents and their scores (resume); sampled and scored if omitted.
+    embed : callable, optional
+        Face descriptor ``embed(images) -> (N, E)``: makes the directions
+        identity-aware (step 6 of the module docstring); ``None``: plain directions.
+    identity_mu : tuple of float
+        Candidate ``μ`` values of the identity-aware directions.
+    n_metric : int
+        Training latents used to estimate the identity metric.
 
     Returns
     -------
@@ -286,10 +394,7 @@ def fit_directions(
     n_test = max(2, int(round(holdout * m)))
     perm = torch.randperm(m, generator=make_generator(seed + 1))
     tr, te = perm[n_test:], perm[:n_test]
-    if mode == "layerwise":
-        x = w_plus.reshape(m, -1)
-    else:
-        x = w_plus.mean(1)
+    x = _coordinates(w_plus, mode)
     x_std = x[tr].std(0).clamp_min(1e-6)
     vectors, slopes, stats = {}, {}, {}
     n_val = max(2, len(tr) // 5)
@@ -321,12 +426,31 @@ def fit_directions(
     # causal slope: move held-out latents along each direction and re-score
     cal = w_plus[te[:n_cal]]
     for a in attributes:
-        wp = torch.cat([cal + alpha_cal * vectors[a], cal - alpha_cal * vectors[a]])
-        v = score_latents(generator, guidance, wp, (a,), batch_size)[a]
-        y = regression_target(a, v)
-        k = cal.shape[0]
-        slopes[a] = float((y[:k] - y[k:]).mean() / (2 * alpha_cal))
+        slopes[a] = _causal_slope(generator, guidance, cal, vectors[a], a, alpha_cal, batch_size)
         stats[a]["causal_slope"] = slopes[a]
+    meta_extra: dict = {}
+    if embed is not None:
+        metric = identity_metric(generator, embed, w_plus[tr[:n_metric]], mode, batch_size, seed + 2, progress)
+        with torch.no_grad():
+            ref_emb = torch.cat([embed(generator.synthesis(c)).cpu() for c in cal.split(batch_size)])
+        for a in attributes:
+            plain_norm = vectors[a].norm()
+            cands = [(float("inf"), vectors[a], slopes[a])]
+            beta = _coordinates(vectors[a][None], mode)[0]
+            for mu in identity_mu:
+                u = identity_aware(beta, metric, mu)
+                u = u * (1.0 if float(u @ beta) >= 0 else -1.0)
+                vec = (u.reshape(generator.num_ws, generator.w_dim) if mode == "layerwise"
+                       else u[None].repeat(generator.num_ws, 1)) * plain_norm  # fmt: skip
+                cands.append((mu, vec, _causal_slope(generator, guidance, cal, vec, a, alpha_cal, batch_size)))
+            costs = [_identity_cost(generator, embed, cal, ref_emb, v, sl, a, batch_size) for _, v, sl in cands]
+            best = min(range(len(cands)), key=lambda i: costs[i] if cands[i][2] * slopes[a] > 0 else float("inf"))
+            mu, vec, sl = cands[best]
+            scale = slopes[a] / sl  # same attribute change per unit alpha as the plain direction
+            vectors[a] = (vec * scale).float()
+            stats[a].update({"identity_mu": mu if mu != float("inf") else None, "identity_cost_plain": costs[0],
+                             "identity_cost": costs[best], "norm_ratio": float(vectors[a].norm() / plain_norm)})  # fmt: skip
+        meta_extra = {"identity_aware": True, "identity_mu_grid": list(identity_mu), "n_metric": int(min(n_metric, len(tr)))}
     return AttributeDirections(
         generator=getattr(generator, "name", "unnamed"),
         num_ws=generator.num_ws,
@@ -334,7 +458,7 @@ def fit_directions(
         vectors=vectors,
         slopes=slopes,
         stats=stats,
-        meta={"n": int(m), "seed": int(seed), "mode": mode, "alpha_cal": alpha_cal},
+        meta={"n": int(m), "seed": int(seed), "mode": mode, "alpha_cal": alpha_cal, **meta_extra},
     )
 
 
@@ -373,10 +497,11 @@ def register_directions(d: AttributeDirections, command: str, guidance_name: str
 
 def directions_markdown(d: AttributeDirections) -> str:
     """Markdown table of the fit statistics of ``d`` (held-out R², fitted and causal slopes, spread)."""
-    lines = [
-        "| attribute | held-out R² | ridge λ | fitted slope / α | causal slope / α | value mean | value std |",
-        "|---|---|---|---|---|---|---|",
-    ]
+    aware = bool(d.meta.get("identity_aware"))
+    head = "| attribute | held-out R² | ridge λ | fitted slope / α | causal slope / α | value mean | value std |"
+    if aware:
+        head += " identity μ | id-dist plain | id-dist chosen |"
+    lines = [head, "|" + "---|" * (head.count("|") - 1)]
     for a in DIRECTION_ATTRIBUTES:
         if a not in d.stats:
             continue
@@ -385,5 +510,11 @@ def directions_markdown(d: AttributeDirections) -> str:
         lines.append(
             f"| {a} | {s['r2']:.3f} | {s.get('ridge_lambda', float('nan')):g} | {s['fit_slope']:.3f}{unit} "
             f"| {s['causal_slope']:.3f}{unit} | {s['value_mean']:.3f} | {s['value_std']:.3f} |"
+            + (
+                f" {'plain' if s.get('identity_mu') is None else format(s['identity_mu'], 'g')} "
+                f"| {s['identity_cost_plain']:.3f} | {s['identity_cost']:.3f} |"
+                if aware and "identity_cost" in s
+                else ""
+            )
         )
     return "\n".join(lines) + "\n"
