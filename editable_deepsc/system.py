@@ -66,6 +66,9 @@ class SystemConfig:
         Symbols per follow-up turn (``None``: a quarter of the codec's ``k``).
     refresh_every : int
         Send the full latent again every this many turns (≥ 1; 1 = never send deltas).
+    delta_subspace : bool
+        Make follow-up edits inside the span of the axes the delta codec sends, so
+        that a delta loses nothing to truncation (only channel noise).
     align : bool
         Detect and align faces in photos larger than the generator's resolution.
     """
@@ -78,6 +81,7 @@ class SystemConfig:
     jecc: bool = False
     delta_k: int | None = None
     refresh_every: int = 4
+    delta_subspace: bool = True
     align: bool = True
 
     def __post_init__(self) -> None:
@@ -152,13 +156,15 @@ class Transmitter:
         return self.parser.parse(text)
 
     def edit(self, w: torch.Tensor, instruction: ParsedInstruction | tuple[EditTarget, ...], strength: float,
-             channel: ChannelConfig, rng: torch.Generator, record_every: int = 0):
-        """Run the editor on ``w`` (1, num_ws, w_dim); JECC goes through the codec at ``channel``."""
+             channel: ChannelConfig, rng: torch.Generator, record_every: int = 0,
+             subspace: torch.Tensor | None = None):
+        """Run the editor on ``w`` (1, num_ws, w_dim); JECC goes through the codec at ``channel``;
+        ``subspace`` (num_ws·w_dim, m) confines the change to a span (follow-ups sent as deltas)."""
         through = None
         if self.config.jecc:
             through = (self.codec, make_channel(channel.name, channel.block_length), channel.snr_db)
         return self.editor.edit(w, instruction, strength=strength, through_channel=through, generator=rng,
-                                record_every=record_every)
+                                record_every=record_every, subspace=subspace)
 
     @torch.no_grad()
     def encode(self, w: torch.Tensor, snr_db: float) -> torch.Tensor:
@@ -621,23 +627,23 @@ class Session:
         if fu is not None and fu.kind == "undo":
             return self.undo()
         w_prev = self.w_tx[-1] if self.w_tx else self.w_source
-        if fu is not None and fu.kind == "reset":
-            w_new, tx_img, action = self.w_source, self.system.rx.synthesise(self.w_source), "reset"
-            kinds_reset = True
-        else:
-            rng = make_generator(self._turn_seed("edit"))
-            with _timed(timings, "edit"):
-                res = sysm.tx.edit(w_prev, parsed, strength, ch, rng)
-            w_new, tx_img, action = res.w_plus.detach(), res.images.clamp(-1, 1), "edit"
-            kinds_reset = False
-        _check_finite(w_new, "edited latent")
+        kinds_reset = fu is not None and fu.kind == "reset"
         since_full = 0
         for k in reversed(self.kinds):
             if k == "full":
                 break
             since_full += 1
-        use_delta = (not kinds_reset and sysm.tx.delta is not None and self.w_rx and self.kinds
-                     and since_full + 1 < sysm.config.refresh_every)
+        use_delta = bool(not kinds_reset and sysm.tx.delta is not None and self.w_rx and self.kinds
+                         and since_full + 1 < sysm.config.refresh_every)
+        if kinds_reset:
+            w_new, tx_img, action = self.w_source, self.system.rx.synthesise(self.w_source), "reset"
+        else:
+            rng = make_generator(self._turn_seed("edit"))
+            subspace = sysm.tx.delta.subspace() if use_delta and sysm.config.delta_subspace else None
+            with _timed(timings, "edit"):
+                res = sysm.tx.edit(w_prev, parsed, strength, ch, rng, subspace=subspace)
+            w_new, tx_img, action = res.w_plus.detach(), res.images.clamp(-1, 1), "edit"
+        _check_finite(w_new, "edited latent")
         crng = make_generator(self._turn_seed("channel"))
         if use_delta:
             link = sysm.send_delta(w_new - w_prev, self.w_rx[-1], ch, crng)

@@ -359,3 +359,26 @@ def test_builtin_editor_makes_a_teacher_face_smile():
     dist = ed.guidance.identity_distance(r.images, ed.generator.synthesis(w0))
     assert (dist < 0.45).all()
     assert set(r.values_after) >= {"happy", "age", "yaw"}  # named + kept attributes reported
+
+
+def test_subspace_edit_stays_in_the_span(gen_, w0):
+    from editable_deepsc.editing.editor import project
+
+    d = fit_directions(gen_, ToyGuidance(), n=400, seed=3, attributes=("yaw",), mode="layerwise")
+    dim = gen_.num_ws * gen_.w_dim
+    q = torch.randn(dim, 6, generator=torch.Generator().manual_seed(5))
+    basis, _ = torch.linalg.qr(torch.cat([d.vector("yaw").reshape(dim, 1), q], 1))  # orthonormal, holds the yaw axis
+    ed = Editor(gen_, ToyGuidance(), config=edit_config("fast", lambda_keep=0.0, steps=20), directions=d)
+    res = ed.edit(w0, target("yaw"), subspace=basis)
+    delta = res.w_plus - w0
+    assert torch.allclose(project(delta, basis), delta, atol=1e-4)  # nothing outside the span
+    assert res.met.float().mean() >= 0.8
+    free = ed.edit(w0, target("yaw"))
+    refined = free.steps > 0  # faces that took gradient steps after the jump
+    assert refined.sum() >= 3
+    outside = (free.w_plus - w0) - project(free.w_plus - w0, basis)
+    assert outside[refined].norm(dim=(1, 2)).min() > 1e-3  # the free edit does leave the span
+    with pytest.raises(BadInput):
+        ed.edit(w0, target("yaw"), subspace=torch.ones(dim, 2))  # not orthonormal
+    with pytest.raises(BadInput):
+        ed.edit(w0, target("yaw"), subspace=basis[:5])

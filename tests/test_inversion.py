@@ -135,6 +135,19 @@ def test_optimisation_lowers_reconstruction_error(tiny):
         invert_optimize(tiny, x[:, :, :8])
 
 
+def test_tied_wplus_moves_like_single_w_then_unties(tiny):
+    _, x = _targets(tiny, 2, seed=3)
+    kw = dict(loss=PIXEL, noise=0.0, lr=0.1)
+    tied = invert_optimize(tiny, x, steps=12, space="wplus", tie=1.0, **kw)
+    single = invert_optimize(tiny, x, steps=12, space="w", **kw)
+    assert torch.allclose(tied.w_plus[:, 0], tied.w_plus[:, 2])  # layers never separate
+    assert torch.allclose(tied.w_plus, single.w_plus, atol=1e-4)  # Adam is scale-free: same steps as single w
+    half = invert_optimize(tiny, x, steps=12, space="wplus", tie=0.5, **kw)
+    assert not torch.allclose(half.w_plus[:, 0], half.w_plus[:, 2], atol=1e-4)  # free after half the steps
+    with pytest.raises(BadInput):
+        invert_optimize(tiny, x, steps=2, tie=1.5)
+
+
 def test_batched_optimisation_equals_per_image(tiny):
     _, x = _targets(tiny, 2, seed=2)
     both = invert_optimize(tiny, x, steps=10, loss=PIXEL, noise=0.0)

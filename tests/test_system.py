@@ -211,3 +211,23 @@ def test_parser_follow_up_commands(system, face):
     assert torch.equal(s.w_tx[-1], s.w_source)
     with pytest.raises(UnsupportedInstruction, match="session command"):
         system.edit(face, "undo that", ChannelConfig("awgn", 6.0))
+
+
+def test_follow_up_edits_in_the_delta_subspace_lose_nothing_to_truncation(system, face):
+    import dataclasses
+
+    base = system.config
+    psnr, captured = {}, {}
+    try:
+        for inside in (True, False):
+            system.config = dataclasses.replace(base, delta_subspace=inside)
+            s = system.session(face, ChannelConfig("awgn", 40.0), seed=0)
+            s.send("smile")
+            t = s.send("now older")
+            assert t.kind == "delta" and t.symbols == 8
+            psnr[inside] = t.psnr
+            captured[inside] = float(system.tx.delta.captured_energy(s.w_tx[-1] - s.w_tx[-2])[0])
+    finally:
+        system.config = base
+    assert captured[True] > 0.999 and captured[False] < 0.99
+    assert psnr[True] > psnr[False] + 3.0

@@ -141,6 +141,14 @@ class DeltaCodec(nn.Module):
         y, snr_rx = transmit_symbols(self.encode(delta), channel, snr, generator)
         return self.decode(y, snr_rx)
 
+    def subspace(self) -> torch.Tensor:
+        """The axes the payload carries: float32 (num_ws·w_dim, coords), orthonormal columns.
+
+        A delta in their span is sent without truncation error (see
+        ``Editor.edit(subspace=...)``).
+        """
+        return self.pca.axes[:, : self.coords].detach().clone()
+
     def captured_energy(self, delta: torch.Tensor) -> torch.Tensor:
         """Fraction of each delta's energy in the sent axes → (N,) float32."""
         c = delta.reshape(delta.shape[0], -1) @ self.pca.axes

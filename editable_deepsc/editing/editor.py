@@ -162,6 +162,23 @@ def check_latent(w: torch.Tensor, generator: StyleGenerator) -> None:
         raise BadInput(f"the latent contains NaN or inf ({bad} of {w.shape[0]} samples); refusing to edit it")
 
 
+def check_subspace(basis: torch.Tensor, dim: int) -> torch.Tensor:
+    """``basis`` as float32 (dim, m) with orthonormal columns, else :class:`BadInput`."""
+    if not isinstance(basis, torch.Tensor) or basis.dim() != 2 or basis.shape[0] != dim or basis.shape[1] < 1:
+        raise BadInput(f"subspace must be a ({dim}, m) basis, got {tuple(getattr(basis, 'shape', ()))}")
+    basis = basis.detach().float()
+    gram = basis.T @ basis
+    if not torch.allclose(gram, torch.eye(gram.shape[0], device=gram.device), atol=1e-3):
+        raise BadInput("subspace columns must be orthonormal")
+    return basis
+
+
+def project(x: torch.Tensor, basis: torch.Tensor) -> torch.Tensor:
+    """Orthogonal projection of latents ``x`` (..., num_ws, w_dim) onto ``span(basis)`` ((num_ws·w_dim, m))."""
+    flat = x.reshape(-1, basis.shape[0])
+    return ((flat @ basis) @ basis.T).reshape(x.shape)
+
+
 def _logit(p: torch.Tensor) -> torch.Tensor:
     p = p.clamp(0.01, 0.99)
     return torch.log(p) - torch.log1p(-p)
@@ -291,8 +308,10 @@ class Editor:
         through: ThroughChannel | None,
         gen: torch.Generator | None,
         draws: int,
+        subspace: torch.Tensor | None = None,
     ) -> tuple[torch.Tensor, torch.Tensor, tuple[torch.Tensor, torch.Tensor] | None]:
-        """Direction jump ``w0 + Σ_t α_t d_t`` with ``line_steps`` forward-only secant corrections of ``α``.
+        """Direction jump ``w0 + Σ_t α_t d_t`` with ``line_steps`` forward-only secant corrections of ``α``
+        (``d_t`` projected on ``subspace`` when given).
 
         Returns the start latent (N, num_ws, w_dim), ``alpha`` (N, T) and, when the
         jump was measured, the per-target met flags (N, T) of the returned latent and
@@ -305,6 +324,8 @@ class Editor:
         for j, t in enumerate(targets):
             if t.attribute in self.directions:
                 dirs[j] = self.directions.vector(t.attribute).to(dev) * (mask[0] if mask is not None else 1.0)
+        if subspace is not None:
+            dirs = project(dirs, subspace)
 
         def place(al: torch.Tensor, rows: torch.Tensor | None = None) -> torch.Tensor:
             base = w0 if rows is None else w0[rows]
@@ -412,6 +433,7 @@ class Editor:
         generator: torch.Generator | None = None,
         record_every: int = 0,
         progress: bool = False,
+        subspace: torch.Tensor | None = None,
     ) -> EditResult:
         """Edit latents ``w0`` so that their images meet ``instruction``.
 
@@ -431,6 +453,11 @@ class Editor:
             Keep a ``w_plus`` snapshot every this many steps in ``trajectory`` (0: none).
         progress : bool
             Show a progress bar over steps.
+        subspace : Tensor, float32, (num_ws·w_dim, m), optional
+            Orthonormal columns: the edit moves only within ``w0 + span(subspace)``
+            (direction jumps and gradient steps are projected), e.g. the axes a
+            :class:`~editable_deepsc.channel.delta.DeltaCodec` sends, so that a
+            follow-up delta loses nothing to truncation.
 
         Returns
         -------
@@ -456,6 +483,8 @@ class Editor:
         dev = self._device()
         w0 = w0.detach().to(dev, torch.float32)
         n = w0.shape[0]
+        if subspace is not None:
+            subspace = check_subspace(subspace, w0.shape[1] * w0.shape[2]).to(dev)
         draws = cfg.channel_draws if through_channel is not None else 1
 
         named = tuple(dict.fromkeys(t.attribute for t in targets))
@@ -473,7 +502,8 @@ class Editor:
         w_init = w0.clone()
         met_jump = None
         if cfg.init == "direction" and self.directions is not None:
-            w_init, alpha, met_jump = self._jump(w0, targets, values0, strength, mask, through_channel, generator, draws)
+            w_init, alpha, met_jump = self._jump(w0, targets, values0, strength, mask, through_channel, generator, draws,
+                                                 subspace)
 
         w = w_init.clone().requires_grad_(True)
         opt = torch.optim.Adam([w], lr=cfg.lr_at(0), betas=(0.9, 0.999))
@@ -548,7 +578,12 @@ class Editor:
             loss_history.append(float(loss.detach()[keep_rows].mean()))
             if mask is not None and w.grad is not None:
                 w.grad.mul_(mask)
+            if subspace is not None and w.grad is not None:
+                w.grad.copy_(project(w.grad, subspace))
             opt.step()
+            if subspace is not None:  # Adam's per-coordinate scaling leaves the subspace: project back
+                with torch.no_grad():
+                    w.copy_(w0 + project(w - w0, subspace))
         else:  # pragma: no cover - loop always breaks at the last step
             pass
 

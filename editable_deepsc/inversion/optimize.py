@@ -122,6 +122,7 @@ def invert_optimize(
     latent_l2: float = 0.0,
     noise: float = 0.05,
     noise_ramp: float = 0.75,
+    tie: float = 0.0,
     seed: int = 0,
     progress: bool = False,
 ) -> OptimizeResult:
@@ -155,6 +156,12 @@ def invert_optimize(
         dead points such as the DCGAN's ``z = 0``, where every ReLU is off.
     noise_ramp : float
         Fraction of the steps after which the noise is 0.
+    tie : float
+        ``space="wplus"`` only: fraction of the steps during which the layers
+        move together (the gradient is averaged over layers, so a tied start
+        stays tied and the steps are those of single-``w`` optimisation); the
+        layers are free for the rest -- progressive untying, as in e4e's
+        progressive training. 0: free from the first step.
     seed : int
         Seed of the noise.
     progress : bool
@@ -178,6 +185,9 @@ def invert_optimize(
         raise BadInput(f"steps must be >= 0, got {steps}")
     if lr <= 0:
         raise BadInput(f"lr must be > 0, got {lr}")
+    if not 0.0 <= tie <= 1.0:
+        raise BadInput(f"tie must be in [0, 1], got {tie}")
+    tie_steps = int(round(tie * steps)) if space == "wplus" else 0
     r = generator.resolution
     if images.dim() != 4 or tuple(images.shape[1:]) != (3, r, r):
         raise BadInput(f"images must have shape (N, 3, {r}, {r}), got {tuple(images.shape)}")
@@ -219,6 +229,8 @@ def invert_optimize(
                 total = total + latent_l2 * (latent - start).pow(2).sum() / generator.w_dim
             opt.zero_grad(set_to_none=True)
             total.backward()
+            if step < tie_steps and latent.grad is not None:
+                latent.grad.copy_(latent.grad.mean(1, keepdim=True).expand_as(latent.grad))
             opt.step()
             history.append(float(per_image.detach().mean()))
         with torch.no_grad():
