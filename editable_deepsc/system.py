@@ -521,6 +521,8 @@ class Turn:
     scores_tx, scores_rx : dict of str to float
     identity_rx : float or None
         Received image vs the session's source face.
+    edit_met : bool or None
+        Whether the transmitter's edit met all its targets (None: undo, reset).
     power : float
         Average power of the symbols sent.
     timings : dict of str to float
@@ -542,6 +544,7 @@ class Turn:
     scores_tx: dict[str, float] = field(default_factory=dict)
     scores_rx: dict[str, float] = field(default_factory=dict)
     identity_rx: float | None = None
+    edit_met: bool | None = None
     power: float = 0.0
     timings: dict[str, float] = field(default_factory=dict)
 
@@ -635,6 +638,7 @@ class Session:
             since_full += 1
         use_delta = bool(not kinds_reset and sysm.tx.delta is not None and self.w_rx and self.kinds
                          and since_full + 1 < sysm.config.refresh_every)
+        met = None
         if kinds_reset:
             w_new, tx_img, action = self.w_source, self.system.rx.synthesise(self.w_source), "reset"
         else:
@@ -643,6 +647,7 @@ class Session:
             with _timed(timings, "edit"):
                 res = sysm.tx.edit(w_prev, parsed, strength, ch, rng, subspace=subspace)
             w_new, tx_img, action = res.w_plus.detach(), res.images.clamp(-1, 1), "edit"
+            met = bool(res.met.all())
         _check_finite(w_new, "edited latent")
         crng = make_generator(self._turn_seed("channel"))
         if use_delta:
@@ -657,6 +662,7 @@ class Session:
         self.kinds.append(link.kind)
         self.last_targets.append(tuple(parsed.targets))
         turn = self._record(text, action, link.kind, parsed, link.symbols, link.power, rx_img, tx_img, timings)
+        turn.edit_met = met
         self.turns.append(turn)
         return turn
 

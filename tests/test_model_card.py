@@ -25,6 +25,16 @@ def test_image_grid_layout():
     assert float(g[0, 0, 0]) == 1.0  # white gaps
 
 
+def test_paired_difference_interval():
+    a = [1.0, 2.0, 3.0, 4.0]
+    d = gq.paired_difference(a, [0.0, 1.0, 2.0, 3.0])  # constant +1
+    assert d["mean"] == pytest.approx(1.0) and d["ci_low"] == pytest.approx(1.0) and d["share_greater"] == 1.0
+    d = gq.paired_difference([0.0, 2.0, 0.0, 2.0], [1.0, 1.0, 1.0, 1.0])
+    assert d["mean"] == pytest.approx(0.0) and d["ci_low"] < 0 < d["ci_high"] and d["share_greater"] == 0.5
+    with pytest.raises(Exception):
+        gq.paired_difference([1.0], [0.0])
+
+
 @pytest.mark.slow
 def test_card_written_and_cache_reproduces(tmp_path, monkeypatch):
     monkeypatch.setattr(model_card, "CACHE_DIR", tmp_path / "cache")
@@ -42,7 +52,9 @@ def test_card_written_and_cache_reproduces(tmp_path, monkeypatch):
     assert numbers["generators"]["edsc-faces64"]["num_ws"] == 5
     assert numbers["fid"]["floor"] > 0 and numbers["fid"]["edsc-faces64"] > 0
     spaces = [(r["generator"], r["space"]) for r in numbers["inversion"]]
-    assert spaces == [("teacher-dcgan64", "w"), ("edsc-faces64", "w"), ("edsc-faces64", "wplus")]
+    assert spaces == [("teacher-dcgan64", "w"), ("edsc-faces64", "w"), ("edsc-faces64", "wplus"), ("edsc-faces64", "wplus")]
+    assert numbers["inversion"][3]["tie"] == numbers["inversion_tie_selection"]["tie"] > 0
+    assert len(numbers["inversion"][1]["psnr_per_image"]) == 2 and "W+ property" in text
     assert "## Inversion encoder" in text
     chunk = next((tmp_path / "cache" / "fid-teacher-64px").glob("seeds-*.npy"))
     np.save(chunk, np.load(chunk) + 1.0)  # a cached chunk is used as is ...

@@ -85,6 +85,27 @@ class InversionRow:
     psnr_db: float
     lpips_proxy: float
     seconds_per_image: float
+    tie: float = 0.0
+    psnr_per_image: list[float] | None = None
+    lpips_per_image: list[float] | None = None
+
+
+def paired_difference(a: list[float], b: list[float]) -> dict:
+    """Mean of ``a − b`` over paired images with a 95% t-interval and the share of images where ``a > b``.
+
+    Returns
+    -------
+    dict
+        ``mean``, ``ci_low``, ``ci_high``, ``share_greater``, ``n``.
+    """
+    x = np.asarray(a, dtype=np.float64) - np.asarray(b, dtype=np.float64)
+    if x.size < 2:
+        raise BadInput("need at least two paired values")
+    from scipy import stats
+
+    half = float(stats.t.ppf(0.975, x.size - 1) * x.std(ddof=1) / np.sqrt(x.size))
+    m = float(x.mean())
+    return {"mean": m, "ci_low": m - half, "ci_high": m + half, "share_greater": float((x > 0).mean()), "n": int(x.size)}
 
 
 def inversion_comparison(
@@ -95,6 +116,7 @@ def inversion_comparison(
     lr: float = 0.05,
     seed: int = 0,
     progress: bool = False,
+    tie: float = 0.0,
 ) -> list[InversionRow]:
     """Invert ``targets`` by Adam in each latent space with the same steps; report PSNR and proxy LPIPS.
 
@@ -114,6 +136,9 @@ def inversion_comparison(
         Seed of the optimiser's exploration noise.
     progress : bool
         Progress bars.
+    tie : float
+        For ``"wplus"``: fraction of the steps with the layers tied (progressive
+        untying, :func:`~editable_deepsc.inversion.optimize.invert_optimize`).
 
     Returns
     -------
@@ -127,11 +152,13 @@ def inversion_comparison(
     rows = []
     for space in spaces:
         t0 = time.perf_counter()
-        res = invert_optimize(generator, targets, steps=steps, space=space, lr=lr, seed=seed, progress=progress)
+        res = invert_optimize(generator, targets, steps=steps, space=space, lr=lr, seed=seed, progress=progress,
+                              tie=tie if space == "wplus" else 0.0)
         seconds = time.perf_counter() - t0
         with torch.no_grad():
-            p = float(psnr(res.images, targets).mean())
-            lp = float(torch.cat([lpips(a, b) for a, b in zip(res.images.split(16), targets.split(16))]).mean())
+            p_img = psnr(res.images, targets)
+            lp_img = torch.cat([lpips(a, b) for a, b in zip(res.images.split(16), targets.split(16))])
+            p, lp = float(p_img.mean()), float(lp_img.mean())
         rows.append(
             InversionRow(
                 generator=generator.name,
@@ -141,9 +168,44 @@ def inversion_comparison(
                 psnr_db=round(p, 3),
                 lpips_proxy=round(lp, 4),
                 seconds_per_image=round(seconds / targets.shape[0], 3),
+                tie=tie if space == "wplus" else 0.0,
+                psnr_per_image=[round(float(v), 3) for v in p_img],
+                lpips_per_image=[round(float(v), 4) for v in lp_img],
             )
         )
     return rows
+
+
+def validation_targets(n: int, seed: int = 0) -> torch.Tensor:
+    """``n`` teacher faces from *training* seeds (for choosing settings; never the test faces), (n, 3, 64, 64)."""
+    from editable_deepsc.generator.teacher import random_train_seeds
+    from editable_deepsc.rng import make_generator
+
+    return teacher_faces(random_train_seeds(n, make_generator(seed + 11)))
+
+
+def select_tie(
+    generator: StyleGenerator,
+    n: int = 8,
+    steps: int = 200,
+    grid: tuple[float, ...] = (0.25, 0.5, 0.75),
+    lr: float = 0.05,
+    seed: int = 0,
+) -> dict:
+    """Pick the W+ untying fraction with the lowest mean proxy LPIPS on ``n`` training-seed faces.
+
+    Returns
+    -------
+    dict
+        ``tie`` (the choice) and ``candidates``: ``{tie: {"psnr_db", "lpips_proxy"}}``.
+    """
+    targets = validation_targets(n, seed)
+    cands = {}
+    for t in grid:
+        r = inversion_comparison(generator, targets, steps=steps, spaces=("wplus",), lr=lr, seed=seed, tie=t)[0]
+        cands[t] = {"psnr_db": r.psnr_db, "lpips_proxy": r.lpips_proxy}
+    best = min(cands, key=lambda t: cands[t]["lpips_proxy"])
+    return {"tie": best, "candidates": {str(k): v for k, v in cands.items()}, "faces": n}
 
 
 def inversion_targets(n: int) -> torch.Tensor:

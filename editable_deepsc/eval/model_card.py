@@ -109,15 +109,28 @@ def fid_numbers(n: int, use_cache: bool = True, progress: bool = True, input_siz
     }
 
 
-def inversion_numbers(n: int, steps: int, seed: int = 0, use_cache: bool = True) -> list[dict]:
-    """W+ vs single-w inversion rows for ``edsc-faces64`` and the teacher (its ``z``), cached."""
+def tie_selection(steps: int, seed: int = 0, use_cache: bool = True) -> dict:
+    """The W+ untying fraction chosen on training-seed faces (:func:`~editable_deepsc.eval.generator_quality.select_tie`), cached."""
     sha = registry.card(FACES64_NAME).sha256[:16]
-    key = CACHE_DIR / f"inversion-{sha}-{n}-{steps}-{seed}.json"
+    key = CACHE_DIR / f"tie-{sha}-{steps}-{seed}.json"
+    return _cached_json(key, use_cache, lambda: gq.select_tie(load_generator(FACES64_NAME), steps=steps, seed=seed))
+
+
+def inversion_numbers(n: int, steps: int, seed: int = 0, use_cache: bool = True, tie: float = 0.5) -> list[dict]:
+    """W+ vs single-w inversion rows for ``edsc-faces64`` and the teacher (its ``z``), cached.
+
+    ``edsc-faces64`` gets three rows: single ``w``, W+ free from the mean, and W+
+    with the layers tied for the first ``tie`` of the steps.
+    """
+    sha = registry.card(FACES64_NAME).sha256[:16]
+    key = CACHE_DIR / f"inversion-v2-{sha}-{n}-{steps}-{seed}-tie{tie:g}.json"
 
     def compute() -> list[dict]:
         targets = gq.inversion_targets(n)
+        gen = load_generator(FACES64_NAME)
         rows = gq.inversion_comparison(load_generator(TEACHER_NAME), targets, steps=steps, spaces=("w",), seed=seed)
-        rows += gq.inversion_comparison(load_generator(FACES64_NAME), targets, steps=steps, seed=seed)
+        rows += gq.inversion_comparison(gen, targets, steps=steps, seed=seed)
+        rows += gq.inversion_comparison(gen, targets, steps=steps, spaces=("wplus",), seed=seed, tie=tie)
         return gq.rows_to_dicts(rows)
 
     return _cached_json(key, use_cache, compute)
@@ -230,7 +243,8 @@ def write_model_card(
     teacher, faces = load_generator(TEACHER_NAME), load_generator(FACES64_NAME)
     grids = write_sample_grids(img_dir)
     fid = fid_numbers(fid_samples, use_cache, input_size=fid_input_size)
-    inv = inversion_numbers(inversion_faces, inversion_steps, seed, use_cache)
+    tie = tie_selection(inversion_steps, seed, use_cache)
+    inv = inversion_numbers(inversion_faces, inversion_steps, seed, use_cache, tie=tie["tie"])
     mixing = mixing_effect()
     train = _training_summary()
     numbers = {
@@ -242,6 +256,7 @@ def write_model_card(
         "training": train,
         "fid": fid,
         "inversion": inv,
+        "inversion_tie_selection": tie,
         "mixing": mixing,
         "settings": {"fid_samples": fid_samples, "inversion_faces": inversion_faces,
                      "inversion_steps": inversion_steps, "seed": seed, "fid_input_size": fid_input_size},  # fmt: skip
@@ -322,24 +337,46 @@ def write_model_card(
         f"({inversion_steps} steps, same for every space, `invert_optimize` defaults, loss {_loss_text()}), "
         "from the mean latent. PSNR in dB; LPIPS is the proxy at 224 px (lower is better).",
         "",
+        "W+ is inverted two ways. *Free*: every layer moves independently from the first step. "
+        "*Progressive*: the layers move together (the gradient is averaged over layers) for the first "
+        f"{tie['tie']:.0%} of the steps, then independently — e4e's progressive untying; the same steps, "
+        f"learning-rate schedule and loss. The fraction was chosen among "
+        f"{', '.join(format(float(t), '.0%') for t in tie['candidates'])} by the lowest proxy LPIPS on "
+        f"{tie['faces']} teacher faces from *training* seeds (`generator_quality.select_tie`), not on these faces.",
+        "",
         "| generator | latent | latents | PSNR (dB) | proxy LPIPS | s / image |",
         "|---|---|---:|---:|---:|---:|",
     ]
     for r in inv:
-        space = "single w (z)" if r["generator"] == TEACHER_NAME else ("W+" if r["space"] == "wplus" else "single w")
+        if r["generator"] == TEACHER_NAME:
+            space = "single w (z)"
+        elif r["space"] == "w":
+            space = "single w"
+        else:
+            space = "W+ (free)" if not r.get("tie") else f"W+ (progressive, tied {r['tie']:.0%})"
         lines.append(
             f"| `{r['generator']}` | {space} | {r['num_latents']} | {r['psnr_db']:.2f} | {r['lpips_proxy']:.4f} "
             f"| {r['seconds_per_image']:.2f} |"
         )
-    by = {(r["generator"], r["space"]): r for r in inv}
-    wp, w1 = by.get((FACES64_NAME, "wplus")), by.get((FACES64_NAME, "w"))
-    if wp and w1:
-        dp, dl = wp["psnr_db"] - w1["psnr_db"], wp["lpips_proxy"] - w1["lpips_proxy"]
-        lines += [
-            "",
-            f"W+ minus single w on `{FACES64_NAME}`: PSNR {dp:+.2f} dB ({'better' if dp > 0 else 'not better'}), "
-            f"proxy LPIPS {dl:+.4f} ({'better' if dl < 0 else 'not better'}).",
-        ]
+    w1 = next((r for r in inv if r["generator"] == FACES64_NAME and r["space"] == "w"), None)
+    wps = [r for r in inv if r["generator"] == FACES64_NAME and r["space"] == "wplus"]
+    if w1 and wps and w1.get("psnr_per_image"):
+        lines += ["", f"Paired over the {len(w1['psnr_per_image'])} faces, W+ minus single w on `{FACES64_NAME}` "
+                  "(mean, 95% t-interval, share of faces where W+ is better):", "",
+                  "| W+ inversion | PSNR difference (dB) | W+ better (PSNR) | proxy LPIPS difference | W+ better (LPIPS) |",
+                  "|---|---|---:|---|---:|"]
+        verdicts = {}
+        for r in wps:
+            dp = gq.paired_difference(r["psnr_per_image"], w1["psnr_per_image"])
+            dl = gq.paired_difference(w1["lpips_per_image"], r["lpips_per_image"])  # > 0: W+ lower LPIPS
+            name = "free" if not r.get("tie") else f"progressive ({r['tie']:.0%} tied)"
+            lines.append(f"| {name} | {dp['mean']:+.2f} [{dp['ci_low']:+.2f}, {dp['ci_high']:+.2f}] | "
+                         f"{dp['share_greater']:.0%} | {-dl['mean']:+.4f} [{-dl['ci_high']:+.4f}, {-dl['ci_low']:+.4f}] | "
+                         f"{dl['share_greater']:.0%} |")
+            verdicts[name] = (dp["mean"] > 0, dl["mean"] > 0)
+        numbers["w_plus_property"] = {k: {"psnr_better": a, "lpips_better": b} for k, (a, b) in verdicts.items()}
+        lines += ["", "W+ property (better on both PSNR and proxy LPIPS, on average): "
+                  + "; ".join(f"{k}: {'met' if a and b else 'not met'}" for k, (a, b) in verdicts.items()) + "."]
     for title, target in SECTION_HOOKS:
         body = _hook_section(target, use_cache)
         lines += ["", f"## {title}", "", body.strip() if body else "_Not yet measured: the inversion encoder "

@@ -217,7 +217,8 @@ def invert_optimize(
             for group in opt.param_groups:
                 group["lr"] = lr_at(step, steps, lr, rampup, rampdown)
             amp = noise_scale * max(0.0, 1.0 - step / (noise_ramp * steps)) ** 2 if noise_ramp > 0 else 0.0
-            jitter = amp * torch.randn(latent.shape, generator=rng).to(dev) if amp > 0 else 0.0
+            shape = (latent.shape[0], 1, latent.shape[2]) if step < tie_steps else latent.shape  # tied: same noise
+            jitter = amp * torch.randn(shape, generator=rng).to(dev).expand_as(latent) if amp > 0 else 0.0
             per_image = loss(generator.synthesis(expand(latent + jitter)), target)
             if amp == 0.0:  # the loss is that of the current latent: remember the best one per image
                 with torch.no_grad():
