@@ -29,6 +29,7 @@ def test_paired_difference_interval():
     a = [1.0, 2.0, 3.0, 4.0]
     d = gq.paired_difference(a, [0.0, 1.0, 2.0, 3.0])  # constant +1
     assert d["mean"] == pytest.approx(1.0) and d["ci_low"] == pytest.approx(1.0) and d["share_greater"] == 1.0
+    assert d["sign_p"] == pytest.approx(0.125)  # 4 of 4 positive: 2 * 0.5**4
     d = gq.paired_difference([0.0, 2.0, 0.0, 2.0], [1.0, 1.0, 1.0, 1.0])
     assert d["mean"] == pytest.approx(0.0) and d["ci_low"] < 0 < d["ci_high"] and d["share_greater"] == 0.5
     with pytest.raises(Exception):

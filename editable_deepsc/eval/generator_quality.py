@@ -91,12 +91,13 @@ class InversionRow:
 
 
 def paired_difference(a: list[float], b: list[float]) -> dict:
-    """Mean of ``a − b`` over paired images with a 95% t-interval and the share of images where ``a > b``.
+    """Mean of ``a − b`` over paired images with a 95% t-interval, the share of images where ``a > b``
+    and the two-sided sign-test p-value (robust to the heavy tails of per-image differences).
 
     Returns
     -------
     dict
-        ``mean``, ``ci_low``, ``ci_high``, ``share_greater``, ``n``.
+        ``mean``, ``ci_low``, ``ci_high``, ``share_greater``, ``sign_p``, ``n``.
     """
     x = np.asarray(a, dtype=np.float64) - np.asarray(b, dtype=np.float64)
     if x.size < 2:
@@ -105,7 +106,10 @@ def paired_difference(a: list[float], b: list[float]) -> dict:
 
     half = float(stats.t.ppf(0.975, x.size - 1) * x.std(ddof=1) / np.sqrt(x.size))
     m = float(x.mean())
-    return {"mean": m, "ci_low": m - half, "ci_high": m + half, "share_greater": float((x > 0).mean()), "n": int(x.size)}
+    nonzero = int((x != 0).sum())
+    sign_p = float(stats.binomtest(int((x > 0).sum()), nonzero, 0.5).pvalue) if nonzero else 1.0
+    return {"mean": m, "ci_low": m - half, "ci_high": m + half, "share_greater": float((x > 0).mean()),
+            "sign_p": sign_p, "n": int(x.size)}
 
 
 def inversion_comparison(

@@ -362,7 +362,7 @@ def write_model_card(
     wps = [r for r in inv if r["generator"] == FACES64_NAME and r["space"] == "wplus"]
     if w1 and wps and w1.get("psnr_per_image"):
         lines += ["", f"Paired over the {len(w1['psnr_per_image'])} faces, W+ minus single w on `{FACES64_NAME}` "
-                  "(mean, 95% t-interval, share of faces where W+ is better):", "",
+                  "(mean, 95% t-interval, share of faces where W+ is better, two-sided sign-test p):", "",
                   "| W+ inversion | PSNR difference (dB) | W+ better (PSNR) | proxy LPIPS difference | W+ better (LPIPS) |",
                   "|---|---|---:|---|---:|"]
         verdicts = {}
@@ -371,8 +371,8 @@ def write_model_card(
             dl = gq.paired_difference(w1["lpips_per_image"], r["lpips_per_image"])  # > 0: W+ lower LPIPS
             name = "free" if not r.get("tie") else f"progressive ({r['tie']:.0%} tied)"
             lines.append(f"| {name} | {dp['mean']:+.2f} [{dp['ci_low']:+.2f}, {dp['ci_high']:+.2f}] | "
-                         f"{dp['share_greater']:.0%} | {-dl['mean']:+.4f} [{-dl['ci_high']:+.4f}, {-dl['ci_low']:+.4f}] | "
-                         f"{dl['share_greater']:.0%} |")
+                         f"{dp['share_greater']:.0%} (p = {dp['sign_p']:.2g}) | {-dl['mean']:+.4f} "
+                         f"[{-dl['ci_high']:+.4f}, {-dl['ci_low']:+.4f}] | {dl['share_greater']:.0%} (p = {dl['sign_p']:.2g}) |")
             verdicts[name] = (dp["mean"] > 0, dl["mean"] > 0)
         numbers["w_plus_property"] = {k: {"psnr_better": a, "lpips_better": b} for k, (a, b) in verdicts.items()}
         lines += ["", "W+ property (better on both PSNR and proxy LPIPS, on average): "
