@@ -19,8 +19,6 @@ cost of editing inside the subspace). The issue's v1 target: a follow-up costs
 ≤ 1/4 of the first turn's symbols at the same received quality.
 """
 
-MODES: tuple[str, ...] = ("delta", "delta-free", "full")
-
 from __future__ import annotations
 
 import dataclasses
@@ -30,6 +28,9 @@ from collections import defaultdict
 from tqdm import tqdm
 
 from editable_deepsc.config import ChannelConfig
+
+MODES: tuple[str, ...] = ("delta", "delta-free", "full")
+"""The three transmission policies compared (see the module docstring)."""
 
 DEFAULT_SCRIPT: tuple[str, ...] = ("make her smile", "a bit more", "turn the head to the left", "open the mouth")
 
