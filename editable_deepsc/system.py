@@ -173,10 +173,10 @@ class Transmitter:
         return self.codec.encode(w, snr_db)
 
     @torch.no_grad()
-    def encode_delta(self, delta: torch.Tensor) -> torch.Tensor:
-        """Edit delta (N, num_ws, w_dim) → (N, delta_k) complex64 symbols."""
+    def encode_delta(self, delta: torch.Tensor, snr_db: float) -> torch.Tensor:
+        """Edit delta (N, num_ws, w_dim) → (N, delta_k) complex64 symbols, shaped for nominal ``snr_db``."""
         _check_finite(delta, "latent delta")
-        return self.delta.encode(delta)
+        return self.delta.encode(delta, snr_db)
 
 
 class Receiver:
@@ -200,9 +200,10 @@ class Receiver:
         return self.codec.decode(y, snr_rx_db)
 
     @torch.no_grad()
-    def decode_delta(self, y: torch.Tensor, snr_rx_db: torch.Tensor) -> torch.Tensor:
-        """Follow-up symbols (N, delta_k) → LMMSE delta estimate (N, num_ws, w_dim)."""
-        return self.delta.decode(y, snr_rx_db)
+    def decode_delta(self, y: torch.Tensor, snr_rx_db: torch.Tensor, snr_db: float) -> torch.Tensor:
+        """Follow-up symbols (N, delta_k) at received SNR ``snr_rx_db`` (nominal ``snr_db``) → LMMSE delta
+        estimate (N, num_ws, w_dim)."""
+        return self.delta.decode(y, snr_rx_db, snr_db)
 
     @torch.no_grad()
     def synthesise(self, w: torch.Tensor) -> torch.Tensor:
@@ -401,12 +402,12 @@ class EditableDeepSC:
             raise BadInput("this system has no delta codec (no edit-delta statistics in the zoo)")
         t: dict[str, float] = {}
         with _timed(t, "encode"):
-            x = self.tx.encode_delta(delta)
+            x = self.tx.encode_delta(delta, float(channel.snr_db))
         with _timed(t, "channel"):
             snr = torch.full((x.shape[0],), float(channel.snr_db))
             y, snr_rx = transmit_symbols(x, make_channel(channel.name, channel.block_length), snr, rng)
         with _timed(t, "decode"):
-            w_rx = w_rx_prev + self.rx.decode_delta(y, snr_rx)
+            w_rx = w_rx_prev + self.rx.decode_delta(y, snr_rx, float(channel.snr_db))
         return Link("delta", int(x.shape[1]), float(x.abs().pow(2).mean()), w_rx, t)
 
     def invert_image(self, image: torch.Tensor, seed: int = 0) -> tuple[torch.Tensor, torch.Tensor, float]:
@@ -643,7 +644,7 @@ class Session:
             w_new, tx_img, action = self.w_source, self.system.rx.synthesise(self.w_source), "reset"
         else:
             rng = make_generator(self._turn_seed("edit"))
-            subspace = sysm.tx.delta.subspace() if use_delta and sysm.config.delta_subspace else None
+            subspace = sysm.tx.delta.subspace(ch.snr_db) if use_delta and sysm.config.delta_subspace else None
             with _timed(timings, "edit"):
                 res = sysm.tx.edit(w_prev, parsed, strength, ch, rng, subspace=subspace)
             w_new, tx_img, action = res.w_plus.detach(), res.images.clamp(-1, 1), "edit"

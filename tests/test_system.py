@@ -195,6 +195,30 @@ def test_delta_codec_error_shrinks_with_snr_and_captures_edit_energy(system):
         DeltaCodec(delta.pca, k=100)
 
 
+def test_delta_codec_sends_fewer_coordinates_more_often_at_low_snr(system):
+    from editable_deepsc.channel import AWGN
+    from editable_deepsc.channel.codec import transmit_symbols
+
+    delta = system.tx.delta
+    ms = [delta.coords_for(snr) for snr in (-5.0, 0.0, 10.0, 40.0)]
+    assert ms == sorted(ms) and ms[-1] == delta.slots and ms[0] < delta.slots
+    assert delta.subspace(0.0).shape == (24, delta.coords_for(0.0))
+    g = torch.Generator().manual_seed(6)
+    w = torch.randn(63, 3, 8, generator=g)
+    ts = [EditTarget("happy", "more"), EditTarget("age", "more"), EditTarget("yaw", "more")]  # the fitted mix
+    d = torch.cat([system.tx.editor.edit(w[i::3], (t,), generator=g).w_plus - w[i::3] for i, t in enumerate(ts)])
+    err = {}
+    for name, nominal in (("adaptive", 0.0), ("one per slot", None)):
+        x = delta.encode(d, nominal)
+        assert x.shape == (63, delta.k) and 0.7 < float(x.abs().pow(2).mean()) < 1.3
+        y, snr_rx = transmit_symbols(x, AWGN(), torch.full((63,), 0.0), torch.Generator().manual_seed(1))
+        err[name] = float((delta.decode(y, snr_rx, nominal) - d).pow(2).mean())
+    assert err["adaptive"] < 0.95 * err["one per slot"]  # repetition beats spreading at 0 dB
+    # the nominal SNR is what both ends agree on: decoding with another one garbles the delta
+    x = delta.encode(d, -5.0)
+    assert not torch.allclose(delta.decode(x, 40.0, -5.0), delta.decode(x, 40.0, 40.0))
+
+
 def test_parser_follow_up_commands(system, face):
     s = system.session(face, ChannelConfig("awgn", 20.0), seed=0)
     with pytest.raises(UnsupportedInstruction, match="none to continue"):
@@ -226,7 +250,7 @@ def test_follow_up_edits_in_the_delta_subspace_lose_nothing_to_truncation(system
             t = s.send("now older")
             assert t.kind == "delta" and t.symbols == 8
             psnr[inside] = t.psnr
-            captured[inside] = float(system.tx.delta.captured_energy(s.w_tx[-1] - s.w_tx[-2])[0])
+            captured[inside] = float(system.tx.delta.captured_energy(s.w_tx[-1] - s.w_tx[-2], 40.0)[0])
     finally:
         system.config = base
     assert captured[True] > 0.999 and captured[False] < 0.99

@@ -52,13 +52,24 @@ class DeltaCodec(nn.Module):
     * symbols ``0 .. SCALE_BITS-1``: the Gray-coded index of the scale on a
       quarter-octave grid (``s = 2^((e - 23)/4)``, ``e`` in 0..31), one bit per
       complex symbol (BPSK on both real and imaginary parts, unit power);
-    * symbols ``SCALE_BITS .. k-1``: the first ``2(k - SCALE_BITS)`` whitened
-      principal coordinates of the delta divided by ``s``, paired into complex
-      symbols (power within ±19% of 1 because ``s`` is within a quarter octave
-      of the coordinates' RMS).
+    * symbols ``SCALE_BITS .. k-1``: the first ``m`` whitened principal
+      coordinates of the delta divided by ``s``, repeated cyclically to fill the
+      ``2(k - SCALE_BITS)`` real slots and paired into complex symbols (power
+      within ±19% of 1 because ``s`` is within a quarter octave of the
+      coordinates' RMS).
 
-    The receiver decides the bits, rebuilds ``s`` and applies the LMMSE gain
-    ``1/(1 + no)`` to the payload; coordinates not sent are set to their mean.
+    ``m`` depends on the nominal SNR, which both ends know (the system is
+    SNR-aware): :meth:`coords_for` picks, from ``slots / r`` for r = 1…8, the
+    ``m`` that minimises the expected error of a typical delta, the noise on the
+    ``m`` coordinates sent ``r`` times each (``λ_i / (1 + r·SNR)``) plus the
+    energy of those not sent (``λ_i`` the second moments of the training
+    deltas' principal coordinates). At low SNR it sends fewer coordinates more often; at high SNR
+    all of them once. Without an SNR (``snr_db=None``) every slot carries its
+    own coordinate.
+
+    The receiver decides the bits, rebuilds ``s``, averages the copies of each
+    coordinate and applies the LMMSE gain ``1/(1 + no/r_i)``; coordinates not
+    sent are zero.
 
     Parameters
     ----------
@@ -83,10 +94,43 @@ class DeltaCodec(nn.Module):
             raise BadInput(f"delta codec k must be in [{self.SCALE_BITS + 1}, {top}], got {k}")
         self.pca, self.k = pca, int(k)
 
+    MAX_REPEAT = 8
+
+    @property
+    def slots(self) -> int:
+        """Real channel uses of the payload: ``2(k - SCALE_BITS)``."""
+        return 2 * (self.k - self.SCALE_BITS)
+
     @property
     def coords(self) -> int:
-        """Real principal coordinates carried by the payload."""
-        return 2 * (self.k - self.SCALE_BITS)
+        """Real principal coordinates carried without SNR adaptation (one per slot)."""
+        return self.slots
+
+    def coords_for(self, snr_db: float | None) -> int:
+        """Principal coordinates sent at nominal SNR ``snr_db`` (``None``: one per slot).
+
+        Minimises ``Σ_{i<m} λ_i / (1 + r·snr) + Σ_{i≥m} λ_i`` over ``m = slots // r``, r = 1…8.
+        """
+        if snr_db is None:
+            return self.slots
+        # second moments of the training deltas' coordinates (a delta is sent uncentred)
+        lam = self.pca.std.double().pow(2) + (self.pca.mean.double() @ self.pca.axes.double()).pow(2)
+        total = float(lam.sum())
+        snr = 10.0 ** (float(snr_db) / 10.0)
+        best_m, best_err = self.slots, float("inf")
+        for r in range(1, self.MAX_REPEAT + 1):
+            m = self.slots // r
+            if m < 1:
+                break
+            kept = float(lam[:m].sum())
+            err = kept / (1.0 + (self.slots / m) * snr) + (total - kept)
+            if err < best_err - 1e-12:
+                best_m, best_err = m, err
+        return best_m
+
+    def _copies(self, m: int) -> torch.Tensor:
+        """Coordinate index of every payload slot, (slots,) int64: ``0, 1, …, m-1, 0, 1, …``."""
+        return torch.arange(self.slots) % m
 
     def _scale_index(self, u: torch.Tensor) -> torch.Tensor:
         rms = u.pow(2).mean(1).sqrt().clamp_min(1e-12)
@@ -100,24 +144,35 @@ class DeltaCodec(nn.Module):
         # principal coordinates of the delta itself (no mean removed: a delta's sign is its meaning)
         return (delta.reshape(delta.shape[0], -1) @ self.pca.axes) / self.pca.std
 
-    def encode(self, delta: torch.Tensor, snr_db: float | torch.Tensor | None = None) -> torch.Tensor:
+    def encode(self, delta: torch.Tensor, snr_db: float | None = None) -> torch.Tensor:
         """Deltas (N, num_ws, w_dim) float32 → symbols (N, k) complex64.
 
-        A delta larger than the top of the scale grid is sent at unit payload power
-        (its estimate is then shrunk by that factor; rare for edit deltas).
+        ``snr_db``: the nominal SNR both ends know, which sets how many
+        coordinates are sent (:meth:`coords_for`); the receiver must decode with
+        the same value. A delta larger than the top of the scale grid is sent at
+        unit payload power (its estimate is then shrunk by that factor; rare for
+        edit deltas).
         """
-        u = self._coordinates(delta)[:, : self.coords]
+        m = self.coords_for(snr_db)
+        u = self._coordinates(delta)[:, :m]
         e = self._scale_index(u)
         gray = e ^ (e >> 1)
         bits = torch.stack([(gray >> (self.SCALE_BITS - 1 - i)) & 1 for i in range(self.SCALE_BITS)], 1)
         head = (2.0 * bits.float() - 1.0) * complex(1.0, 1.0) / math.sqrt(2.0)
         v = u / self._scale(e).unsqueeze(1)
         v = v / v.pow(2).mean(1, keepdim=True).sqrt().clamp_min(1.0)
-        payload = real_to_complex(v) / math.sqrt(2.0)
+        payload = real_to_complex(v[:, self._copies(m)]) / math.sqrt(2.0)
         return torch.cat([head.to(torch.complex64), payload.to(torch.complex64)], 1)
 
-    def decode(self, y: torch.Tensor, snr_db: float | torch.Tensor) -> torch.Tensor:
-        """Equalised symbols (N, k) complex64 + SNR (scalar or (N,)) dB → delta estimates (N, num_ws, w_dim)."""
+    def decode(self, y: torch.Tensor, snr_db: float | torch.Tensor, nominal_snr_db: float | None = None) -> torch.Tensor:
+        """Equalised symbols (N, k) complex64 + received SNR (scalar or (N,)) dB → delta estimates (N, num_ws, w_dim).
+
+        ``nominal_snr_db``: the value the transmitter encoded with (``None``: the
+        received SNR if it is a plain number, else one coordinate per slot).
+        """
+        if nominal_snr_db is None and not isinstance(snr_db, torch.Tensor):
+            nominal_snr_db = float(snr_db)
+        m = self.coords_for(nominal_snr_db)
         head, payload = y[:, : self.SCALE_BITS], y[:, self.SCALE_BITS :]
         bits = ((head.real + head.imag) > 0).long()
         gray = sum(bits[:, i] << (self.SCALE_BITS - 1 - i) for i in range(self.SCALE_BITS))
@@ -127,32 +182,36 @@ class DeltaCodec(nn.Module):
             e = e ^ shift
             shift = shift >> 1
         no = snr_to_no(torch.as_tensor(snr_db, dtype=torch.float32)).reshape(-1, 1)
-        u_head = complex_to_real(payload / (1.0 + no)) * math.sqrt(2.0) * self._scale(e).unsqueeze(1)
+        copies = self._copies(m)
+        count = torch.bincount(copies, minlength=m).float()  # r_i
+        raw = complex_to_real(payload) * math.sqrt(2.0)
+        mean = torch.zeros(y.shape[0], m, dtype=raw.dtype).index_add_(1, copies, raw) / count
+        u_head = mean / (1.0 + no / count) * self._scale(e).unsqueeze(1)
         u = torch.zeros(y.shape[0], self.pca.dim, dtype=u_head.dtype)
-        u[:, : self.coords] = u_head
+        u[:, :m] = u_head
         x = (u * self.pca.std) @ self.pca.axes.T  # coordinates not sent are zero
         return x.view(y.shape[0], self.pca.num_ws, self.pca.w_dim)
 
-    def forward(self, delta, channel, snr_db, generator=None):
-        """Encode, send through ``channel`` at ``snr_db``, decode (N, num_ws, w_dim)."""
+    def forward(self, delta, channel, snr_db: float, generator=None):
+        """Encode at nominal ``snr_db``, send through ``channel``, decode (N, num_ws, w_dim)."""
         from editable_deepsc.channel.codec import SemanticCodec, transmit_symbols
 
         snr = SemanticCodec._snr(snr_db, delta.shape[0])
-        y, snr_rx = transmit_symbols(self.encode(delta), channel, snr, generator)
-        return self.decode(y, snr_rx)
+        y, snr_rx = transmit_symbols(self.encode(delta, float(snr_db)), channel, snr, generator)
+        return self.decode(y, snr_rx, float(snr_db))
 
-    def subspace(self) -> torch.Tensor:
-        """The axes the payload carries: float32 (num_ws·w_dim, coords), orthonormal columns.
+    def subspace(self, snr_db: float | None = None) -> torch.Tensor:
+        """The axes the payload carries at nominal ``snr_db``: float32 (num_ws·w_dim, m), orthonormal columns.
 
         A delta in their span is sent without truncation error (see
         ``Editor.edit(subspace=...)``).
         """
-        return self.pca.axes[:, : self.coords].detach().clone()
+        return self.pca.axes[:, : self.coords_for(snr_db)].detach().clone()
 
-    def captured_energy(self, delta: torch.Tensor) -> torch.Tensor:
-        """Fraction of each delta's energy in the sent axes → (N,) float32."""
+    def captured_energy(self, delta: torch.Tensor, snr_db: float | None = None) -> torch.Tensor:
+        """Fraction of each delta's energy in the axes sent at nominal ``snr_db`` → (N,) float32."""
         c = delta.reshape(delta.shape[0], -1) @ self.pca.axes
-        return c[:, : self.coords].pow(2).sum(1) / c.pow(2).sum(1).clamp_min(1e-12)
+        return c[:, : self.coords_for(snr_db)].pow(2).sum(1) / c.pow(2).sum(1).clamp_min(1e-12)
 
 
 @torch.no_grad()
