@@ -68,7 +68,8 @@ class SystemConfig:
         Send the full latent again every this many turns (≥ 1; 1 = never send deltas).
     delta_subspace : bool
         Make follow-up edits inside the span of the axes the delta codec sends, so
-        that a delta loses nothing to truncation (only channel noise).
+        that a delta loses nothing to truncation (only channel noise); an edit
+        that cannot meet its targets there is made freely and sent in full.
     align : bool
         Detect and align faces in photos larger than the generator's resolution.
     """
@@ -647,6 +648,11 @@ class Session:
             subspace = sysm.tx.delta.subspace(ch.snr_db) if use_delta and sysm.config.delta_subspace else None
             with _timed(timings, "edit"):
                 res = sysm.tx.edit(w_prev, parsed, strength, ch, rng, subspace=subspace)
+                if subspace is not None and not bool(res.met.all()):
+                    # the delta's axes cannot carry this edit: edit freely and send it in full if that works
+                    free = sysm.tx.edit(w_prev, parsed, strength, ch, make_generator(self._turn_seed("edit")))
+                    if bool(free.met.all()):
+                        res, use_delta = free, False
             w_new, tx_img, action = res.w_plus.detach(), res.images.clamp(-1, 1), "edit"
             met = bool(res.met.all())
         _check_finite(w_new, "edited latent")

@@ -255,3 +255,16 @@ def test_follow_up_edits_in_the_delta_subspace_lose_nothing_to_truncation(system
         system.config = base
     assert captured[True] > 0.999 and captured[False] < 0.99
     assert psnr[True] > psnr[False] + 3.0
+
+
+def test_follow_up_that_the_delta_axes_cannot_carry_is_edited_freely_and_sent_in_full(system, face, monkeypatch):
+    s = system.session(face, ChannelConfig("awgn", 30.0), seed=0)
+    s.send("smile")
+    useless = torch.zeros(24, 1)
+    useless[0, 0] = 1.0  # one latent coordinate: not enough to make the face older
+    monkeypatch.setattr(system.tx.delta, "subspace", lambda snr_db=None: useless)
+    t = s.send("now older")
+    assert t.kind == "full" and t.symbols == 12 and t.edit_met
+    monkeypatch.undo()
+    t2 = s.send("a bit more")  # the policy's normal path again
+    assert t2.kind == "delta" and t2.edit_met

@@ -14,8 +14,9 @@ default "make her smile" → "a bit more" → "turn the head to the left" →
 * **full** — every turn sends the full latent (``refresh_every = 1``).
 
 Quality is the received image against the image the transmitter meant (PSNR,
-SSIM); ``edit_met`` says whether the transmitter's edit met its targets (the
-cost of editing inside the subspace). The issue's v1 target: a follow-up costs
+SSIM); ``edit_met`` says whether the transmitter's edit met its targets. A
+follow-up whose edit cannot meet its targets inside the delta axes is edited
+freely and sent in full (counted in "follow-ups sent in full"). The issue's v1 target: a follow-up costs
 ≤ 1/4 of the first turn's symbols at the same received quality.
 """
 
@@ -105,6 +106,9 @@ def verdict(rows: list[dict]) -> list[dict]:
             "snr_db": snr,
             "first_symbols": statistics.mean(r["symbols"] for r in first),
             "followup_symbols": statistics.mean(r["symbols"] for r in follow),
+            "followup_symbols_all": statistics.mean(r["symbols"] for r in d if r["turn"] > 0),
+            "followups_in_full": sum(r["kind"] == "full" for r in d if r["turn"] > 0),
+            "followups": sum(1 for r in d if r["turn"] > 0),
             "symbol_ratio": statistics.mean(r["symbols"] for r in follow) / statistics.mean(r["symbols"] for r in first),
             "followup_psnr_delta": statistics.mean(r["psnr"] for r in follow),
             "followup_psnr_full": statistics.mean(r["psnr"] for r in same_full),
@@ -127,12 +131,14 @@ def to_markdown(rows: list[dict], command: str) -> str:
              "`delta-free`: edited freely, sent as deltas; `full`: every turn sends the whole latent. "
              "`edit met`: the transmitter's edit met its targets.", "",
              "## Verdict (follow-ups = the turns the policy sent as deltas)", "",
-             "| SNR dB | first turn symbols | follow-up symbols | ratio | follow-up PSNR delta / delta-free / full | "
+             "| SNR dB | first turn symbols | delta follow-up symbols | ratio | follow-ups sent in full | "
+             "mean follow-up symbols | follow-up PSNR delta / delta-free / full | "
              "follow-up SSIM delta / full | edit met delta / full | first-turn PSNR |",
-             "|---|---|---|---|---|---|---|---|"]
+             "|---|---|---|---|---|---|---|---|---|---|"]
     for v in verdict(rows):
         lines.append(f"| {v['snr_db']:g} | {v['first_symbols']:.0f} | {v['followup_symbols']:.0f} | "
-                     f"{v['symbol_ratio']:.3f} | {v['followup_psnr_delta']:.2f} / {v['followup_psnr_free']:.2f} / "
+                     f"{v['symbol_ratio']:.3f} | {v['followups_in_full']}/{v['followups']} | "
+                     f"{v['followup_symbols_all']:.1f} | {v['followup_psnr_delta']:.2f} / {v['followup_psnr_free']:.2f} / "
                      f"{v['followup_psnr_full']:.2f} | {v['followup_ssim_delta']:.3f} / {v['followup_ssim_full']:.3f} | "
                      f"{v['followup_met_delta']:.0%} / {v['followup_met_full']:.0%} | {v['first_psnr']:.2f} |")
     lines += ["", "## Per turn", "",
