@@ -161,6 +161,13 @@ def test_bad_arguments_raise_badinput(face64, kwargs, match):
         transmit_jpeg_ldpc(face64, **args)
 
 
+def test_cbr_too_small_only_at_this_snr_is_a_failed_link(face64):
+    # k = 256 carries the parameters with 16-QAM at 6 dB AWGN, but not with the BPSK that 0 dB Rayleigh gets
+    r = transmit_jpeg_ldpc(face64, cbr=1 / 48, snr_db=0.0, channel="rayleigh")
+    assert not r.decoded_ok and r.failure == "nothing-fits" and r.payload_bytes == 0 and r.k == 256
+    assert r.capacity_bytes < 10 and r.modulation == "bpsk"
+
+
 def test_cbr_too_small_for_the_parameters(face64):
     assert channel_uses(0.001, tuple(face64.shape)) == 12
     with pytest.raises(BadInput, match="too small"):

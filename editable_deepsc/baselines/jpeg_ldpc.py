@@ -37,7 +37,7 @@ from editable_deepsc.baselines.codecs import PARAM_BYTES, Packet, check_codec, f
 from editable_deepsc.channel import check_snr, make_channel
 from editable_deepsc.channel.digital import send_bits
 from editable_deepsc.channel.ldpc import DEFAULT_DECODER, check_decoder
-from editable_deepsc.channel.mcs import MCSChoice, select_mcs
+from editable_deepsc.channel.mcs import MCS_CANDIDATES, MCSChoice, select_mcs
 from editable_deepsc.channel.transport import decode_payload, encode_payload, plan_blocks
 from editable_deepsc.errors import BadInput
 from editable_deepsc.imaging import from_pil, to_pil
@@ -223,7 +223,14 @@ def transmit_jpeg_ldpc(
     choice = mcs or select_mcs(snr_db, channel, target_bler=target_bler)
     plan = plan_blocks(k, choice.modulation, choice.code_rate)
     capacity = plan.payload_bits // 8
-    if capacity < PARAM_BYTES + 1:
+    if capacity < PARAM_BYTES + 1 and mcs is None:
+        best = max(MCS_CANDIDATES, key=lambda m: m.efficiency)
+        if plan_blocks(k, best.modulation, best.code_rate).payload_bits // 8 < PARAM_BYTES + 1:
+            raise BadInput(  # too small at any SNR: an argument error
+                f"CBR {cbr} is too small: k={k} channel uses carry fewer than the {PARAM_BYTES + 1} payload bytes "
+                f"needed for the parameters and data even at {best.modulation} rate {best.code_rate:.3g}"
+            )
+    elif capacity < PARAM_BYTES + 1:
         raise BadInput(
             f"CBR {cbr} is too small: k={k} channel uses at {choice.modulation} rate {choice.code_rate:.3g} "
             f"carry {capacity} payload bytes, fewer than the {PARAM_BYTES + 1} needed for the parameters and data"
@@ -233,7 +240,8 @@ def transmit_jpeg_ldpc(
                 modulation=choice.modulation, code_rate=round(choice.code_rate, 6), codec=codec,
                 capacity_bytes=capacity, num_blocks=plan.num_blocks, mcs_reliable=choice.reliable,
                 mcs_table_bler=choice.bler, decoder=decoder, seed=int(seed))
-    packet = fit_quality(to_pil(image), codec, capacity)
+    # at this SNR's MCS nothing fits (the same CBR carries an image at a higher SNR): a failed link, not an error
+    packet = fit_quality(to_pil(image), codec, capacity) if capacity >= PARAM_BYTES + 1 else None
     if packet is None:
         return _result(image, _fallback(image, fallback), base, None, False, "nothing-fits", None, None, None, t0)
 
