@@ -113,9 +113,9 @@ class AttributeDirections:
         out.update({f"slope.{a}": torch.tensor(float(s)) for a, s in self.slopes.items()})
         return out
 
-    def save(self, path: str | Path) -> str:
-        """Write safetensors (stats and meta as JSON metadata); return the sha256."""
-        md = {
+    def metadata(self) -> dict[str, str]:
+        """Safetensors header metadata: format tag, generator, shape, stats and meta as JSON."""
+        return {
             "format": "edsc-attribute-directions",
             "generator": self.generator,
             "num_ws": str(self.num_ws),
@@ -123,7 +123,10 @@ class AttributeDirections:
             "stats": json.dumps(self.stats),
             "meta": json.dumps(self.meta),
         }
-        return registry.save_state_dict(self.state_dict(), path, metadata=md)
+
+    def save(self, path: str | Path) -> str:
+        """Write safetensors (stats and meta as JSON metadata); return the sha256."""
+        return registry.save_state_dict(self.state_dict(), path, metadata=self.metadata())
 
     @classmethod
     def load(cls, name_or_path: str | Path) -> "AttributeDirections":
@@ -464,35 +467,29 @@ def fit_directions(
 
 def register_directions(d: AttributeDirections, command: str, guidance_name: str) -> Path:
     """Save ``d`` to the zoo as ``<generator>-directions`` and register its card; return the file path."""
-    name = directions_name(d.generator)
-    dst = registry.WEIGHTS_DIR / f"{name}.safetensors"
-    digest = d.save(dst)
     try:
         gen_sha = registry.card(d.generator).sha256
     except Exception:  # noqa: BLE001 - generator not in the zoo (user model)
         gen_sha = None
-    registry.register_card(
-        registry.ModelCard(
-            name=name,
-            kind="directions",
-            file=dst.name,
-            sha256=digest,
-            licence="MIT (fitted by this project from its own generator and the face-api nets)",
-            source=f"`{command}` (seed {d.meta.get('seed')}, {d.meta.get('n')} training-seed latents, "
-            f"scored by {guidance_name})",
-            resolution=None,
-            description=f"Per-attribute W+ directions of {d.generator} for the fast editing preset",
-            config={
-                "generator": d.generator,
-                "generator_sha256": gen_sha,
-                "num_ws": d.num_ws,
-                "w_dim": d.w_dim,
-                "attributes": list(d.attributes),
-                **d.meta,
-            },
-        )
+    return registry.publish(
+        directions_name(d.generator),
+        d.state_dict(),
+        kind="directions",
+        licence="MIT (fitted by this project from its own generator and the face-api nets)",
+        source=f"`{command}` (seed {d.meta.get('seed')}, {d.meta.get('n')} training-seed latents, "
+        f"scored by {guidance_name})",
+        resolution=None,
+        description=f"Per-attribute W+ directions of {d.generator} for the fast editing preset",
+        config={
+            "generator": d.generator,
+            "generator_sha256": gen_sha,
+            "num_ws": d.num_ws,
+            "w_dim": d.w_dim,
+            "attributes": list(d.attributes),
+            **d.meta,
+        },
+        metadata=d.metadata(),
     )
-    return dst
 
 
 def directions_markdown(d: AttributeDirections) -> str:
