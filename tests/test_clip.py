@@ -218,3 +218,24 @@ def test_loss_less_differs_and_bad_targets(files):
     short = ClipTokenizer(files["vocab"], max_merges=10)
     with pytest.raises(CheckpointError, match="wrong vocabulary"):
         ClipGuidance(g.model, short)
+
+
+@pytest.mark.slow
+def test_editor_runs_clip_guidance_on_a_full_size_stylegan2(files):
+    """The generic editor path at full size: a config-f StyleGAN2 at 256 px (14 × 512 W+, random weights —
+    no public weights can be fetched here) driven by ClipGuidance (tiny random CLIP)."""
+    from editable_deepsc.editing.config import EditConfig
+    from editable_deepsc.editing.editor import Editor
+    from editable_deepsc.generator.stylegan2 import StyleGAN2Generator
+
+    torch.manual_seed(0)
+    gen = StyleGAN2Generator(256).eval().requires_grad_(False)
+    assert (gen.num_ws, gen.w_dim, gen.resolution) == (14, 512, 256)
+    guidance = ClipGuidance.from_files(files["st"], files["vocab"], mode="directional")
+    cfg = EditConfig(steps=4, lr=0.05, schedule="constant", lambda_keep=0.0, lambda_l2=0.0, score_threshold=None)
+    w0 = gen.broadcast(gen.mapping(torch.randn(1, 512, generator=torch.Generator().manual_seed(1))))
+    res = Editor(gen, guidance, config=cfg).edit(w0, EditTarget("happy", "more"))
+    assert res.w_plus.shape == (1, 14, 512) and res.images.shape == (1, 3, 256, 256)
+    assert torch.isfinite(res.w_plus).all() and not torch.equal(res.w_plus, w0)
+    assert len(res.loss_history) == 4 and res.loss_history[-1] < res.loss_history[0]
+    assert int(res.steps[0]) == 4 and not bool(res.met[0])  # no score threshold: runs every step, judges nothing
