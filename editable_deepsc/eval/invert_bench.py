@@ -342,7 +342,8 @@ The image semantic encoder of Editable-DeepSC inverts a face into the layer-wise
 * **encoder** — one forward pass of the e4e-style encoder `edsc-e4e-faces64`
   ({m['encoder_parameters'] / 1e6:.2f} M parameters): a base style w₀ plus per-layer offsets Δᵢ;
 * **optimize** — Adam on W+ from the mean w (StyleGAN2-projector learning-rate schedule and
-  exploration noise), loss {m['optimisation_loss']};
+  exploration noise; the layers move together for the first 25% of the steps, then freely —
+  progressive untying, see `docs/models.md`), loss {m['optimisation_loss']};
 * **hybrid** — the encoder's W+ refined by Adam steps of the same loss (no exploration noise;
   rows for several step counts show the quality/time trade-off).
 

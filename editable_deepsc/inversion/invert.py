@@ -40,9 +40,11 @@ from editable_deepsc.inversion.optimize import invert_optimize
 
 METHODS = ("encoder", "optimize", "hybrid")
 DEFAULT_GENERATOR = "edsc-faces64"
-#: Defaults per method: Adam steps, peak learning rate, exploration noise.
-OPTIMIZE_DEFAULTS = {"steps": 200, "lr": 0.2, "noise": 0.05}
-HYBRID_DEFAULTS = {"steps": 50, "lr": 0.2, "noise": 0.0}
+#: Defaults per method: Adam steps, peak learning rate, exploration noise, and the fraction of the
+#: steps with the W+ layers tied (progressive untying from the mean; 25 %: the value ``edsc zoo card``
+#: selects on training-seed faces, see docs/models.md; the hybrid starts from the encoder's W+).
+OPTIMIZE_DEFAULTS = {"steps": 200, "lr": 0.2, "noise": 0.05, "tie": 0.25}
+HYBRID_DEFAULTS = {"steps": 100, "lr": 0.2, "noise": 0.0, "tie": 0.0}
 
 
 @dataclass
@@ -255,6 +257,7 @@ def invert(
                 lr=lr,
                 loss=loss,
                 noise=defaults["noise"],
+                tie=defaults["tie"],
                 seed=seed + i,
                 progress=progress,
             )
