@@ -382,3 +382,27 @@ def test_subspace_edit_stays_in_the_span(gen_, w0):
         ed.edit(w0, target("yaw"), subspace=torch.ones(dim, 2))  # not orthonormal
     with pytest.raises(BadInput):
         ed.edit(w0, target("yaw"), subspace=basis[:5])
+
+
+def test_identity_distance_bound_delays_the_stop(gen_, w0):
+    """With ``max_id_distance`` a face stops only once the editor's identity distance is within the bound."""
+
+    def distance(images, reference):  # a toy "descriptor distance": mean absolute pixel change x 10
+        return 10.0 * (images - reference).abs().mean((1, 2, 3))
+
+    base = cfg(steps=120, lambda_id=0.0)
+    free = Editor(gen_, ToyGuidance(), config=base).edit(w0, target("age"))
+    assert free.met.all()
+    with torch.no_grad():
+        d_free = distance(free.images, gen_.synthesis(w0))
+    bound = float(d_free.median())
+    ed = Editor(gen_, ToyGuidance(), config=base.with_(max_id_distance=bound, lambda_l2=0.05),
+                identity_distance=distance)
+    res = ed.edit(w0, target("age"))
+    with torch.no_grad():
+        d = distance(res.images, gen_.synthesis(w0))
+    stopped = res.steps < base.steps  # stopped early: targets met and within the bound
+    assert stopped.any()
+    assert (d[stopped] <= bound + 1e-6).all()
+    with pytest.raises(BadInput):
+        EditConfig(max_id_distance=-1.0)

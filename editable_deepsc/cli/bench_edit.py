@@ -39,12 +39,15 @@ def _header(title: str, command: str, meta: dict) -> str:
 @click.option("--jecc-keys", default="", help="Comma-separated instruction keys for JECC, e.g. happy:more,yaw:more.")
 @click.option("--max-id-distance", default=0.45, show_default=True, type=float,
               help="Largest face-descriptor distance to the original for a success.")
+@click.option("--stop-id-distance", default=None, type=float,
+              help="Editors stop a face only once its descriptor distance is at most this "
+                   "(EditConfig.max_id_distance; default: the presets' own identity stop).")
 @click.option("--batch-size", default=50, show_default=True, type=int)
 @click.option("--out", "out_dir", type=click.Path(file_okay=False), default="out/bench_edit", show_default=True)
 @click.option("--seed", default=0, show_default=True, type=int)
 def edit(
     n, offset, presets, presets_part, jecc, codec_name, snrs, channel, jecc_n, jecc_instructions, jecc_keys,
-    max_id_distance, batch_size,
+    max_id_distance, stop_id_distance, batch_size,
     out_dir, seed,
 ) -> None:
     """Success rate, identity and seconds per edit of two presets on held-out faces; JECC vs edit→transmit.
@@ -81,12 +84,14 @@ def edit(
     torch.set_num_threads(max(1, torch.get_num_threads()))
     gen = builtin_generator()
     gd = FaceNetGuidance()
-    editors = {p: build_editor(p, generator=gen, guidance=gd) for p in names}
+    stop = {} if stop_id_distance is None else {"max_id_distance": stop_id_distance}
+    editors = {p: build_editor(p, generator=gen, guidance=gd, **stop) for p in names}
     w0 = test_latents(gen, n, offset)
     t0 = time.perf_counter()
     rows = compare_presets(editors, w0, DEFAULT_INSTRUCTIONS, gd, max_id_distance, batch_size) if presets_part else []
     command = (f"edsc bench edit --n {n} --offset {offset} --presets {presets} --max-id-distance {max_id_distance} "
-               f"--seed {seed}" + ("" if presets_part else " --no-presets-part")
+               f"--seed {seed}" + ("" if stop_id_distance is None else f" --stop-id-distance {stop_id_distance:g}")
+               + ("" if presets_part else " --no-presets-part")
                + (f" --channel {channel} --snr {snrs} --jecc-n {jecc_n} --jecc-instructions {jecc_instructions}"
                   + (f" --jecc-keys {jecc_keys}" if jecc_keys else "")
                   if jecc else " --no-jecc"))  # fmt: skip

@@ -64,4 +64,5 @@ def build_editor(
     name = getattr(gen, "name", "unnamed")
     directions = load_directions(name) if use_directions else None
     support = load_support(name) if use_support else None
-    return Editor(gen, gd, identity=gd.identity_loss, config=cfg, directions=directions, support=support)
+    return Editor(gen, gd, identity=gd.identity_loss, config=cfg, directions=directions, support=support,
+                  identity_distance=gd.identity_distance)

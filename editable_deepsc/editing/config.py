@@ -74,6 +74,11 @@ class EditConfig:
         (``None``: targets alone decide). The built-in ``1 − cos`` of face-api
         descriptors: 0.05 ≈ a descriptor distance of 0.42 (on teacher faces
         distance² ≈ 3.6·(1 − cos); unrelated faces: 1 − cos ≈ 0.08).
+    max_id_distance : float or None
+        A sample only stops once the editor's ``identity_distance`` (for the
+        built-in editor: Euclidean distance of face-api descriptors, the measure
+        the benchmarks judge identity by) is at most this as well (``None``: off;
+        not used by the shipped presets, see docs/editing.md).
     check_every : int
         Evaluate the stop criterion every this many steps (1: each step).
     layers : tuple of int or None
@@ -102,6 +107,7 @@ class EditConfig:
     alpha_max: float = 3.0
     line_steps: int = 2
     max_id_loss: float | None = None
+    max_id_distance: float | None = None
     early_stop: bool = True
     check_every: int = 1
     layers: tuple[int, ...] | None = None
@@ -127,6 +133,10 @@ class EditConfig:
                 raise BadInput(f"{name} must be >= 0, got {getattr(self, name)}")
         if int(self.line_steps) < 0:
             raise BadInput(f"line_steps must be >= 0, got {self.line_steps}")
+        for name in ("max_id_loss", "max_id_distance"):
+            v = getattr(self, name)
+            if v is not None and not v >= 0:
+                raise BadInput(f"{name} must be >= 0 or None, got {v}")
         if int(self.check_every) < 1:
             raise BadInput(f"check_every must be >= 1, got {self.check_every}")
         if int(self.channel_draws) < 1:

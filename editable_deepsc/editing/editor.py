@@ -206,6 +206,9 @@ class Editor:
     support : SupportTable, optional
         Measured reliability; targets it marks unsupported are refused with
         :class:`~editable_deepsc.errors.UnsupportedInstruction`.
+    identity_distance : callable, optional
+        ``identity_distance(images, reference) -> (N,)``, no gradient needed; with
+        ``EditConfig.max_id_distance`` a sample stops only once it is within that bound.
     """
 
     def __init__(
@@ -216,8 +219,10 @@ class Editor:
         config: EditConfig | str = "paper",
         directions=None,
         support=None,
+        identity_distance: IdentityFn | None = None,
     ) -> None:
         self.generator = generator
+        self.identity_distance = identity_distance
         self.guidance = guidance
         self.identity = identity
         self.config = edit_config(config) if isinstance(config, str) else config
@@ -356,12 +361,17 @@ class Editor:
             )
             met_all[idx] = met
             fin = met.all(1)
-            if fin.any() and self.identity is not None and cfg.max_id_loss is not None:
+            bounded = (self.identity is not None and cfg.max_id_loss is not None) or (
+                self.identity_distance is not None and cfg.max_id_distance is not None)
+            if fin.any() and bounded:
                 with torch.no_grad():
                     ref = self.generator.synthesis(w0[idx.to(dev)])
                     ref = ref.repeat_interleave(draws, 0) if draws > 1 else ref
-                    idl = self._per_sample(self.identity(images, ref).reshape(-1), draws).cpu()
-                fin = fin & (idl <= cfg.max_id_loss)
+                    idl = None
+                    if self.identity is not None and cfg.max_id_loss is not None:
+                        idl = self._per_sample(self.identity(images, ref).reshape(-1), draws)
+                    kept = self._identity_kept(images, ref, idl, draws)
+                fin = fin & kept
             ok_id[idx] = fin
             active[idx[fin]] = False
             if it == cfg.line_steps:
@@ -418,6 +428,18 @@ class Editor:
                 1,
             )
         return {}, met
+
+    def _identity_kept(self, images: torch.Tensor, reference: torch.Tensor, id_loss: torch.Tensor | None,
+                       draws: int) -> torch.Tensor | None:
+        """(M,) bool: the identity bounds of the config hold (``None`` when no bound applies)."""
+        cfg = self.config
+        ok = None
+        if cfg.max_id_loss is not None and id_loss is not None:
+            ok = id_loss.detach().cpu() <= cfg.max_id_loss
+        if cfg.max_id_distance is not None and self.identity_distance is not None:
+            d = self._per_sample(self.identity_distance(images, reference).detach().reshape(-1), draws).cpu()
+            ok = d <= cfg.max_id_distance if ok is None else ok & (d <= cfg.max_id_distance)
+        return ok
 
     @property
     def measuring(self) -> bool:
@@ -555,8 +577,9 @@ class Editor:
             if met_now is not None and check:
                 met_t[idx] = met_now
                 finished = met_now.all(1)
-                if cfg.max_id_loss is not None and id_loss is not None:
-                    finished = finished & (id_loss.detach() <= cfg.max_id_loss)
+                kept = self._identity_kept(images, ref_a, id_loss, draws)
+                if kept is not None:
+                    finished = finished & kept.to(finished.device)
                 if finished.any():
                     fin = idx[finished]
                     w_out[fin] = w.detach()[fin]

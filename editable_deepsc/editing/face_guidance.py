@@ -91,7 +91,10 @@ class FaceNetGuidance(AttributeGuidance):
         """(N,) cosine similarity of the face descriptors (1 = same descriptor)."""
         return torch.nn.functional.cosine_similarity(self.embedding(images), self.embedding(reference), dim=1)
 
-    @torch.no_grad()
     def identity_distance(self, images: torch.Tensor, reference: torch.Tensor) -> torch.Tensor:
-        """(N,) Euclidean distance of the face descriptors (face-api: same person ≲ 0.6)."""
-        return (self.embedding(images) - self.embedding(reference)).norm(dim=1)
+        """(N,) Euclidean distance of the face descriptors (face-api: same person ≲ 0.6), detached.
+
+        Runs in the current grad mode so that an editor step reuses the analysis
+        of its images (cached per tensor and grad mode) instead of a second pass.
+        """
+        return (self.embedding(images) - self.embedding(reference)).norm(dim=1).detach()
