@@ -292,11 +292,15 @@ def run_eval(config: EvalConfig, out: str | Path, workers: int = 1, engine: str 
     return summary
 
 
+UNUSED_KINDS = frozenset({"delta-statistics"})
+"""Registered model kinds the evaluation never loads (follow-up session turns): not part of a run's identity."""
+
+
 def _zoo_digests() -> dict[str, str]:
-    """sha256 of every registered model (which weights produced the numbers)."""
+    """sha256 of every registered model the evaluation may use (which weights produced the numbers)."""
     from editable_deepsc.zoo import registry
 
-    return {c.name: c.sha256 for c in registry.list_cards()}
+    return {c.name: c.sha256 for c in registry.list_cards() if c.kind not in UNUSED_KINDS}
 
 
 def _default_k(system_spec: str, system_kwargs: dict | None) -> tuple[int, int]:
