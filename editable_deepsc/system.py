@@ -668,8 +668,8 @@ class Session:
         self.w_rx.append(link.w_rx)
         self.kinds.append(link.kind)
         self.last_targets.append(tuple(parsed.targets))
-        turn = self._record(text, action, link.kind, parsed, link.symbols, link.power, rx_img, tx_img, timings)
-        turn.edit_met = met
+        turn = self._record(text, action, link.kind, parsed, link.symbols, link.power, rx_img, tx_img, timings,
+                            edit_met=met)
         self.turns.append(turn)
         return turn
 
@@ -695,7 +695,8 @@ class Session:
         self.turns.append(turn)
         return turn
 
-    def _record(self, text, action, kind, parsed, symbols, power, rx_img, tx_img, timings) -> Turn:
+    def _record(self, text, action, kind, parsed, symbols, power, rx_img, tx_img, timings,
+                edit_met: bool | None = None) -> Turn:
         from editable_deepsc.metrics.image import psnr, ssim
 
         attrs = tuple(dict.fromkeys(a for ts in self.last_targets for a in (t.attribute for t in ts)))
@@ -707,7 +708,7 @@ class Session:
             rx_image=rx_img, tx_image=tx_img, psnr=p if math.isfinite(p) else 100.0,
             ssim=float(ssim(rx_img, tx_img)[0]), scores_tx=self.system.measure(tx_img, attrs),
             scores_rx=self.system.measure(rx_img, attrs), identity_rx=self.system.identity(rx_img, self.source),
-            power=float(power), timings=timings,
+            edit_met=edit_met, power=float(power), timings=timings,
         )
 
     def log(self) -> dict:

@@ -101,11 +101,6 @@ class DeltaCodec(nn.Module):
         """Real channel uses of the payload: ``2(k - SCALE_BITS)``."""
         return 2 * (self.k - self.SCALE_BITS)
 
-    @property
-    def coords(self) -> int:
-        """Real principal coordinates carried without SNR adaptation (one per slot)."""
-        return self.slots
-
     def coords_for(self, snr_db: float | None) -> int:
         """Principal coordinates sent at nominal SNR ``snr_db`` (``None``: one per slot).
 
@@ -164,7 +159,9 @@ class DeltaCodec(nn.Module):
         payload = real_to_complex(v[:, self._copies(m)]) / math.sqrt(2.0)
         return torch.cat([head.to(torch.complex64), payload.to(torch.complex64)], 1)
 
-    def decode(self, y: torch.Tensor, snr_db: float | torch.Tensor, nominal_snr_db: float | None = None) -> torch.Tensor:
+    def decode(
+        self, y: torch.Tensor, snr_db: float | torch.Tensor, nominal_snr_db: float | None = None
+    ) -> torch.Tensor:
         """Equalised symbols (N, k) complex64 + received SNR (scalar or (N,)) dB → delta estimates (N, num_ws, w_dim).
 
         ``nominal_snr_db``: the value the transmitter encoded with (``None``: the

@@ -9,6 +9,7 @@ import click
 
 from editable_deepsc.cli.options import bench_options, set_threads
 
+
 @click.command("faces")
 @click.option("--n", "n", default=200, show_default=True, type=int, help="Held-out teacher test faces.")
 @click.option("--batch-size", default=25, show_default=True, type=int)

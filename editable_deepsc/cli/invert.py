@@ -13,7 +13,8 @@ from editable_deepsc.inversion.invert import DEFAULT_GENERATOR, METHODS
 @click.command()
 @click.argument("image", type=click.Path(dir_okay=False))
 @click.option("--method", type=click.Choice(METHODS), default="hybrid", show_default=True,
-              help="encoder (one pass), optimize (Adam on W+ from the mean, layers tied for the first 25% of the steps), hybrid (encoder + a few Adam steps).")
+              help="encoder (one pass), optimize (Adam on W+ from the mean, layers tied for the first 25% "
+                   "of the steps), hybrid (encoder + a few Adam steps).")
 @click.option("--out", "out", type=click.Path(dir_okay=False), default=None, help="Write the reconstruction here (png, jpg, ...).")
 @click.option("--latent-out", type=click.Path(dir_okay=False), default=None,
               help="Write the W+ latent (key 'w_plus', (1, num_ws, w_dim) float32) as .safetensors.")

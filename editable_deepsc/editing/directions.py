@@ -34,12 +34,11 @@ card naming the command and the generator.
 from __future__ import annotations
 
 import json
+from collections.abc import Callable
 from dataclasses import dataclass, field
 from pathlib import Path
 
 import torch
-
-from collections.abc import Callable
 
 from editable_deepsc.editing.criteria import PROBABILITY_ATTRIBUTES, UNIT_EDIT
 from editable_deepsc.editing.measure import measure_attributes
@@ -328,6 +327,32 @@ def _identity_cost(generator, embed, cal, ref_emb, vec, slope, attribute, batch_
     return float((emb.cpu() - ref_emb).norm(dim=1).mean())
 
 
+def _identity_aware_vector(
+    generator, guidance, embed, metric, cal, ref_emb, attribute, plain, plain_slope, mode, mus, alpha_cal, batch_size
+) -> tuple[torch.Tensor, dict]:
+    """Step 6 of the module docstring for one attribute: the chosen vector (num_ws, w_dim) and its stats.
+
+    Candidates are the plain vector and ``(M/m̄ + μ I)⁻¹ β`` for each ``μ`` (at the
+    plain vector's norm); the one moving the descriptors of ``cal`` least for the
+    selection change wins (among those whose causal slope keeps the plain sign)
+    and is rescaled to the plain causal slope.
+    """
+    beta = _coordinates(plain[None], mode)[0]
+    cands = [(None, plain, plain_slope)]
+    for mu in mus:
+        u = identity_aware(beta, metric, mu)
+        u = u if float(u @ beta) >= 0 else -u
+        vec = u.reshape(plain.shape) if mode == "layerwise" else u[None].repeat(plain.shape[0], 1)
+        vec = vec * plain.norm()
+        cands.append((mu, vec, _causal_slope(generator, guidance, cal, vec, attribute, alpha_cal, batch_size)))
+    costs = [_identity_cost(generator, embed, cal, ref_emb, v, sl, attribute, batch_size) for _, v, sl in cands]
+    best = min(range(len(cands)), key=lambda i: costs[i] if cands[i][2] * plain_slope > 0 else float("inf"))
+    mu, vec, slope = cands[best]
+    vec = (vec * (plain_slope / slope)).float()  # same attribute change per unit alpha as the plain direction
+    return vec, {"identity_mu": mu, "identity_cost_plain": costs[0], "identity_cost": costs[best],
+                 "norm_ratio": float(vec.norm() / plain.norm())}  # fmt: skip
+
+
 def fit_directions(
     generator: StyleGenerator,
     guidance,
@@ -437,23 +462,13 @@ def fit_directions(
         with torch.no_grad():
             ref_emb = torch.cat([embed(generator.synthesis(c)).cpu() for c in cal.split(batch_size)])
         for a in attributes:
-            plain_norm = vectors[a].norm()
-            cands = [(float("inf"), vectors[a], slopes[a])]
-            beta = _coordinates(vectors[a][None], mode)[0]
-            for mu in identity_mu:
-                u = identity_aware(beta, metric, mu)
-                u = u * (1.0 if float(u @ beta) >= 0 else -1.0)
-                vec = (u.reshape(generator.num_ws, generator.w_dim) if mode == "layerwise"
-                       else u[None].repeat(generator.num_ws, 1)) * plain_norm  # fmt: skip
-                cands.append((mu, vec, _causal_slope(generator, guidance, cal, vec, a, alpha_cal, batch_size)))
-            costs = [_identity_cost(generator, embed, cal, ref_emb, v, sl, a, batch_size) for _, v, sl in cands]
-            best = min(range(len(cands)), key=lambda i: costs[i] if cands[i][2] * slopes[a] > 0 else float("inf"))
-            mu, vec, sl = cands[best]
-            scale = slopes[a] / sl  # same attribute change per unit alpha as the plain direction
-            vectors[a] = (vec * scale).float()
-            stats[a].update({"identity_mu": mu if mu != float("inf") else None, "identity_cost_plain": costs[0],
-                             "identity_cost": costs[best], "norm_ratio": float(vectors[a].norm() / plain_norm)})  # fmt: skip
-        meta_extra = {"identity_aware": True, "identity_mu_grid": list(identity_mu), "n_metric": int(min(n_metric, len(tr)))}
+            vectors[a], chosen = _identity_aware_vector(
+                generator, guidance, embed, metric, cal, ref_emb, a, vectors[a], slopes[a], mode, identity_mu,
+                alpha_cal, batch_size,
+            )
+            stats[a].update(chosen)
+        meta_extra = {"identity_aware": True, "identity_mu_grid": list(identity_mu),
+                      "n_metric": int(min(n_metric, len(tr)))}  # fmt: skip
     return AttributeDirections(
         generator=getattr(generator, "name", "unnamed"),
         num_ws=generator.num_ws,

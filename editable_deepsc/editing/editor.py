@@ -361,17 +361,11 @@ class Editor:
             )
             met_all[idx] = met
             fin = met.all(1)
-            bounded = (self.identity is not None and cfg.max_id_loss is not None) or (
-                self.identity_distance is not None and cfg.max_id_distance is not None)
-            if fin.any() and bounded:
+            if fin.any() and self._identity_bounded:
                 with torch.no_grad():
                     ref = self.generator.synthesis(w0[idx.to(dev)])
                     ref = ref.repeat_interleave(draws, 0) if draws > 1 else ref
-                    idl = None
-                    if self.identity is not None and cfg.max_id_loss is not None:
-                        idl = self._per_sample(self.identity(images, ref).reshape(-1), draws)
-                    kept = self._identity_kept(images, ref, idl, draws)
-                fin = fin & kept
+                    fin = fin & self._identity_kept(images, ref, draws)
             ok_id[idx] = fin
             active[idx[fin]] = False
             if it == cfg.line_steps:
@@ -429,16 +423,30 @@ class Editor:
             )
         return {}, met
 
-    def _identity_kept(self, images: torch.Tensor, reference: torch.Tensor, id_loss: torch.Tensor | None,
-                       draws: int) -> torch.Tensor | None:
-        """(M,) bool: the identity bounds of the config hold (``None`` when no bound applies)."""
+    @property
+    def _identity_bounded(self) -> bool:
+        """Whether the config bounds identity with a function the editor has."""
         cfg = self.config
-        ok = None
-        if cfg.max_id_loss is not None and id_loss is not None:
-            ok = id_loss.detach().cpu() <= cfg.max_id_loss
-        if cfg.max_id_distance is not None and self.identity_distance is not None:
+        return (self.identity is not None and cfg.max_id_loss is not None) or (
+            self.identity_distance is not None and cfg.max_id_distance is not None
+        )
+
+    def _identity_kept(
+        self, images: torch.Tensor, reference: torch.Tensor, draws: int, id_loss: torch.Tensor | None = None
+    ) -> torch.Tensor:
+        """(M,) bool on CPU: every identity bound of the config holds (all True when none applies).
+
+        ``id_loss``: the per-sample identity loss of ``images`` if already computed.
+        """
+        cfg = self.config
+        ok = torch.ones(images.shape[0] // draws, dtype=torch.bool)
+        if self.identity is not None and cfg.max_id_loss is not None:
+            if id_loss is None:
+                id_loss = self._per_sample(self.identity(images, reference).reshape(-1), draws)
+            ok &= id_loss.detach().cpu() <= cfg.max_id_loss
+        if self.identity_distance is not None and cfg.max_id_distance is not None:
             d = self._per_sample(self.identity_distance(images, reference).detach().reshape(-1), draws).cpu()
-            ok = d <= cfg.max_id_distance if ok is None else ok & (d <= cfg.max_id_distance)
+            ok &= d <= cfg.max_id_distance
         return ok
 
     @property
@@ -577,9 +585,8 @@ class Editor:
             if met_now is not None and check:
                 met_t[idx] = met_now
                 finished = met_now.all(1)
-                kept = self._identity_kept(images, ref_a, id_loss, draws)
-                if kept is not None:
-                    finished = finished & kept.to(finished.device)
+                if self._identity_bounded:
+                    finished = finished & self._identity_kept(images, ref_a, draws, id_loss).to(finished.device)
                 if finished.any():
                     fin = idx[finished]
                     w_out[fin] = w.detach()[fin]

@@ -94,7 +94,11 @@ class FaceNetGuidance(AttributeGuidance):
     def identity_distance(self, images: torch.Tensor, reference: torch.Tensor) -> torch.Tensor:
         """(N,) Euclidean distance of the face descriptors (face-api: same person ≲ 0.6), detached.
 
-        Runs in the current grad mode so that an editor step reuses the analysis
-        of its images (cached per tensor and grad mode) instead of a second pass.
+        ``images`` are analysed in the current grad mode so that an editor step
+        reuses their cached analysis instead of a second pass; the reference, as
+        in :meth:`identity_loss`, without autograd.
         """
-        return (self.embedding(images) - self.embedding(reference)).norm(dim=1).detach()
+        e = self.embedding(images)
+        with torch.no_grad():
+            r = self.embedding(reference)
+        return (e - r).norm(dim=1).detach()

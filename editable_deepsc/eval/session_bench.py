@@ -52,6 +52,7 @@ def run_session_bench(n: int = 8, snrs: tuple[float, ...] = (0.0, 6.0, 12.0), ch
     seeds = list(test_seeds(n))
     faces = teacher_faces(seeds)
     base = system.config
+    delta = system.tx.delta
     rows: list[dict] = []
     jobs = [(mode, snr, i) for mode in MODES for snr in snrs for i in range(n)]
     try:
@@ -64,7 +65,9 @@ def run_session_bench(n: int = 8, snrs: tuple[float, ...] = (0.0, 6.0, 12.0), ch
                 t = session.send(text)
                 rows.append({"mode": mode, "snr_db": ch.snr_db, "channel": ch.name, "face": seeds[i], "turn": j,
                              "instruction": text, "kind": t.kind, "symbols": t.symbols, "psnr": t.psnr,
-                             "ssim": t.ssim, "power": t.power, "edit_met": t.edit_met})
+                             "ssim": t.ssim, "power": t.power, "edit_met": t.edit_met,
+                             "delta_coords": delta.coords_for(ch.snr_db) if delta is not None else None,
+                             "delta_slots": delta.slots if delta is not None else None})
     finally:
         system.config = base
     return rows
@@ -118,8 +121,15 @@ def verdict(rows: list[dict]) -> list[dict]:
             "followup_met_delta": statistics.mean(float(bool(r.get("edit_met"))) for r in follow),
             "followup_met_full": statistics.mean(float(bool(r.get("edit_met"))) for r in same_full),
             "first_psnr": statistics.mean(r["psnr"] for r in first),
+            "delta_coords": follow[0].get("delta_coords"),
+            "delta_slots": follow[0].get("delta_slots"),
         })
     return out
+
+
+def _coords_text(v: dict) -> str:
+    m, slots = v.get("delta_coords"), v.get("delta_slots")
+    return "n/a" if not m else f"{m} of {slots} slots ({slots / m:.1f} copies each)"
 
 
 def to_markdown(rows: list[dict], command: str) -> str:
@@ -133,14 +143,15 @@ def to_markdown(rows: list[dict], command: str) -> str:
              "## Verdict (follow-ups = the turns the policy sent as deltas)", "",
              "| SNR dB | first turn symbols | delta follow-up symbols | ratio | follow-ups sent in full | "
              "mean follow-up symbols | follow-up PSNR delta / delta-free / full | "
-             "follow-up SSIM delta / full | edit met delta / full | first-turn PSNR |",
-             "|---|---|---|---|---|---|---|---|---|---|"]
+             "follow-up SSIM delta / full | edit met delta / full | first-turn PSNR | delta coordinates sent |",
+             "|---|---|---|---|---|---|---|---|---|---|---|"]
     for v in verdict(rows):
         lines.append(f"| {v['snr_db']:g} | {v['first_symbols']:.0f} | {v['followup_symbols']:.0f} | "
                      f"{v['symbol_ratio']:.3f} | {v['followups_in_full']}/{v['followups']} | "
                      f"{v['followup_symbols_all']:.1f} | {v['followup_psnr_delta']:.2f} / {v['followup_psnr_free']:.2f} / "
                      f"{v['followup_psnr_full']:.2f} | {v['followup_ssim_delta']:.3f} / {v['followup_ssim_full']:.3f} | "
-                     f"{v['followup_met_delta']:.0%} / {v['followup_met_full']:.0%} | {v['first_psnr']:.2f} |")
+                     f"{v['followup_met_delta']:.0%} / {v['followup_met_full']:.0%} | {v['first_psnr']:.2f} | "
+                     f"{_coords_text(v)} |")
     lines += ["", "## Per turn", "",
               "| SNR dB | turn | instruction | mode | sent as | symbols | PSNR | SSIM | edit met |",
               "|---|---|---|---|---|---|---|---|---|"]
