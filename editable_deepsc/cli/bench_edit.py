@@ -42,12 +42,15 @@ def _header(title: str, command: str, meta: dict) -> str:
 @click.option("--stop-id-distance", default=None, type=float,
               help="Editors stop a face only once its descriptor distance is at most this "
                    "(EditConfig.max_id_distance; default: the presets' own identity stop).")
+@click.option("--jecc-preset", default="guided", show_default=True,
+              help="Preset of the JECC comparison (JECC needs the face nets in the loop: guided or paper).")
 @click.option("--batch-size", default=50, show_default=True, type=int)
+@click.option("--threads", default=None, type=int, help="torch CPU threads (default: torch's choice).")
 @click.option("--out", "out_dir", type=click.Path(file_okay=False), default="out/bench_edit", show_default=True)
 @click.option("--seed", default=0, show_default=True, type=int)
 def edit(
     n, offset, presets, presets_part, jecc, codec_name, snrs, channel, jecc_n, jecc_instructions, jecc_keys,
-    max_id_distance, stop_id_distance, batch_size,
+    max_id_distance, stop_id_distance, jecc_preset, batch_size, threads,
     out_dir, seed,
 ) -> None:
     """Success rate, identity and seconds per edit of two presets on held-out faces; JECC vs edit→transmit.
@@ -71,6 +74,7 @@ def edit(
     )
     from editable_deepsc.editing.face_guidance import FaceNetGuidance
     from editable_deepsc.errors import BadInput, CheckpointError
+    from editable_deepsc.cli.options import set_threads
     from editable_deepsc.rng import seed_everything
 
     names = [p.strip() for p in presets.split(",") if p.strip()]
@@ -81,7 +85,7 @@ def edit(
     snr_list = [float(s) for s in snrs.split(",") if s.strip()]
     ch = make_channel(channel)
     seed_everything(seed)
-    torch.set_num_threads(max(1, torch.get_num_threads()))
+    set_threads(threads)
     gen = builtin_generator()
     gd = FaceNetGuidance()
     stop = {} if stop_id_distance is None else {"max_id_distance": stop_id_distance}
@@ -91,18 +95,23 @@ def edit(
     rows = compare_presets(editors, w0, DEFAULT_INSTRUCTIONS, gd, max_id_distance, batch_size) if presets_part else []
     command = (f"edsc bench edit --n {n} --offset {offset} --presets {presets} --max-id-distance {max_id_distance} "
                f"--seed {seed}" + ("" if stop_id_distance is None else f" --stop-id-distance {stop_id_distance:g}")
+               + ("" if threads is None else f" --threads {threads}")
                + ("" if presets_part else " --no-presets-part")
                + (f" --channel {channel} --snr {snrs} --jecc-n {jecc_n} --jecc-instructions {jecc_instructions}"
                   + (f" --jecc-keys {jecc_keys}" if jecc_keys else "")
+                  + (f" --jecc-preset {jecc_preset}" if jecc_preset != "guided" else "")
                   if jecc else " --no-jecc"))  # fmt: skip
     meta = {
         "generator": gen.name,
         "faces": f"{n} held-out teacher test faces (test_seeds({n}, {offset})), w0 = broadcast(mapping(z))",
-        "success": f"all targets met (editing/criteria.py) and face-api descriptor distance <= {max_id_distance}",
+        "success": f"all targets met (editing/criteria.py) and face-api descriptor distance <= {max_id_distance}, "
+                   "both judged by the face nets on the output images (outside the timing), for every preset",
         "identity": "id-sim = cosine similarity, id-dist = Euclidean distance of face-api descriptors, edited vs original",
         "timing": "seconds per edit of the edit() calls, batches of --batch-size faces, single process",
         "threads": torch.get_num_threads(),
-        "directions": "yes" if editors[names[-1]].directions is not None else "none (fast preset starts at w0)",
+        "directions": "yes" if editors[names[-1]].directions is not None else "none (jumps start at w0)",
+        "latent critic": (f"{gen.name}-critic, used by " + ", ".join(p for p, e in editors.items() if e.critic is not None)
+                          if any(e.critic is not None for e in editors.values()) else "not used"),
         "support table": "yes" if editors[names[0]].support is not None else "none (nothing refused)",
     }
     md = _header(f"Editing: {names[0]} vs {names[1]} preset", command, meta) + presets_markdown(rows, names) if rows else ""
@@ -117,7 +126,7 @@ def edit(
             click.echo(f"JECC comparison skipped: no trained codec ({e})", err=True)
             codec = None
         if codec is not None:
-            ed = editors[names[-1]]
+            ed = editors.get(jecc_preset) or build_editor(jecc_preset, generator=gen, guidance=gd, **stop)
             wj = w0[: jecc_n or n]
             jins = [i for i in DEFAULT_INSTRUCTIONS if ed.support is None or ed.support.is_supported_all(i.targets)]
             keys = [k.strip() for k in jecc_keys.split(",") if k.strip()]
@@ -126,7 +135,7 @@ def edit(
             jrows = compare_jecc(ed, codec, ch, snr_list, wj, jins, gd,
                                  max_id_distance, seed=seed, batch_size=batch_size)  # fmt: skip
             cname = codec_name or DEFAULT_CODEC
-            jmeta = {"codec": cname, "channel": channel, "preset": names[-1], "faces": int(wj.shape[0]),
+            jmeta = {"codec": cname, "channel": channel, "preset": jecc_preset, "faces": int(wj.shape[0]),
                      "channel draws per step (JECC)": ed.config.channel_draws,
                      "judged": "on the received image G(decode(channel(encode(w)))), fresh channel draw"}  # fmt: skip
             md += "\n" + _header("JECC vs edit-then-transmit (receiver side)", command, jmeta) + jecc_markdown(jrows)
@@ -139,7 +148,7 @@ def edit(
 @click.command("edit-support")
 @click.option("--n", default=100, show_default=True, type=int, help="Held-out teacher test faces.")
 @click.option("--offset", default=0, show_default=True, type=int)
-@click.option("--preset", default="fast", show_default=True, help="Preset whose reliability is measured.")
+@click.option("--preset", default="guided", show_default=True, help="Preset whose reliability is measured.")
 @click.option("--min-success", default=0.6, show_default=True, type=float)
 @click.option("--max-id-distance", default=0.45, show_default=True, type=float,
               help="Largest face-descriptor distance to the original for a success.")

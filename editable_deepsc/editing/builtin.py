@@ -33,11 +33,12 @@ def builtin_generator(name: str = BUILTIN_GENERATOR) -> StyleGenerator:
 
 
 def build_editor(
-    preset: str | EditConfig = "fast",
+    preset: str | EditConfig = "guided",
     generator: StyleGenerator | None = None,
     guidance: FaceNetGuidance | None = None,
     use_support: bool = True,
     use_directions: bool = True,
+    critic=None,
     **overrides,
 ) -> Editor:
     """An :class:`Editor` over the built-in models.
@@ -45,7 +46,7 @@ def build_editor(
     Parameters
     ----------
     preset : str or EditConfig
-        ``"paper"`` or ``"fast"`` (or a config).
+        ``"paper"``, ``"guided"`` or ``"fast"`` (or a config).
     generator : StyleGenerator, optional
         Default: :func:`builtin_generator`.
     guidance : FaceNetGuidance, optional
@@ -53,7 +54,9 @@ def build_editor(
     use_support : bool
         Refuse edits the shipped support table marks unreliable for this generator.
     use_directions : bool
-        Load the generator's registered directions (needed by the fast preset).
+        Load the generator's registered directions (needed by the guided and fast presets).
+    critic : LatentCritic, optional
+        Latent critic for the fast preset (default: the generator's registered one).
     **overrides
         :class:`EditConfig` fields to change.
     """
@@ -64,5 +67,10 @@ def build_editor(
     name = getattr(gen, "name", "unnamed")
     directions = load_directions(name) if use_directions else None
     support = load_support(name) if use_support else None
+    critic = None
+    if cfg.init == "critic":
+        from editable_deepsc.editing.critic import find_critic
+
+        critic = critic if critic is not None else find_critic(name)
     return Editor(gen, gd, identity=gd.identity_loss, config=cfg, directions=directions, support=support,
-                  identity_distance=gd.identity_distance)
+                  identity_distance=gd.identity_distance, critic=critic)

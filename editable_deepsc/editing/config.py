@@ -8,11 +8,22 @@ Two presets ship:
     whole W+ latent for up to 250 steps with a cosine ramp-down of the learning
     rate, loss = guidance + λ_L2·‖w − w0‖² + λ_ID·identity + λ_keep·(unnamed
     attributes). Each sample stops as soon as its targets are met.
-``"fast"``
+``"guided"``
     Jump along precomputed per-attribute directions in W+ (InterFaceGAN-style,
     ``edsc train directions``) by a step size computed from the sample's
     current attribute value and the direction's fitted slope, times the
-    strength, then a few refinement steps of the same loss.
+    strength, correct the step from the face nets' reading of the result,
+    then a few refinement steps of the same loss. Every edit is checked by the
+    face nets (the system's default; called ``"fast"`` before stop 10).
+``"fast"``
+    The same jump, sized from the *latent critic*'s prediction of the
+    original's attributes (``edsc train critic``), then Adam in latent space
+    against the critic (:mod:`editable_deepsc.editing.critic_edit`): no face
+    net and a single synthesis per edit. ``met`` and the attribute values of
+    the result are the critic's predictions (``EditResult.verified`` is
+    False) unless ``verify=True``, which measures the result with the face
+    nets and refines the samples that missed with up to ``steps`` steps of
+    the face-net loss.
 """
 
 from __future__ import annotations
@@ -23,7 +34,7 @@ from typing import Literal
 from editable_deepsc.errors import BadInput
 
 Schedule = Literal["constant", "cosine"]
-Init = Literal["w0", "direction"]
+Init = Literal["w0", "direction", "critic"]
 
 
 @dataclass(frozen=True)
@@ -55,8 +66,9 @@ class EditConfig:
         Attributes the keep term watches (``None``: the editor's default, see
         :data:`editable_deepsc.editing.criteria.KEEP_DEFAULT`); attributes
         named by the instruction, and those coupled to them, are skipped.
-    init : {"w0", "direction"}
-        Start at ``w0`` or at the direction jump (needs directions).
+    init : {"w0", "direction", "critic"}
+        Start at ``w0``, at the direction jump (needs directions), or at the
+        result of the latent-critic edit (needs a critic; see ``critic_*``).
     alpha_margin : float
         Overshoot factor on the direction step (1.0: aim exactly at the target).
     alpha_max : float
@@ -86,6 +98,20 @@ class EditConfig:
     channel_draws : int
         Channel realisations per step for joint editing-channel coding (the
         loss is averaged over them and the stop criterion uses the mean value).
+    critic_steps : int
+        Adam steps against the latent critic (``init="critic"``).
+    critic_lr : float
+        Their learning rate (W+ units).
+    critic_margin : float
+        How far past each goal the critic's prediction must be, in the critic's
+        held-out residual stds of that attribute.
+    critic_id_weight : float
+        Weight of the predicted descriptor change ``‖ê(w) − ê(w0)‖² / 0.1²``.
+    critic_keep_weight : float
+        Weight of the predicted change of the attributes the instruction does not name.
+    verify : bool
+        With ``init="critic"``: measure the result with the face nets and refine
+        the samples that missed (otherwise ``met`` is the critic's prediction).
     score_threshold : float or None
         For guidance without attribute measurements (e.g. CLIP): a target is met
         once ``guidance.score(G(w), target, G(w0)) >= score_threshold·strength``;
@@ -112,6 +138,12 @@ class EditConfig:
     check_every: int = 1
     layers: tuple[int, ...] | None = None
     channel_draws: int = 2
+    critic_steps: int = 60
+    critic_lr: float = 0.05
+    critic_margin: float = 1.0
+    critic_id_weight: float = 1.0
+    critic_keep_weight: float = 0.0
+    verify: bool = False
     score_threshold: float | None = None
     extra: dict = field(default_factory=dict, compare=False)
 
@@ -122,8 +154,13 @@ class EditConfig:
             raise BadInput(f"lr must be > 0, got {self.lr}")
         if self.schedule not in ("constant", "cosine"):
             raise BadInput(f"unknown schedule {self.schedule!r} (constant or cosine)")
-        if self.init not in ("w0", "direction"):
-            raise BadInput(f"unknown init {self.init!r} (w0 or direction)")
+        if self.init not in ("w0", "direction", "critic"):
+            raise BadInput(f"unknown init {self.init!r} (w0, direction or critic)")
+        if int(self.critic_steps) < 0 or not self.critic_lr > 0:
+            raise BadInput("critic_steps must be >= 0 and critic_lr > 0")
+        for name in ("critic_margin", "critic_id_weight", "critic_keep_weight"):
+            if not getattr(self, name) >= 0:
+                raise BadInput(f"{name} must be >= 0, got {getattr(self, name)}")
         for name in ("warmup", "rampdown"):
             v = getattr(self, name)
             if not 0.0 <= v <= 1.0:
@@ -171,9 +208,12 @@ class EditConfig:
 
 PRESETS: dict[str, EditConfig] = {
     "paper": EditConfig(preset="paper", steps=250, lr=0.1, schedule="cosine", init="w0"),
-    "fast": EditConfig(
-        preset="fast", steps=8, lr=0.1, schedule="constant", init="direction", line_steps=3, alpha_margin=1.05,
+    "guided": EditConfig(
+        preset="guided", steps=8, lr=0.1, schedule="constant", init="direction", line_steps=3, alpha_margin=1.05,
         lambda_keep=0.0,
+    ),
+    "fast": EditConfig(
+        preset="fast", steps=8, lr=0.1, schedule="constant", init="critic", alpha_margin=1.05, lambda_keep=0.0,
     ),
 }
 """Named presets (see the module docstring)."""

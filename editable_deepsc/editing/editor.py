@@ -11,9 +11,11 @@ instruction, the editor minimises, per sample,
 
 with Adam and a learning-rate schedule (:class:`~editable_deepsc.editing.config.EditConfig`),
 stopping each sample as soon as all its targets are met
-(:mod:`editable_deepsc.editing.criteria`). The ``"fast"`` preset first jumps
+(:mod:`editable_deepsc.editing.criteria`). The ``"guided"`` preset first jumps
 along precomputed attribute directions
-(:class:`~editable_deepsc.editing.directions.AttributeDirections`).
+(:class:`~editable_deepsc.editing.directions.AttributeDirections`); the
+``"fast"`` preset edits against a latent critic that predicts the face nets'
+readings from the latent (:mod:`editable_deepsc.editing.critic_edit`).
 
 It is generic: any :class:`~editable_deepsc.generator.base.StyleGenerator` and
 any :class:`~editable_deepsc.guidance.base.Guidance` (attribute nets, CLIP).
@@ -87,6 +89,10 @@ class EditResult:
     config : EditConfig
     jecc : bool
         Whether the edit went through the channel.
+    verified : bool
+        Whether ``met``, ``target_met`` and ``values_*`` come from the guidance's
+        measurements (False: the latent critic's predictions, fast preset
+        without ``verify``).
     trajectory : list of (int, Tensor)
         ``(step, w_plus)`` snapshots when ``record_every > 0``.
     loss_history : list of float
@@ -106,6 +112,7 @@ class EditResult:
     strength: float
     config: EditConfig
     jecc: bool = False
+    verified: bool = True
     trajectory: list[tuple[int, torch.Tensor]] = field(default_factory=list)
     loss_history: list[float] = field(default_factory=list)
 
@@ -120,6 +127,7 @@ class EditResult:
             "strength": self.strength,
             "preset": self.config.preset,
             "jecc": self.jecc,
+            "verified": self.verified,
             "n": int(self.w_plus.shape[0]),
             "success_rate": float(self.met.float().mean()),
             "mean_steps": float(self.steps.float().mean()),
@@ -199,7 +207,7 @@ class Editor:
         ``identity(images, reference) -> (N,)`` identity loss (e.g.
         :class:`~editable_deepsc.guidance.attributes.IdentityLoss`).
     config : EditConfig or str
-        Preset name (``"paper"``, ``"fast"``) or a config.
+        Preset name (``"paper"``, ``"guided"``, ``"fast"``) or a config.
     directions : AttributeDirections, optional
         Per-attribute directions for ``init="direction"`` (required by the fast preset
         for the attributes it jumps along; others start at ``w0``).
@@ -209,6 +217,9 @@ class Editor:
     identity_distance : callable, optional
         ``identity_distance(images, reference) -> (N,)``, no gradient needed; with
         ``EditConfig.max_id_distance`` a sample stops only once it is within that bound.
+    critic : LatentCritic, optional
+        Predicts the face nets' readings from the latent; needed by ``init="critic"``
+        (the fast preset).
     """
 
     def __init__(
@@ -220,8 +231,10 @@ class Editor:
         directions=None,
         support=None,
         identity_distance: IdentityFn | None = None,
+        critic=None,
     ) -> None:
         self.generator = generator
+        self.critic = critic
         self.identity_distance = identity_distance
         self.guidance = guidance
         self.identity = identity
@@ -231,6 +244,11 @@ class Editor:
         if directions is not None and (directions.num_ws, directions.w_dim) != (generator.num_ws, generator.w_dim):
             raise BadInput(
                 f"directions are for W+ ({directions.num_ws}, {directions.w_dim}), "
+                f"the generator has ({generator.num_ws}, {generator.w_dim})"
+            )
+        if critic is not None and (critic.num_ws, critic.w_dim) != (generator.num_ws, generator.w_dim):
+            raise BadInput(
+                f"the critic is for W+ ({critic.num_ws}, {critic.w_dim}), "
                 f"the generator has ({generator.num_ws}, {generator.w_dim})"
             )
 
@@ -303,6 +321,47 @@ class Editor:
             alpha[:, j] = al.clamp(lo, hi)
         return alpha
 
+    def _direction_vectors(
+        self, targets: tuple[EditTarget, ...], w0: torch.Tensor, mask: torch.Tensor | None,
+        subspace: torch.Tensor | None,
+    ) -> torch.Tensor:  # fmt: skip
+        """Each target's direction (T, num_ws, w_dim), masked to the editable layers and projected on
+        ``subspace``; zero where no direction is known."""
+        dirs = torch.zeros(len(targets), *w0.shape[1:], device=w0.device)
+        for j, t in enumerate(targets):
+            if self.directions is not None and t.attribute in self.directions:
+                dirs[j] = self.directions.vector(t.attribute).to(w0.device) * (mask[0] if mask is not None else 1.0)
+        if subspace is not None:
+            dirs = project(dirs, subspace)
+        return dirs
+
+    def _critic_edit(
+        self,
+        w0: torch.Tensor,
+        targets: tuple[EditTarget, ...],
+        strength: float,
+        mask: torch.Tensor | None,
+        subspace: torch.Tensor | None,
+    ):
+        """The fast preset's edit: direction jump sized from the critic's reading of ``w0``, then Adam against
+        the critic (:func:`~editable_deepsc.editing.critic_edit.critic_edit`); returns it and ``alpha`` (N, T)."""
+        from editable_deepsc.editing.critic_edit import critic_edit
+
+        named = tuple(dict.fromkeys(t.attribute for t in targets))
+        with torch.no_grad():
+            v0 = self.critic.values(w0, named)
+        alpha = self.direction_step(targets, v0, strength)
+        start = w0 + torch.einsum("nt,tlw->nlw", alpha.to(w0.device), self._direction_vectors(targets, w0, mask,
+                                                                                                subspace))
+
+        def keep_inside(x: torch.Tensor) -> torch.Tensor:
+            if mask is not None:
+                x = x * mask
+            return project(x, subspace) if subspace is not None else x
+
+        filt = keep_inside if (mask is not None or subspace is not None) else None
+        return critic_edit(self.critic, w0, start, targets, strength, self.config, filt), alpha
+
     def _jump(
         self,
         w0: torch.Tensor,
@@ -325,12 +384,7 @@ class Editor:
         cfg = self.config
         n, dev = w0.shape[0], w0.device
         alpha = self.direction_step(targets, values0, strength)
-        dirs = torch.zeros(len(targets), *w0.shape[1:], device=dev)
-        for j, t in enumerate(targets):
-            if t.attribute in self.directions:
-                dirs[j] = self.directions.vector(t.attribute).to(dev) * (mask[0] if mask is not None else 1.0)
-        if subspace is not None:
-            dirs = project(dirs, subspace)
+        dirs = self._direction_vectors(targets, w0, mask, subspace)
 
         def place(al: torch.Tensor, rows: torch.Tensor | None = None) -> torch.Tensor:
             base = w0 if rows is None else w0[rows]
@@ -522,14 +576,35 @@ class Editor:
         keep = tuple(a for a in keep if a in measurable_attributes(self.guidance))
         attrs = report = named + keep if self.measuring else ()  # measured in the loop, before and after
 
+        mask = self._layer_mask(w0)
+        alpha = torch.zeros(n, len(targets))
+        w_init = w0.clone()
+        if cfg.init == "critic":
+            if self.critic is None:
+                raise BadInput("the fast preset needs a latent critic for this generator (`edsc train critic`); "
+                               "use the guided or paper preset")
+            if through_channel is not None:
+                raise BadInput("joint editing-channel coding needs the face nets in the loop: "
+                               "use the guided or paper preset with it")
+            ce, alpha = self._critic_edit(w0, targets, strength, mask, subspace)
+            if not (cfg.verify and self.measuring):
+                with torch.no_grad():
+                    images_out = self.generator.synthesis(ce.w_plus)
+                return EditResult(
+                    w_plus=ce.w_plus, images=images_out, met=ce.target_met.all(1).cpu(), target_met=ce.target_met.cpu(),
+                    steps=torch.zeros(n, dtype=torch.long),
+                    values_before={a: v.cpu() for a, v in ce.values_before.items()},
+                    values_after={a: v.cpu() for a, v in ce.values_after.items()},
+                    alpha=alpha, seconds=time.perf_counter() - t_start, targets=targets, strength=float(strength),
+                    config=cfg, verified=False,
+                )  # fmt: skip
+            w_init = ce.w_plus.clone()
+
         with torch.no_grad():
             reference = self.generator.synthesis(w0)
             values0 = measure_attributes(self.guidance, reference, report) if self.measuring else {}
             values0 = {a: v.detach() for a, v in values0.items()}
 
-        mask = self._layer_mask(w0)
-        alpha = torch.zeros(n, len(targets))
-        w_init = w0.clone()
         met_jump = None
         if cfg.init == "direction" and self.directions is not None:
             w_init, alpha, met_jump = self._jump(w0, targets, values0, strength, mask, through_channel, generator, draws,

@@ -1,0 +1,198 @@
+"""The latent critic and the fast preset that edits against it (tiny generator, toy guidance)."""
+
+from __future__ import annotations
+
+import pytest
+import torch
+from edit_toys import TinyGenerator, ToyGuidance, target
+
+from editable_deepsc.editing.config import edit_config
+from editable_deepsc.editing.critic import (
+    CriticData,
+    LatentCritic,
+    critic_errors,
+    critic_groups,
+    load_critic,
+    save_metadata,
+    score_groups,
+)
+from editable_deepsc.editing.directions import fit_directions
+from editable_deepsc.editing.editor import Editor
+from editable_deepsc.editing.evaluate import run_instruction
+from editable_deepsc.errors import BadInput, CheckpointError
+from editable_deepsc.train.critic import fit
+from editable_deepsc.zoo.registry import save_state_dict
+
+TOY_ATTRIBUTES = ("happy", "yaw", "age")
+
+
+class ToyFaceGuidance(ToyGuidance):
+    """The toy guidance with a 128-d "descriptor": a fixed random projection of the image."""
+
+    def __init__(self) -> None:
+        self.proj = torch.randn(3 * 8 * 8, 128, generator=torch.Generator().manual_seed(11)) / 8.0
+
+    def embedding(self, images: torch.Tensor) -> torch.Tensor:
+        return images.flatten(1) @ self.proj
+
+
+@pytest.fixture(scope="module")
+def gen_():
+    return TinyGenerator()
+
+
+@pytest.fixture(scope="module")
+def dirs(gen_):
+    return fit_directions(gen_, ToyGuidance(), n=400, seed=3, attributes=TOY_ATTRIBUTES, mode="layerwise")
+
+
+@pytest.fixture(scope="module")
+def trained(gen_, dirs, tmp_path_factory):
+    """A critic fitted on 400 toy groups (360 train, 40 held out) and its held-out errors."""
+    torch.manual_seed(0)
+    w = critic_groups(gen_, dirs, 400, 4, seed=1)
+    y, e = score_groups(gen_, ToyFaceGuidance(), w, TOY_ATTRIBUTES)
+    critic = LatentCritic(gen_.num_ws, gen_.w_dim, hidden=64, depth=2, attributes=TOY_ATTRIBUTES)
+    ckpt = tmp_path_factory.mktemp("critic") / "fit.safetensors"
+    errors = fit(CriticData(w, y, e), critic, steps=500, batch=64, lr=3e-3, n_val=40, seed=0, checkpoint=ckpt,
+                 progress=False)
+    return critic, errors
+
+
+TOY_ID = 0.002
+"""Identity weight for the toy descriptor (its distances are ~40x face-api's)."""
+
+
+@pytest.fixture(scope="module")
+def w0():
+    return torch.randn(24, 3, 8, generator=torch.Generator().manual_seed(1))
+
+
+def test_groups_hold_a_base_and_its_variants(gen_, dirs):
+    w = critic_groups(gen_, dirs, 10, 4, seed=2)
+    assert w.shape == (10, 5, 3, 8)
+    moved = (w[:, 1:] - w[:, :1]).flatten(2).norm(dim=2)
+    assert (moved > 0).all()  # every variant differs from its base
+    assert torch.equal(w, critic_groups(gen_, dirs, 10, 4, seed=2))  # seeded
+
+
+def test_critic_learns_the_readings_and_distances(trained):
+    critic, errors = trained
+    for a in TOY_ATTRIBUTES:
+        assert errors["attributes"][a]["r2"] > 0.9, errors["attributes"]
+    assert errors["distance"]["corr"] > 0.9
+    assert torch.allclose(critic.residual_std[:-1], torch.tensor(
+        [errors["attributes"][a]["residual_std"] for a in TOY_ATTRIBUTES]))  # fmt: skip
+    assert critic.distance_error == pytest.approx(errors["distance"]["residual_std"])
+
+
+def test_untrained_critic_is_worse(gen_, dirs, trained):
+    w = critic_groups(gen_, dirs, 40, 4, seed=9)
+    y, e = score_groups(gen_, ToyFaceGuidance(), w, TOY_ATTRIBUTES)
+    fresh = LatentCritic(gen_.num_ws, gen_.w_dim, hidden=64, depth=2, attributes=TOY_ATTRIBUTES)
+    bad = critic_errors(fresh, CriticData(w, y, e))
+    good = critic_errors(trained[0], CriticData(w, y, e))
+    assert good["attributes"]["age"]["r2"] > bad["attributes"]["age"]["r2"] + 0.5
+
+
+def test_fast_preset_meets_the_target_without_measuring(gen_, dirs, trained, w0):
+    critic = trained[0]
+    calls = {"n": 0}
+
+    class Counting(ToyFaceGuidance):
+        def measure(self, images, attributes):
+            calls["n"] += 1
+            return super().measure(images, attributes)
+
+    ed = Editor(gen_, Counting(), config=edit_config("fast", critic_id_weight=TOY_ID), directions=dirs, critic=critic)
+    r = ed.edit(w0, target("age"))
+    assert calls["n"] == 0 and not r.verified and (r.steps == 0).all()
+    g = ToyGuidance()
+    with torch.no_grad():
+        v0 = g.measure(gen_.synthesis(w0), ("age",))["age"]
+        v1 = g.measure(r.images, ("age",))["age"]
+    real = v1 - v0 >= 8.0  # the age criterion, judged on the output images
+    assert real.float().mean() >= 0.9
+    assert (r.met == real).float().mean() >= 0.8  # the prediction mostly agrees with the judge
+    # a heavier identity term keeps the descriptor closer (and gets less of the edit)
+    strict = Editor(gen_, ToyFaceGuidance(), config=edit_config("fast", critic_id_weight=50 * TOY_ID), directions=dirs,
+                    critic=critic).edit(w0, target("age"))
+    emb = ToyFaceGuidance().embedding
+    with torch.no_grad():
+        ref = emb(gen_.synthesis(w0))
+        d_loose, d_strict = (emb(r.images) - ref).norm(dim=1), (emb(strict.images) - ref).norm(dim=1)
+        v_strict = g.measure(strict.images, ("age",))["age"]
+    assert d_strict.mean() < 0.8 * d_loose.mean()
+    assert (v_strict - v0).mean() < (v1 - v0).mean()
+
+
+def test_fast_preset_verify_measures_and_refines(gen_, dirs, trained, w0):
+    ed = Editor(gen_, ToyFaceGuidance(), config=edit_config("fast", verify=True, critic_margin=0.0, critic_steps=5,
+                                                           critic_id_weight=TOY_ID),
+                directions=dirs, critic=trained[0])
+    r = ed.edit(w0, target("age"))
+    assert r.verified
+    with torch.no_grad():
+        v1 = ToyGuidance().measure(r.images, ("age",))["age"]
+    assert torch.allclose(v1, r.values_after["age"], atol=1e-4)  # reported values are measured ones
+    assert r.met.float().mean() >= 0.9
+
+
+def test_fast_preset_edits_several_targets_and_keeps_a_subspace(gen_, dirs, trained, w0):
+    from editable_deepsc.editing.editor import project
+
+    ed = Editor(gen_, ToyFaceGuidance(), config=edit_config("fast", critic_id_weight=TOY_ID), directions=dirs,
+                critic=trained[0])
+    r = ed.edit(w0, [target("age"), target("yaw")])
+    assert r.target_met.shape == (24, 2) and r.met.float().mean() >= 0.7
+    dim = gen_.num_ws * gen_.w_dim
+    basis, _ = torch.linalg.qr(torch.randn(dim, 6, generator=torch.Generator().manual_seed(5)))
+    rs = ed.edit(w0, target("age"), subspace=basis)
+    delta = rs.w_plus - w0
+    assert torch.allclose(project(delta, basis), delta, atol=1e-4)
+
+
+def test_fast_preset_refuses_without_critic_and_with_jecc(gen_, dirs, trained, w0):
+    with pytest.raises(BadInput, match="latent critic"):
+        Editor(gen_, ToyFaceGuidance(), config=edit_config("fast"), directions=dirs).edit(w0, target("age"))
+    codec = torch.nn.Identity()
+    ed = Editor(gen_, ToyFaceGuidance(), config=edit_config("fast"), directions=dirs, critic=trained[0])
+    with pytest.raises(BadInput, match="face nets in the loop"):
+        ed.edit(w0, target("age"), through_channel=(codec, codec, 6.0))
+    with pytest.raises(BadInput, match="critic is for W\\+"):
+        Editor(gen_, ToyFaceGuidance(), critic=LatentCritic(4, 8, 16, 1, TOY_ATTRIBUTES))
+
+
+def test_critic_save_load_roundtrip_and_corrupt_file(trained, tmp_path):
+    critic = trained[0]
+    p = tmp_path / "c.safetensors"
+    save_state_dict({k: v.contiguous() for k, v in critic.state_dict().items()}, p,
+                    metadata=save_metadata(critic, "tiny", {}, {}))  # fmt: skip
+    c2 = load_critic(p)
+    w = torch.randn(5, 3, 8)
+    assert torch.allclose(c2(w)[0], critic(w)[0]) and c2.attributes == TOY_ATTRIBUTES
+    (tmp_path / "bad.safetensors").write_bytes(b"not a safetensors file")
+    with pytest.raises(CheckpointError):
+        load_critic(tmp_path / "bad.safetensors")
+    save_state_dict({"x": torch.zeros(2)}, tmp_path / "other.safetensors", metadata={"format": "something-else"})
+    with pytest.raises(CheckpointError, match="not a latent-critic"):
+        load_critic(tmp_path / "other.safetensors")
+
+
+def test_bench_judges_met_on_the_images_not_the_claim(gen_, dirs, trained, w0):
+    """``run_instruction`` measures the output; an editor claiming the opposite is caught."""
+    ed = Editor(gen_, ToyFaceGuidance(), config=edit_config("fast", critic_id_weight=TOY_ID), directions=dirs,
+                critic=trained[0])
+
+    class Liar:
+        generator, guidance, support = ed.generator, ed.guidance, None
+
+        def edit(self, w, targets, strength=1.0):
+            r = ed.edit(w, targets, strength=strength)
+            r.met = ~r.met
+            return r
+
+    honest = run_instruction(ed, w0, [target("age")], None)
+    lying = run_instruction(Liar(), w0, [target("age")], None)
+    assert lying["met"] == honest["met"] >= 0.9
+    assert lying["claimed_met_agrees"] == pytest.approx(1.0 - honest["claimed_met_agrees"])
