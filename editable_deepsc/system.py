@@ -58,11 +58,11 @@ class SystemConfig:
         Semantic codec zoo name (``None``: the default codec of the generator).
     inversion : {"encoder", "hybrid", "optimize"}
         Image semantic encoder mode.
-    preset : {"guided", "fast", "paper"}
-        Editing preset (:data:`~editable_deepsc.editing.config.PRESETS`): ``guided``
-        (default) checks every edit with the face nets, so ``target_met_tx`` and the
-        session's fall-back decisions are measured; ``fast`` edits against the
-        latent critic and reports its predictions.
+    preset : {"fast", "paper", "instant"}
+        Editing preset (:data:`~editable_deepsc.editing.config.PRESETS`): ``fast``
+        (default) and ``paper`` check every edit with the face nets, so
+        ``target_met_tx`` and the session's fall-back decisions are measured;
+        ``instant`` edits against the latent critic and reports its predictions.
     jecc : bool
         Joint editing-channel coding: edit through codec + sampled channel + decoder.
     delta_k : int or None
@@ -81,7 +81,7 @@ class SystemConfig:
     encoder: str = "edsc-e4e-faces64"
     codec: str | None = None
     inversion: str = "encoder"
-    preset: str = "guided"
+    preset: str = "fast"
     jecc: bool = False
     delta_k: int | None = None
     refresh_every: int = 4
@@ -91,8 +91,8 @@ class SystemConfig:
     def __post_init__(self) -> None:
         if self.inversion not in ("encoder", "hybrid", "optimize"):
             raise BadInput(f"inversion must be encoder, hybrid or optimize, got {self.inversion!r}")
-        if self.preset not in ("guided", "fast", "paper"):
-            raise BadInput(f"preset must be guided, fast or paper, got {self.preset!r}")
+        if self.preset not in ("fast", "paper", "instant"):
+            raise BadInput(f"preset must be fast, paper or instant, got {self.preset!r}")
         if int(self.refresh_every) < 1:
             raise BadInput(f"refresh_every must be >= 1, got {self.refresh_every}")
         if self.delta_k is not None and int(self.delta_k) < 1:

@@ -1,4 +1,4 @@
-"""The latent critic and the fast preset that edits against it (tiny generator, toy guidance)."""
+"""The latent critic and the instant preset that edits against it (tiny generator, toy guidance)."""
 
 from __future__ import annotations
 
@@ -52,10 +52,10 @@ def trained(gen_, dirs, tmp_path_factory):
     torch.manual_seed(0)
     w = critic_groups(gen_, dirs, 400, 4, seed=1)
     y, e = score_groups(gen_, ToyFaceGuidance(), w, TOY_ATTRIBUTES)
-    critic = LatentCritic(gen_.num_ws, gen_.w_dim, hidden=64, depth=2, attributes=TOY_ATTRIBUTES)
+    critic = LatentCritic(gen_.num_ws, gen_.w_dim, hidden=64, depth=2, attributes=TOY_ATTRIBUTES, dropout=0.0)
     ckpt = tmp_path_factory.mktemp("critic") / "fit.safetensors"
     errors = fit(CriticData(w, y, e), critic, steps=500, batch=64, lr=3e-3, n_val=40, seed=0, checkpoint=ckpt,
-                 progress=False)
+                 progress=False, weight_decay=1e-4)  # the toy readings are exact: no regularisation needed
     return critic, errors
 
 
@@ -95,7 +95,7 @@ def test_untrained_critic_is_worse(gen_, dirs, trained):
     assert good["attributes"]["age"]["r2"] > bad["attributes"]["age"]["r2"] + 0.5
 
 
-def test_fast_preset_meets_the_target_without_measuring(gen_, dirs, trained, w0):
+def test_instant_preset_meets_the_target_without_measuring(gen_, dirs, trained, w0):
     critic = trained[0]
     calls = {"n": 0}
 
@@ -104,7 +104,7 @@ def test_fast_preset_meets_the_target_without_measuring(gen_, dirs, trained, w0)
             calls["n"] += 1
             return super().measure(images, attributes)
 
-    ed = Editor(gen_, Counting(), config=edit_config("fast", critic_id_weight=TOY_ID), directions=dirs, critic=critic)
+    ed = Editor(gen_, Counting(), config=edit_config("instant", critic_id_weight=TOY_ID), directions=dirs, critic=critic)
     r = ed.edit(w0, target("age"))
     assert calls["n"] == 0 and not r.verified and (r.steps == 0).all()
     g = ToyGuidance()
@@ -115,7 +115,7 @@ def test_fast_preset_meets_the_target_without_measuring(gen_, dirs, trained, w0)
     assert real.float().mean() >= 0.9
     assert (r.met == real).float().mean() >= 0.8  # the prediction mostly agrees with the judge
     # a heavier identity term keeps the descriptor closer (and gets less of the edit)
-    strict = Editor(gen_, ToyFaceGuidance(), config=edit_config("fast", critic_id_weight=50 * TOY_ID), directions=dirs,
+    strict = Editor(gen_, ToyFaceGuidance(), config=edit_config("instant", critic_id_weight=50 * TOY_ID), directions=dirs,
                     critic=critic).edit(w0, target("age"))
     emb = ToyFaceGuidance().embedding
     with torch.no_grad():
@@ -126,8 +126,8 @@ def test_fast_preset_meets_the_target_without_measuring(gen_, dirs, trained, w0)
     assert (v_strict - v0).mean() < (v1 - v0).mean()
 
 
-def test_fast_preset_verify_measures_and_refines(gen_, dirs, trained, w0):
-    ed = Editor(gen_, ToyFaceGuidance(), config=edit_config("fast", verify=True, critic_margin=0.0, critic_steps=5,
+def test_instant_preset_verify_measures_and_refines(gen_, dirs, trained, w0):
+    ed = Editor(gen_, ToyFaceGuidance(), config=edit_config("instant", verify=True, critic_margin=0.0, critic_steps=5,
                                                            critic_id_weight=TOY_ID),
                 directions=dirs, critic=trained[0])
     r = ed.edit(w0, target("age"))
@@ -138,10 +138,10 @@ def test_fast_preset_verify_measures_and_refines(gen_, dirs, trained, w0):
     assert r.met.float().mean() >= 0.9
 
 
-def test_fast_preset_edits_several_targets_and_keeps_a_subspace(gen_, dirs, trained, w0):
+def test_instant_preset_edits_several_targets_and_keeps_a_subspace(gen_, dirs, trained, w0):
     from editable_deepsc.editing.editor import project
 
-    ed = Editor(gen_, ToyFaceGuidance(), config=edit_config("fast", critic_id_weight=TOY_ID), directions=dirs,
+    ed = Editor(gen_, ToyFaceGuidance(), config=edit_config("instant", critic_id_weight=TOY_ID), directions=dirs,
                 critic=trained[0])
     r = ed.edit(w0, [target("age"), target("yaw")])
     assert r.target_met.shape == (24, 2) and r.met.float().mean() >= 0.7
@@ -152,11 +152,11 @@ def test_fast_preset_edits_several_targets_and_keeps_a_subspace(gen_, dirs, trai
     assert torch.allclose(project(delta, basis), delta, atol=1e-4)
 
 
-def test_fast_preset_refuses_without_critic_and_with_jecc(gen_, dirs, trained, w0):
+def test_instant_preset_refuses_without_critic_and_with_jecc(gen_, dirs, trained, w0):
     with pytest.raises(BadInput, match="latent critic"):
-        Editor(gen_, ToyFaceGuidance(), config=edit_config("fast"), directions=dirs).edit(w0, target("age"))
+        Editor(gen_, ToyFaceGuidance(), config=edit_config("instant"), directions=dirs).edit(w0, target("age"))
     codec = torch.nn.Identity()
-    ed = Editor(gen_, ToyFaceGuidance(), config=edit_config("fast"), directions=dirs, critic=trained[0])
+    ed = Editor(gen_, ToyFaceGuidance(), config=edit_config("instant"), directions=dirs, critic=trained[0])
     with pytest.raises(BadInput, match="face nets in the loop"):
         ed.edit(w0, target("age"), through_channel=(codec, codec, 6.0))
     with pytest.raises(BadInput, match="critic is for W\\+"):
@@ -181,7 +181,7 @@ def test_critic_save_load_roundtrip_and_corrupt_file(trained, tmp_path):
 
 def test_bench_judges_met_on_the_images_not_the_claim(gen_, dirs, trained, w0):
     """``run_instruction`` measures the output; an editor claiming the opposite is caught."""
-    ed = Editor(gen_, ToyFaceGuidance(), config=edit_config("fast", critic_id_weight=TOY_ID), directions=dirs,
+    ed = Editor(gen_, ToyFaceGuidance(), config=edit_config("instant", critic_id_weight=TOY_ID), directions=dirs,
                 critic=trained[0])
 
     class Liar:
@@ -196,3 +196,24 @@ def test_bench_judges_met_on_the_images_not_the_claim(gen_, dirs, trained, w0):
     lying = run_instruction(Liar(), w0, [target("age")], None)
     assert lying["met"] == honest["met"] >= 0.9
     assert lying["claimed_met_agrees"] == pytest.approx(1.0 - honest["claimed_met_agrees"])
+
+
+def test_three_preset_comparison_reports_speedups_and_the_check_floor(gen_, dirs, trained, w0):
+    from editable_deepsc.editing.evaluate import BenchInstruction, check_cost, compare_presets, presets_markdown
+
+    g = ToyFaceGuidance()
+    editors = {
+        "paper": Editor(gen_, g, config=edit_config("paper", steps=40, lambda_keep=0.0)),
+        "fast": Editor(gen_, g, config=edit_config("fast"), directions=dirs),
+        "instant": Editor(gen_, g, config=edit_config("instant", critic_id_weight=TOY_ID), directions=dirs,
+                          critic=trained[0]),
+    }
+    rows = compare_presets(editors, w0[:8], [BenchInstruction("older", (target("age"),))], None, progress=False)
+    assert set(rows[0]) >= {"paper", "fast", "instant", "check_seconds"} and rows[0]["check_seconds"] > 0
+    md = presets_markdown(rows, ("paper", "fast", "instant"))
+    header = md.splitlines()[0]
+    assert "fast speed-up" in header and "instant speed-up" in header and "paper speed-up" not in header
+    assert md.splitlines()[1].count("---") == header.count("|") - 1  # one separator per column
+    ratio = rows[0]["paper"]["seconds_per_edit"] / rows[0]["instant"]["seconds_per_edit"]
+    assert f"{ratio:.1f}x" in md and "at most" in md
+    assert check_cost(editors["fast"], w0[:4], (target("age"),), batch_size=2) > 0

@@ -35,8 +35,8 @@ def cfg(**kw) -> EditConfig:
 
 # ---------------------------------------------------------------- config and criteria
 def test_presets_and_bad_config():
-    assert edit_config("paper").steps >= 200 and edit_config("guided").init == "direction"
-    assert edit_config("fast").init == "critic" and not edit_config("fast").verify
+    assert edit_config("paper").steps >= 200 and edit_config("fast").init == "direction"
+    assert edit_config("instant").init == "critic" and not edit_config("instant").verify
     assert edit_config("FAST", steps=3).steps == 3
     with pytest.raises(BadInput):
         edit_config("turbo")
@@ -195,8 +195,8 @@ def test_unsupported_attribute_refused_with_numbers(gen_, w0, tmp_path):
         SupportTable.load(tmp_path / "missing.json")
 
 
-# ---------------------------------------------------------------- directions and the guided preset
-def test_directions_fit_save_load_and_guided_preset(gen_, w0, tmp_path):
+# ---------------------------------------------------------------- directions and the fast preset
+def test_directions_fit_save_load_and_fast_preset(gen_, w0, tmp_path):
     d = fit_directions(gen_, ToyGuidance(), n=400, seed=3, attributes=("happy", "yaw", "age"), mode="layerwise")
     assert d.stats["age"]["r2"] > 0.8 and d.slope("age") > 0
     p = tmp_path / "dirs.safetensors"
@@ -204,12 +204,12 @@ def test_directions_fit_save_load_and_guided_preset(gen_, w0, tmp_path):
     d2 = AttributeDirections.load(p)
     assert torch.equal(d2.vector("yaw"), d.vector("yaw")) and d2.slope("yaw") == pytest.approx(d.slope("yaw"))
     paper = Editor(gen_, ToyGuidance(), config=cfg(steps=200)).edit(w0, target("age"))
-    fast = Editor(gen_, ToyGuidance(), config=edit_config("guided", lambda_keep=0.0), directions=d).edit(w0, target("age"))
+    fast = Editor(gen_, ToyGuidance(), config=edit_config("fast", lambda_keep=0.0), directions=d).edit(w0, target("age"))
     assert fast.met.float().mean() >= paper.met.float().mean() - 0.2
     assert fast.steps.float().mean() < 0.3 * paper.steps.float().mean()
     assert (fast.alpha[:, 0] > 0).all()
     # larger strength: larger jump
-    fast2 = Editor(gen_, ToyGuidance(), config=edit_config("guided", steps=0), directions=d).edit(w0, target("age"), strength=2)
+    fast2 = Editor(gen_, ToyGuidance(), config=edit_config("fast", steps=0), directions=d).edit(w0, target("age"), strength=2)
     assert (fast2.alpha[:, 0] > fast.alpha[:, 0]).all()
 
 
@@ -369,7 +369,7 @@ def test_subspace_edit_stays_in_the_span(gen_, w0):
     dim = gen_.num_ws * gen_.w_dim
     q = torch.randn(dim, 6, generator=torch.Generator().manual_seed(5))
     basis, _ = torch.linalg.qr(torch.cat([d.vector("yaw").reshape(dim, 1), q], 1))  # orthonormal, holds the yaw axis
-    ed = Editor(gen_, ToyGuidance(), config=edit_config("guided", lambda_keep=0.0, steps=20), directions=d)
+    ed = Editor(gen_, ToyGuidance(), config=edit_config("fast", lambda_keep=0.0, steps=20), directions=d)
     res = ed.edit(w0, target("yaw"), subspace=basis)
     delta = res.w_plus - w0
     assert torch.allclose(project(delta, basis), delta, atol=1e-4)  # nothing outside the span

@@ -13,9 +13,10 @@ CHANNEL_CHOICES = ("awgn", "rayleigh")
 def system_options(f):
     """Options shared by ``edsc edit`` and ``edsc chat`` (models and policies of the system)."""
     opts = [
-        click.option("--preset", type=click.Choice(["guided", "fast", "paper"]), default="guided", show_default=True,
-                     help="Editing preset: direction jump checked by the face nets + few steps (guided), "
-                          "latent-critic edit without face nets (fast), or StyleCLIP-like optimisation (paper)."),
+        click.option("--preset", type=click.Choice(["fast", "paper", "instant"]), default="fast", show_default=True,
+                     help="Editing preset: direction jump checked by the face nets + few steps (fast), "
+                          "StyleCLIP-like optimisation (paper), or a latent-critic edit without face nets whose "
+                          "success is only predicted (instant)."),
         click.option("--inversion", type=click.Choice(["encoder", "hybrid", "optimize"]), default="encoder",
                      show_default=True, help="Image semantic encoder mode."),
         click.option("--codec", default=None, help="Semantic codec zoo name (default: the k=128 codec)."),

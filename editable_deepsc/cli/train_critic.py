@@ -1,4 +1,4 @@
-"""``edsc train critic``: fit the latent critic that the fast editing preset optimises against."""
+"""``edsc train critic``: fit the latent critic that the instant editing preset optimises against."""
 
 from __future__ import annotations
 
@@ -14,10 +14,10 @@ from editable_deepsc.cli.options import quiet_option, seed_option, set_threads, 
               help="Zoo name of the generator (its directions must be registered).")
 @click.option("--n", default=3000, show_default=True, type=int, help="Training faces (groups) to score.")
 @click.option("--variants", default=4, show_default=True, type=int, help="Edited variants per face.")
-@click.option("--steps", default=6000, show_default=True, type=int, help="Adam steps of the fit.")
+@click.option("--steps", default=3000, show_default=True, type=int, help="Adam steps of the fit.")
 @click.option("--n-val", default=300, show_default=True, type=int, help="Groups held out for the residuals.")
 @click.option("--calibration-faces", default=50, show_default=True, type=int,
-              help="Held-out base faces that choose the fast preset's margin and identity weight (0: skip).")
+              help="Held-out base faces that choose the instant preset's margin and identity weight (0: skip).")
 @click.option("--workdir", type=click.Path(file_okay=False), default="runs/critic", show_default=True,
               help="Scored shards and the fit checkpoint (a rerun resumes).")
 @click.option("--register/--no-register", default=True, show_default=True,
@@ -31,7 +31,7 @@ def critic(generator_name: str, n: int, variants: int, steps: int, n_val: int, c
     """Score training faces and edited variants with the face nets; fit an MLP that predicts them from W+.
 
     Prints the held-out R² and residual std per attribute, the error of the
-    predicted descriptor distance (JSON) and the calibration table of the fast
+    predicted descriptor distance (JSON) and the calibration table of the instant
     preset (success on held-out faces per margin and identity weight).
 
     \b

@@ -16,7 +16,7 @@ import click
 @click.option("--out", type=click.Path(dir_okay=False), default=None, help="Also write the safetensors here.")
 @click.option("--seed", default=0, show_default=True, type=int)
 def delta(generator_name: str, n: int, register: bool, out: str | None, seed: int) -> None:
-    """Edit inverted training faces with the guided editor and fit the principal axes of the deltas.
+    """Edit inverted training faces with the fast editor and fit the principal axes of the deltas.
 
     \b
     Example:

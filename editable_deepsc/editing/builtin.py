@@ -33,7 +33,7 @@ def builtin_generator(name: str = BUILTIN_GENERATOR) -> StyleGenerator:
 
 
 def build_editor(
-    preset: str | EditConfig = "guided",
+    preset: str | EditConfig = "fast",
     generator: StyleGenerator | None = None,
     guidance: FaceNetGuidance | None = None,
     use_support: bool = True,
@@ -46,7 +46,7 @@ def build_editor(
     Parameters
     ----------
     preset : str or EditConfig
-        ``"paper"``, ``"guided"`` or ``"fast"`` (or a config).
+        ``"paper"``, ``"fast"`` or ``"instant"`` (or a config).
     generator : StyleGenerator, optional
         Default: :func:`builtin_generator`.
     guidance : FaceNetGuidance, optional
@@ -54,9 +54,9 @@ def build_editor(
     use_support : bool
         Refuse edits the shipped support table marks unreliable for this generator.
     use_directions : bool
-        Load the generator's registered directions (needed by the guided and fast presets).
+        Load the generator's registered directions (needed by the fast and instant presets).
     critic : LatentCritic, optional
-        Latent critic for the fast preset (default: the generator's registered one).
+        Latent critic for the instant preset (default: the generator's registered one).
     **overrides
         :class:`EditConfig` fields to change.
     """
@@ -67,10 +67,9 @@ def build_editor(
     name = getattr(gen, "name", "unnamed")
     directions = load_directions(name) if use_directions else None
     support = load_support(name) if use_support else None
-    critic = None
-    if cfg.init == "critic":
+    if cfg.init == "critic" and critic is None:
         from editable_deepsc.editing.critic import find_critic
 
-        critic = critic if critic is not None else find_critic(name)
+        critic = find_critic(name)
     return Editor(gen, gd, identity=gd.identity_loss, config=cfg, directions=directions, support=support,
                   identity_distance=gd.identity_distance, critic=critic)

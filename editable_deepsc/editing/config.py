@@ -8,14 +8,14 @@ Two presets ship:
     whole W+ latent for up to 250 steps with a cosine ramp-down of the learning
     rate, loss = guidance + λ_L2·‖w − w0‖² + λ_ID·identity + λ_keep·(unnamed
     attributes). Each sample stops as soon as its targets are met.
-``"guided"``
+``"fast"``
     Jump along precomputed per-attribute directions in W+ (InterFaceGAN-style,
     ``edsc train directions``) by a step size computed from the sample's
     current attribute value and the direction's fitted slope, times the
     strength, correct the step from the face nets' reading of the result,
     then a few refinement steps of the same loss. Every edit is checked by the
-    face nets (the system's default; called ``"fast"`` before stop 10).
-``"fast"``
+    face nets (the system's default).
+``"instant"``
     The same jump, sized from the *latent critic*'s prediction of the
     original's attributes (``edsc train critic``), then Adam in latent space
     against the critic (:mod:`editable_deepsc.editing.critic_edit`): no face
@@ -44,7 +44,7 @@ class EditConfig:
     Parameters
     ----------
     preset : str
-        Name recorded in results (``"paper"``, ``"fast"`` or ``"custom"``).
+        Name recorded in results (``"paper"``, ``"fast"``, ``"instant"`` or ``"custom"``).
     steps : int
         Maximum optimisation steps per sample (0: the direction jump only).
     lr : float
@@ -208,12 +208,12 @@ class EditConfig:
 
 PRESETS: dict[str, EditConfig] = {
     "paper": EditConfig(preset="paper", steps=250, lr=0.1, schedule="cosine", init="w0"),
-    "guided": EditConfig(
-        preset="guided", steps=8, lr=0.1, schedule="constant", init="direction", line_steps=3, alpha_margin=1.05,
+    "fast": EditConfig(
+        preset="fast", steps=8, lr=0.1, schedule="constant", init="direction", line_steps=3, alpha_margin=1.05,
         lambda_keep=0.0,
     ),
-    "fast": EditConfig(
-        preset="fast", steps=8, lr=0.1, schedule="constant", init="critic", alpha_margin=1.05, lambda_keep=0.0,
+    "instant": EditConfig(
+        preset="instant", steps=8, lr=0.1, schedule="constant", init="critic", alpha_margin=1.05, lambda_keep=0.0,
     ),
 }
 """Named presets (see the module docstring)."""

@@ -1,6 +1,6 @@
 """A latent critic: the face nets' readings of ``G(w)`` predicted from the W+ latent alone.
 
-The ``"fast"`` editing preset never runs the face nets: it optimises the latent
+The ``"instant"`` editing preset never runs the face nets: it optimises the latent
 against this small MLP, which maps a W+ latent (N, num_ws, w_dim) to
 
 * every attribute of :data:`CRITIC_ATTRIBUTES` on the *regression scale* of
@@ -63,6 +63,9 @@ class LatentCritic(nn.Module):
         Width of the hidden layers.
     depth : int
         Number of hidden layers.
+    dropout : float
+        Dropout after each hidden layer while training (the readings are noisy
+        functions of the latent: without it the MLP memorises them).
     attributes : tuple of str
         Output attributes (regression scale, see the module docstring).
 
@@ -75,10 +78,11 @@ class LatentCritic(nn.Module):
 
     def __init__(
         self, num_ws: int, w_dim: int, hidden: int = 512, depth: int = 3,
-        attributes: tuple[str, ...] = CRITIC_ATTRIBUTES,
+        attributes: tuple[str, ...] = CRITIC_ATTRIBUTES, dropout: float = 0.3,
     ) -> None:  # fmt: skip
         super().__init__()
         self.num_ws, self.w_dim, self.hidden, self.depth = int(num_ws), int(w_dim), int(hidden), int(depth)
+        self.dropout = float(dropout)
         self.attributes = tuple(attributes)
         d_in, n_out = self.num_ws * self.w_dim, len(self.attributes) + EMBED_DIM
         self.register_buffer("w_mean", torch.zeros(d_in))
@@ -89,7 +93,7 @@ class LatentCritic(nn.Module):
         layers: list[nn.Module] = []
         width = d_in
         for _ in range(self.depth):
-            layers += [nn.Linear(width, self.hidden), nn.SiLU()]
+            layers += [nn.Linear(width, self.hidden), nn.SiLU(), nn.Dropout(self.dropout)]
             width = self.hidden
         layers.append(nn.Linear(width, n_out))
         self.net = nn.Sequential(*layers)
@@ -138,7 +142,7 @@ class LatentCritic(nn.Module):
 
     def config(self) -> dict:
         return {"num_ws": self.num_ws, "w_dim": self.w_dim, "hidden": self.hidden, "depth": self.depth,
-                "attributes": list(self.attributes)}  # fmt: skip
+                "dropout": self.dropout, "attributes": list(self.attributes)}  # fmt: skip
 
 
 # ---------------------------------------------------------------------- data
@@ -324,24 +328,14 @@ def load_critic(name_or_path: str | Path) -> LatentCritic:
     CheckpointError
         Not a latent-critic file, or its tensors do not fit its configuration.
     """
-    from safetensors import safe_open
-
-    p = Path(name_or_path)
-    if not p.suffix and not p.exists():
-        p = registry.card(str(name_or_path)).path
-    state = registry.load_state_dict(name_or_path)
+    state, md = registry.load_tagged(name_or_path, FORMAT, "a latent-critic file")
     try:
-        with safe_open(str(p), framework="pt") as f:
-            md = f.metadata() or {}
-        if md.get("format") != FORMAT:
-            raise CheckpointError(f"{p.name} is not a latent-critic file")
         cfg = json.loads(md["config"])
-        critic = LatentCritic(cfg["num_ws"], cfg["w_dim"], cfg["hidden"], cfg["depth"], tuple(cfg["attributes"]))
+        critic = LatentCritic(cfg["num_ws"], cfg["w_dim"], cfg["hidden"], cfg["depth"], tuple(cfg["attributes"]),
+                              cfg.get("dropout", 0.0))
         critic.load_state_dict(state)
-    except CheckpointError:
-        raise
     except Exception as e:  # noqa: BLE001 - malformed file
-        raise CheckpointError(f"cannot load latent critic {p.name}: {e.__class__.__name__}: {e}") from None
+        raise CheckpointError(f"cannot load latent critic {Path(name_or_path).name}: {e.__class__.__name__}: {e}") from None
     critic.generator_name = md.get("generator", "")
     critic.stats = json.loads(md.get("stats", "{}"))
     return critic.eval().requires_grad_(False)

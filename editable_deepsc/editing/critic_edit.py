@@ -1,4 +1,4 @@
-"""The fast preset's inner problem: edit a latent against the latent critic, without the face nets.
+"""The instant preset's inner problem: edit a latent against the latent critic, without the face nets.
 
 Given the critic's readings of the original, ``ĝ0 = ĝ(w0)`` and ``ê0 = ê(w0)``,
 and the goal ``γ_t`` of each target on the regression scale

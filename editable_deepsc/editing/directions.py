@@ -42,7 +42,7 @@ import torch
 
 from editable_deepsc.editing.criteria import PROBABILITY_ATTRIBUTES, UNIT_EDIT
 from editable_deepsc.editing.measure import measure_attributes
-from editable_deepsc.errors import BadInput, CheckpointError
+from editable_deepsc.errors import BadInput
 from editable_deepsc.generator.base import StyleGenerator
 from editable_deepsc.rng import make_generator
 from editable_deepsc.zoo import registry
@@ -130,19 +130,7 @@ class AttributeDirections:
     @classmethod
     def load(cls, name_or_path: str | Path) -> "AttributeDirections":
         """Load by zoo name (``"edsc-faces64-directions"``) or path (sha256-checked when registered)."""
-        from safetensors import safe_open
-
-        p = Path(name_or_path)
-        if not p.suffix and not p.exists():
-            p = registry.card(str(name_or_path)).path
-        state = registry.load_state_dict(name_or_path)
-        try:
-            with safe_open(str(p), framework="pt") as f:
-                md = f.metadata() or {}
-        except Exception as e:  # noqa: BLE001
-            raise CheckpointError(f"cannot read metadata of {p.name}: {e}") from None
-        if md.get("format") != "edsc-attribute-directions":
-            raise CheckpointError(f"{p.name} is not an attribute-directions file")
+        state, md = registry.load_tagged(name_or_path, "edsc-attribute-directions", "an attribute-directions file")
         vectors = {k[4:]: v for k, v in state.items() if k.startswith("dir.")}
         slopes = {k[6:]: float(v) for k, v in state.items() if k.startswith("slope.")}
         return cls(

@@ -11,10 +11,10 @@ instruction, the editor minimises, per sample,
 
 with Adam and a learning-rate schedule (:class:`~editable_deepsc.editing.config.EditConfig`),
 stopping each sample as soon as all its targets are met
-(:mod:`editable_deepsc.editing.criteria`). The ``"guided"`` preset first jumps
+(:mod:`editable_deepsc.editing.criteria`). The ``"fast"`` preset first jumps
 along precomputed attribute directions
 (:class:`~editable_deepsc.editing.directions.AttributeDirections`); the
-``"fast"`` preset edits against a latent critic that predicts the face nets'
+``"instant"`` preset edits against a latent critic that predicts the face nets'
 readings from the latent (:mod:`editable_deepsc.editing.critic_edit`).
 
 It is generic: any :class:`~editable_deepsc.generator.base.StyleGenerator` and
@@ -91,7 +91,7 @@ class EditResult:
         Whether the edit went through the channel.
     verified : bool
         Whether ``met``, ``target_met`` and ``values_*`` come from the guidance's
-        measurements (False: the latent critic's predictions, fast preset
+        measurements (False: the latent critic's predictions, instant preset
         without ``verify``).
     trajectory : list of (int, Tensor)
         ``(step, w_plus)`` snapshots when ``record_every > 0``.
@@ -207,7 +207,7 @@ class Editor:
         ``identity(images, reference) -> (N,)`` identity loss (e.g.
         :class:`~editable_deepsc.guidance.attributes.IdentityLoss`).
     config : EditConfig or str
-        Preset name (``"paper"``, ``"guided"``, ``"fast"``) or a config.
+        Preset name (``"paper"``, ``"fast"``, ``"instant"``) or a config.
     directions : AttributeDirections, optional
         Per-attribute directions for ``init="direction"`` (required by the fast preset
         for the attributes it jumps along; others start at ``w0``).
@@ -219,7 +219,7 @@ class Editor:
         ``EditConfig.max_id_distance`` a sample stops only once it is within that bound.
     critic : LatentCritic, optional
         Predicts the face nets' readings from the latent; needed by ``init="critic"``
-        (the fast preset).
+        (the instant preset).
     """
 
     def __init__(
@@ -343,7 +343,7 @@ class Editor:
         mask: torch.Tensor | None,
         subspace: torch.Tensor | None,
     ):
-        """The fast preset's edit: direction jump sized from the critic's reading of ``w0``, then Adam against
+        """The instant preset's edit: direction jump sized from the critic's reading of ``w0``, then Adam against
         the critic (:func:`~editable_deepsc.editing.critic_edit.critic_edit`); returns it and ``alpha`` (N, T)."""
         from editable_deepsc.editing.critic_edit import critic_edit
 
@@ -581,11 +581,11 @@ class Editor:
         w_init = w0.clone()
         if cfg.init == "critic":
             if self.critic is None:
-                raise BadInput("the fast preset needs a latent critic for this generator (`edsc train critic`); "
-                               "use the guided or paper preset")
+                raise BadInput("the instant preset needs a latent critic for this generator (`edsc train critic`); "
+                               "use the fast or paper preset")
             if through_channel is not None:
                 raise BadInput("joint editing-channel coding needs the face nets in the loop: "
-                               "use the guided or paper preset with it")
+                               "use the fast or paper preset with it")
             ce, alpha = self._critic_edit(w0, targets, strength, mask, subspace)
             if not (cfg.verify and self.measuring):
                 with torch.no_grad():

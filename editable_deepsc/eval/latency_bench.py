@@ -26,7 +26,7 @@ def _q(values: list[float], q: float) -> float:
 
 
 def run_latency_bench(n: int = 10, instructions: tuple[str, ...] = DEFAULT_INSTRUCTIONS, snr_db: float = 6.0,
-                      channel: str = "awgn", preset: str = "guided", seed: int = 0) -> dict:
+                      channel: str = "awgn", preset: str = "fast", seed: int = 0) -> dict:
     """Edit ``n`` faces × ``instructions``; return load time and per-stage latency statistics (seconds)."""
     from editable_deepsc.generator.teacher import teacher_faces, test_seeds
     from editable_deepsc.system import STAGES, EditableDeepSC, SystemConfig

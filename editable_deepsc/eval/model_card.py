@@ -28,7 +28,7 @@ import torch
 from editable_deepsc.eval import generator_quality as gq
 from editable_deepsc.generator.faces64 import FACES64_NAME
 from editable_deepsc.generator.loading import load_generator
-from editable_deepsc.generator.teacher import TEACHER_NAME, face_latents, teacher_faces, test_seeds
+from editable_deepsc.generator.teacher import TEACHER_NAME, face_latents, test_seeds
 from editable_deepsc.imaging.io import save_image
 from editable_deepsc.train.generator import SUMMARY_FILE, mix_styles
 from editable_deepsc.zoo import registry

@@ -54,7 +54,6 @@ from dataclasses import asdict, dataclass
 from pathlib import Path
 
 import torch
-import torch.nn.functional as F
 from tqdm import tqdm
 
 from editable_deepsc.channel.awgn import AWGN

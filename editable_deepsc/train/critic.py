@@ -1,4 +1,4 @@
-"""Train the latent critic of the fast editing preset (``edsc train critic``).
+"""Train the latent critic of the instant editing preset (``edsc train critic``).
 
 Three phases, the first two resumable under ``workdir``:
 
@@ -8,7 +8,7 @@ Three phases, the first two resumable under ``workdir``:
 2. **fit** — Adam on the critic loss, checkpointed through
    :class:`~editable_deepsc.train.loop.ResumableRun`; the last ``n_val`` groups
    are held out and give the residuals stored with the weights;
-3. **calibrate** — the fast preset's margin and identity weight: each pair of
+3. **calibrate** — the instant preset's margin and identity weight: each pair of
    :data:`CALIBRATION_GRID` edits the held-out groups' base faces with every
    supported default instruction, judged by the face nets
    (:func:`calibrate`); the table is printed and stored with the weights, and
@@ -69,12 +69,12 @@ def collect(
 
 def fit(
     data: CriticData, critic: LatentCritic, steps: int, batch: int, lr: float, n_val: int, seed: int,
-    checkpoint: str | Path, progress: bool = True,
+    checkpoint: str | Path, progress: bool = True, weight_decay: float = 0.1,
 ) -> dict:  # fmt: skip
-    """Train ``critic`` on ``data`` (last ``n_val`` groups held out); return the held-out errors."""
+    """Train ``critic`` on ``data`` (last ``n_val`` groups held out) with AdamW; return the held-out errors."""
     train, val = data.split(n_val)
     set_normalisation(critic, train)
-    opt = torch.optim.Adam(critic.parameters(), lr=lr)
+    opt = torch.optim.AdamW(critic.parameters(), lr=lr, weight_decay=weight_decay)
     run = ResumableRun(checkpoint, {"critic": critic}, {"opt": opt})
     g = make_generator(derive_seed(seed, "critic-fit"))
     for _ in range(run.start):  # the batches already drawn before a resumption
@@ -101,7 +101,7 @@ def fit(
 
 
 CALIBRATION_GRID: tuple[tuple[float, float], ...] = (
-    (0.5, 1.0), (1.0, 1.0), (1.5, 1.0), (1.0, 0.3), (1.5, 0.3), (2.0, 0.3),
+    (1.0, 1.0), (2.0, 1.0), (3.0, 1.0), (2.0, 3.0), (3.0, 3.0), (4.0, 3.0),
 )
 """(critic_margin, critic_id_weight) pairs tried by :func:`calibrate`."""
 
@@ -110,7 +110,7 @@ def calibrate(
     critic: LatentCritic, generator, guidance, directions, support, w0: torch.Tensor,
     grid: tuple[tuple[float, float], ...] = CALIBRATION_GRID, progress: bool = True,
 ) -> list[dict]:  # fmt: skip
-    """Success of the fast preset for each (margin, identity weight) of ``grid`` on faces ``w0``.
+    """Success of the instant preset for each (margin, identity weight) of ``grid`` on faces ``w0``.
 
     Every supported instruction of :data:`~editable_deepsc.editing.evaluate.DEFAULT_INSTRUCTIONS`
     edits every face; success is judged as in ``edsc bench edit`` (face nets on the output).
@@ -128,8 +128,8 @@ def calibrate(
 
     ins = [i for i in DEFAULT_INSTRUCTIONS if support is None or support.is_supported_all(i.targets)]
     rows = []
-    for margin, idw in tqdm(grid, desc="calibrate fast preset", disable=not progress):
-        cfg = edit_config("fast", critic_margin=margin, critic_id_weight=idw)
+    for margin, idw in tqdm(grid, desc="calibrate instant preset", disable=not progress):
+        cfg = edit_config("instant", critic_margin=margin, critic_id_weight=idw)
         ed = Editor(generator, guidance, config=cfg, directions=directions, critic=critic)
         rs = [run_instruction(ed, w0, i.targets, guidance) for i in ins]
         rows.append({"margin": margin, "id_weight": idw,
@@ -149,12 +149,12 @@ def calibration_markdown(rows: list[dict]) -> str:
 
 
 def train_critic(
-    generator_name: str = "edsc-faces64", n: int = 3000, variants: int = 4, steps: int = 6000, batch: int = 64,
+    generator_name: str = "edsc-faces64", n: int = 3000, variants: int = 4, steps: int = 3000, batch: int = 64,
     lr: float = 1e-3, n_val: int = 300, hidden: int = 512, depth: int = 3, workdir: str | Path = "runs/critic",
     seed: int = 0, register: bool = True, out: str | Path | None = None, progress: bool = True,
     calibration_faces: int = 50,
 ) -> dict:  # fmt: skip
-    """Collect scored data, fit the critic, calibrate the fast preset on held-out faces (``calibration_faces``,
+    """Collect scored data, fit the critic, calibrate the instant preset on held-out faces (``calibration_faces``,
     0: skip), and (optionally) register it as ``<generator>-critic``.
 
     Returns
@@ -177,7 +177,7 @@ def train_critic(
     data = collect(workdir, gen, guidance, load_directions(generator_name), n, variants, seed, progress=progress)
     torch.manual_seed(derive_seed(seed, "critic-init") % (2**31))
     critic = LatentCritic(gen.num_ws, gen.w_dim, hidden, depth)
-    ckpt = Path(workdir) / f"fit-{generator_name}-n{n}-v{variants}-h{hidden}x{depth}-seed{seed}.safetensors"
+    ckpt = Path(workdir) / f"fit-{generator_name}-n{n}-v{variants}-h{hidden}x{depth}-s{steps}-seed{seed}.safetensors"
     errors = fit(data, critic, steps, batch, lr, n_val, seed, ckpt, progress)
     if calibration_faces > 0:
         from editable_deepsc.editing.support import load_support
@@ -203,7 +203,7 @@ def train_critic(
             licence="MIT (trained by this project on its own generator, scored by the face-api nets)",
             source=f"`{command}`", resolution=None,
             description=f"Latent critic of {generator_name}: face-net attributes and descriptor predicted from W+ "
-                        "(fast editing preset)",
+                        "(instant editing preset)",
             config={"generator": generator_name, "generator_sha256": gen_sha, **critic.config(), **meta},
             metadata=md,
         )  # fmt: skip

@@ -1,6 +1,6 @@
 """Fit the edit-delta statistics used by follow-up session turns (``edsc train delta``).
 
-Edits of training faces with the built-in guided editor (called "fast" before stop 10) give deltas
+Edits of training faces with the built-in fast editor give deltas
 ``δ = w_edit − w_0``; their principal axes (:func:`~editable_deepsc.channel.delta.fit_delta_statistics`)
 define the basis in which :class:`~editable_deepsc.channel.delta.DeltaCodec`
 sends follow-up turns. Each face gets one or two chained edits (a random
@@ -43,7 +43,7 @@ def supported_targets(editor) -> list[EditTarget]:
 
 def collect_deltas(n: int, seed: int = 0, batch: int = 16, generator_name: str = "edsc-faces64",
                    progress: bool = True) -> torch.Tensor:
-    """Edit ``n`` inverted training faces with the guided editor and return their deltas.
+    """Edit ``n`` inverted training faces with the fast editor and return their deltas.
 
     Returns
     -------
@@ -55,7 +55,7 @@ def collect_deltas(n: int, seed: int = 0, batch: int = 16, generator_name: str =
     from editable_deepsc.inversion.invert import invert
 
     gen = builtin_generator(generator_name)
-    editor = build_editor("guided", generator=gen)
+    editor = build_editor("fast", generator=gen)
     targets = supported_targets(editor)
     if not targets:
         raise BadInput("the editor supports no edit; nothing to fit")
@@ -108,7 +108,7 @@ def train_delta(n: int = 512, seed: int = 0, generator_name: str = "edsc-faces64
             name=name, kind="delta-statistics", file=path.name, sha256=sha, licence="MIT",
             source=f"edsc train delta --n {n} --seed {seed} --generator {generator_name}",
             resolution=None,
-            description=f"Principal axes of guided-editor deltas in W+ of {generator_name} (follow-up session turns)",
+            description=f"Principal axes of fast-editor deltas in W+ of {generator_name} (follow-up session turns)",
             config={"generator": generator_name, "num_ws": pca.num_ws, "w_dim": pca.w_dim, "deltas": int(deltas.shape[0]),
                     "explained_variance": explained},
         ))

@@ -238,6 +238,46 @@ def load_state_dict(
         raise CheckpointError(f"corrupt checkpoint {p.name}: {e}") from None
 
 
+def load_tagged(
+    name_or_path: str | os.PathLike, fmt: str, what: str
+) -> tuple[dict[str, torch.Tensor], dict[str, str]]:
+    """Load a safetensors file whose header metadata carries ``format = fmt`` (directions, critics, ...).
+
+    Parameters
+    ----------
+    name_or_path : str or path-like
+        A registered name (sha256-checked) or a path.
+    fmt : str
+        Expected ``format`` tag.
+    what : str
+        What the file should be, for the error message (e.g. ``"an attribute-directions file"``).
+
+    Returns
+    -------
+    (dict of str to Tensor, dict of str to str)
+        The tensors and the header metadata.
+
+    Raises
+    ------
+    CheckpointError
+        Missing or corrupt file, digest mismatch, unreadable metadata, or another format.
+    """
+    from safetensors import safe_open
+
+    p = Path(name_or_path)
+    if not p.suffix and not p.exists():
+        p = card(str(name_or_path)).path
+    state = load_state_dict(name_or_path)
+    try:
+        with safe_open(str(p), framework="pt") as f:
+            md = f.metadata() or {}
+    except Exception as e:  # noqa: BLE001
+        raise CheckpointError(f"cannot read metadata of {p.name}: {e}") from None
+    if md.get("format") != fmt:
+        raise CheckpointError(f"{p.name} is not {what}")
+    return state, md
+
+
 def verify_all() -> list[tuple[str, bool, str]]:
     """Check every registered file; return ``(name, ok, message)`` rows."""
     rows = []
