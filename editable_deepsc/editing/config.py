@@ -212,8 +212,9 @@ PRESETS: dict[str, EditConfig] = {
         preset="fast", steps=8, lr=0.1, schedule="constant", init="direction", line_steps=3, alpha_margin=1.05,
         lambda_keep=0.0,
     ),
-    "instant": EditConfig(
+    "instant": EditConfig(  # margin and identity weight: the best row of `edsc train critic`'s calibration
         preset="instant", steps=8, lr=0.1, schedule="constant", init="critic", alpha_margin=1.05, lambda_keep=0.0,
+        critic_margin=2.0, critic_id_weight=1.0,
     ),
 }
 """Named presets (see the module docstring)."""
