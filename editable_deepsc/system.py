@@ -301,7 +301,8 @@ class EditOutcome:
             "scores_before": self.scores_before,
             "scores_tx": self.scores_tx,
             "scores_rx": self.scores_rx,
-            "target_met_tx": bool(self.edit.met.all()),
+            "target_met_tx": self.target_met_tx,
+            "edit_verified": bool(getattr(self.edit, "verified", True)),
             "identity_tx": self.identity_tx,
             "identity_rx": self.identity_rx,
             "rx_vs_tx": {"psnr": float(psnr(self.rx_image, self.tx_image)[0]),
@@ -312,6 +313,24 @@ class EditOutcome:
             "seed": self.seed,
             "system": self.system,
         }
+
+    @property
+    def target_met_tx(self) -> bool:
+        """Whether the transmitter's edit meets every target, as measured by the face nets.
+
+        A checked edit (``fast``, ``paper``) says so itself; for an ``instant`` edit,
+        whose ``met`` is the latent critic's prediction, the measured ``scores_before``
+        and ``scores_tx`` decide.
+        """
+        if getattr(self.edit, "verified", True) or not self.scores_tx:
+            return bool(self.edit.met.all())
+        from editable_deepsc.editing.criteria import target_met
+
+        return all(
+            bool(target_met(t, torch.tensor([self.scores_before[t.attribute]]),
+                            torch.tensor([self.scores_tx[t.attribute]]), self.edit.strength)[0])
+            for t in self.parsed.targets
+        )  # fmt: skip
 
     @property
     def generator_resolution(self) -> int:

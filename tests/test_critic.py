@@ -217,3 +217,39 @@ def test_three_preset_comparison_reports_speedups_and_the_check_floor(gen_, dirs
     ratio = rows[0]["paper"]["seconds_per_edit"] / rows[0]["instant"]["seconds_per_edit"]
     assert f"{ratio:.1f}x" in md and "at most" in md
     assert check_cost(editors["fast"], w0[:4], (target("age"),), batch_size=2) > 0
+
+
+def test_system_judges_an_unverified_edit_by_the_measured_scores():
+    from types import SimpleNamespace
+
+    from editable_deepsc.system import EditOutcome
+    from editable_deepsc.text.targets import ParsedInstruction
+
+    def outcome(verified: bool, claimed: bool, age_tx: float) -> EditOutcome:
+        edit = SimpleNamespace(met=torch.tensor([claimed]), verified=verified, strength=1.0)
+        return EditOutcome(parsed=ParsedInstruction(text="older", targets=(target("age"),)), source=None,
+                           tx_image=None, rx_image=None, w0=None, w_edit=None, w_rx=None, edit=edit, link=None,
+                           channel=None, timings={}, scores_before={"age": 30.0}, scores_tx={"age": age_tx})
+
+    assert outcome(True, True, 31.0).target_met_tx  # a checked edit speaks for itself
+    assert not outcome(False, True, 31.0).target_met_tx  # predicted met, measured +1 year: not met
+    assert outcome(False, False, 39.0).target_met_tx  # predicted miss, measured +9 years: met
+
+
+def test_shipped_critic_makes_teacher_faces_smile_without_face_nets():
+    """The registered edsc-faces64-critic drives the instant preset on held-out faces (judged by the face nets)."""
+    from editable_deepsc.editing.builtin import build_editor
+    from editable_deepsc.editing.evaluate import test_latents
+    from editable_deepsc.text.targets import EditTarget
+
+    ed = build_editor("instant")
+    assert ed.critic is not None and bool((ed.critic.residual_std > 0).all())
+    w0 = test_latents(ed.generator, 8, offset=0)
+    r = ed.edit(w0, EditTarget("happy", "more"))
+    assert not r.verified and r.values_after["happy"].mean() > r.values_before["happy"].mean()
+    with torch.no_grad():
+        v0 = ed.guidance.measure(ed.generator.synthesis(w0), ("happy",))["happy"]
+        v1 = ed.guidance.measure(r.images, ("happy",))["happy"]
+        dist = ed.guidance.identity_distance(r.images, ed.generator.synthesis(w0))
+    assert (v1 - v0).mean() > 0.2 and (v1 >= 0.5).float().mean() >= 0.5
+    assert dist.mean() < 0.45
