@@ -253,3 +253,12 @@ def test_shipped_critic_makes_teacher_faces_smile_without_face_nets():
         dist = ed.guidance.identity_distance(r.images, ed.generator.synthesis(w0))
     assert (v1 - v0).mean() > 0.2 and (v1 >= 0.5).float().mean() >= 0.5
     assert dist.mean() < 0.45
+
+
+def test_train_critic_cli_refuses_bad_sizes_before_any_work(tmp_path):
+    from editable_deepsc.cli import main
+
+    assert main(["train", "critic", "--n", "5", "--n-val", "10", "--workdir", str(tmp_path / "w")]) == 2
+    assert main(["train", "critic", "--n", "100", "--n-val", "20", "--calibration-faces", "30",
+                 "--workdir", str(tmp_path / "w")]) == 2  # fmt: skip
+    assert not (tmp_path / "w").exists()
