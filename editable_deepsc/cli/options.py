@@ -57,6 +57,24 @@ def trainer_options(device: bool = False) -> Callable[[F], F]:
     )
 
 
+def generator_option(help: str = "Zoo name of the generator.") -> Callable[[F], F]:
+    """``--generator`` (zoo name, default edsc-faces64) bound to the ``generator_name`` argument."""
+    return click.option("--generator", "generator_name", default="edsc-faces64", show_default=True, help=help)
+
+
+def artefact_options(zoo_name: str) -> Callable[[F], F]:
+    """``--register/--no-register --out`` of the commands that fit one safetensors file for a generator.
+
+    ``zoo_name`` is how the help names the registered artefact (e.g. ``<generator>-critic``).
+    """
+    return stack(
+        click.option("--register/--no-register", default=True, show_default=True,
+                     help=f"Save to the zoo as {zoo_name}."),
+        click.option("--out", type=click.Path(dir_okay=False), default=None,
+                     help="Also write the safetensors here."),
+    )
+
+
 def bench_options(seed_help: str | None = None, quiet_help: str = "No progress bar.") -> Callable[[F], F]:
     """``--threads --seed --quiet`` of the ``edsc bench`` commands."""
     return stack(threads_option(), seed_option(seed_help), quiet_option(quiet_help))

@@ -6,12 +6,18 @@ import json
 
 import click
 
-from editable_deepsc.cli.options import quiet_option, seed_option, set_threads, threads_option
+from editable_deepsc.cli.options import (
+    artefact_options,
+    generator_option,
+    quiet_option,
+    seed_option,
+    set_threads,
+    threads_option,
+)
 
 
 @click.command("critic")
-@click.option("--generator", "generator_name", default="edsc-faces64", show_default=True,
-              help="Zoo name of the generator (its directions must be registered).")
+@generator_option("Zoo name of the generator (its directions must be registered).")
 @click.option("--n", default=3000, show_default=True, type=int, help="Training faces (groups) to score.")
 @click.option("--variants", default=4, show_default=True, type=int, help="Edited variants per face.")
 @click.option("--steps", default=3000, show_default=True, type=int, help="Adam steps of the fit.")
@@ -20,9 +26,7 @@ from editable_deepsc.cli.options import quiet_option, seed_option, set_threads, 
               help="Held-out base faces that choose the instant preset's margin and identity weight (0: skip).")
 @click.option("--workdir", type=click.Path(file_okay=False), default="runs/critic", show_default=True,
               help="Scored shards and the fit checkpoint (a rerun resumes).")
-@click.option("--register/--no-register", default=True, show_default=True,
-              help="Save to the zoo as <generator>-critic.")
-@click.option("--out", type=click.Path(dir_okay=False), default=None, help="Also write the safetensors here.")
+@artefact_options("<generator>-critic")
 @seed_option()
 @threads_option()
 @quiet_option()

@@ -6,15 +6,14 @@ import json
 
 import click
 
+from editable_deepsc.cli.options import artefact_options, generator_option, seed_option
+
 
 @click.command("delta")
-@click.option("--generator", "generator_name", default="edsc-faces64", show_default=True,
-              help="Zoo name of the generator.")
+@generator_option()
 @click.option("--n", default=512, show_default=True, type=int, help="Training faces to edit (one or two edits each).")
-@click.option("--register/--no-register", default=True, show_default=True,
-              help="Save to the zoo as edsc-delta-<generator>.")
-@click.option("--out", type=click.Path(dir_okay=False), default=None, help="Also write the safetensors here.")
-@click.option("--seed", default=0, show_default=True, type=int)
+@artefact_options("edsc-delta-<generator>")
+@seed_option()
 def delta(generator_name: str, n: int, register: bool, out: str | None, seed: int) -> None:
     """Edit inverted training faces with the fast editor and fit the principal axes of the deltas.
 

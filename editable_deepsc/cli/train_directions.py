@@ -6,10 +6,11 @@ from pathlib import Path
 
 import click
 
+from editable_deepsc.cli.options import artefact_options, generator_option, seed_option
+
 
 @click.command("directions")
-@click.option("--generator", "generator_name", default="edsc-faces64", show_default=True,
-              help="Zoo name of the generator.")
+@generator_option()
 @click.option("--n", default=3000, show_default=True, type=int, help="Training-seed latents to sample and score.")
 @click.option("--mode", type=click.Choice(["shared", "layerwise"]), default="shared", show_default=True,
               help="One w direction for every layer, or a regression on the whole W+.")
@@ -17,10 +18,8 @@ import click
               help="Bend each direction away from what changes the face descriptor (see editing.directions).")
 @click.option("--workdir", type=click.Path(file_okay=False), default="runs/directions", show_default=True,
               help="Scores are cached here (a rerun with the same settings resumes).")
-@click.option("--register/--no-register", default=True, show_default=True,
-              help="Save to the zoo as <generator>-directions.")
-@click.option("--out", type=click.Path(dir_okay=False), default=None, help="Also write the safetensors here.")
-@click.option("--seed", default=0, show_default=True, type=int)
+@artefact_options("<generator>-directions")
+@seed_option()
 def directions(generator_name: str, n: int, mode: str, identity_aware: bool, workdir: str, register: bool, out: str | None, seed: int) -> None:
     """Sample latents (training seeds), score their faces with the face nets, fit a direction per attribute.
 
