@@ -76,7 +76,9 @@ class EditResult:
     target_met : Tensor, bool, (N, T)
         Per target.
     steps : Tensor, int64, (N,)
-        Optimisation steps each sample took (0: met at the start or after the jump).
+        Optimisation steps through the generator each sample took (0: met at the start
+        or after the jump; the instant preset's ``critic_steps`` in latent space are
+        not counted).
     values_before, values_after : dict of str to Tensor (N,)
         Attribute values of ``G(w0)`` and ``G(w_plus)`` (named and kept attributes;
         empty for guidance that cannot measure).
