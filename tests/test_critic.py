@@ -255,10 +255,17 @@ def test_shipped_critic_makes_teacher_faces_smile_without_face_nets():
     assert dist.mean() < 0.45
 
 
-def test_train_critic_cli_refuses_bad_sizes_before_any_work(tmp_path):
+def test_train_critic_cli_refuses_bad_sizes_before_any_work(tmp_path, capsys):
     from editable_deepsc.cli import main
 
-    assert main(["train", "critic", "--n", "5", "--n-val", "10", "--workdir", str(tmp_path / "w")]) == 2
-    assert main(["train", "critic", "--n", "100", "--n-val", "20", "--calibration-faces", "30",
-                 "--workdir", str(tmp_path / "w")]) == 2  # fmt: skip
+    work = str(tmp_path / "w")
+    cases = [
+        (["--n", "20", "--n-val", "20", "--calibration-faces", "0"], "need --n > --n-val"),
+        (["--n", "100", "--n-val", "5", "--calibration-faces", "0"], "need --n > --n-val"),
+        (["--n", "100", "--n-val", "20", "--variants", "0", "--calibration-faces", "0"], "--variants and --steps"),
+        (["--n", "100", "--n-val", "20", "--calibration-faces", "30"], "--calibration-faces must be in"),
+    ]
+    for args, message in cases:
+        assert main(["train", "critic", *args, "--workdir", work]) == 2
+        assert message in capsys.readouterr().err
     assert not (tmp_path / "w").exists()
