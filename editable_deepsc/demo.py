@@ -21,7 +21,7 @@ from pathlib import Path
 
 import torch
 
-from editable_deepsc.config import ChannelConfig
+from editable_deepsc.channel.config import ChannelConfig
 from editable_deepsc.imaging import from_pil, save_image
 
 DEFAULT_INSTRUCTIONS: tuple[str, ...] = ("make her smile", "turn the head to the left", "open the mouth")
@@ -132,7 +132,7 @@ def _digital_rows(faces: dict[str, torch.Tensor], channels: list[ChannelConfig],
     for name, img in faces.items():
         img64 = resize(img, 64)
         for ch in channels:
-            res = transmit_jpeg_ldpc(img64, cbr=DIGITAL_CBR, snr_db=ch.snr_db, channel=ch.name,
+            res = transmit_jpeg_ldpc(img64, cbr=DIGITAL_CBR, channel=ch,
                                      seed=derive_seed(seed, "jpeg", name, ch.snr_db))
             save_image(res.image, out_dir / f"{name}_jpeg-ldpc_{ch.snr_db:g}dB.png")
             rec = {k: v for k, v in res.to_json().items() if k != "image"}

@@ -47,7 +47,7 @@ def main(argv: list[str] | None = None) -> int:
 
     from playwright.sync_api import sync_playwright
 
-    from editable_deepsc.config import ChannelConfig
+    from editable_deepsc.channel.config import ChannelConfig
     from editable_deepsc.web.app import create_app
     from editable_deepsc.web.headless import ensure_chromium, launch
     from editable_deepsc.web.server import start_in_thread

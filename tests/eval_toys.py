@@ -10,7 +10,9 @@ from editable_deepsc.channel.codec import PCAUncodedCodec
 from editable_deepsc.channel.latent_pca import LatentPCA
 from editable_deepsc.editing.config import EditConfig
 from editable_deepsc.editing.editor import Editor
-from editable_deepsc.system import EditableDeepSC, Receiver, SystemConfig, Transmitter
+from editable_deepsc.receiver import Receiver
+from editable_deepsc.system import EditableDeepSC, SystemConfig
+from editable_deepsc.transmitter import Transmitter
 
 SIDE = 48
 SCALE = SIDE // 8

@@ -6,7 +6,7 @@ import pytest
 
 from editable_deepsc import __version__
 from editable_deepsc.cli import VERBS, main
-from editable_deepsc.config import ChannelConfig
+from editable_deepsc.channel.config import ChannelConfig
 from editable_deepsc.errors import BadInput
 
 

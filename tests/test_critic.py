@@ -222,7 +222,7 @@ def test_three_preset_comparison_reports_speedups_and_the_check_floor(gen_, dirs
 def test_system_judges_an_unverified_edit_by_the_measured_scores():
     from types import SimpleNamespace
 
-    from editable_deepsc.system import EditOutcome
+    from editable_deepsc.records import EditOutcome
     from editable_deepsc.text.targets import ParsedInstruction
 
     def outcome(verified: bool, claimed: bool, age_tx: float) -> EditOutcome:

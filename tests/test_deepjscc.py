@@ -21,6 +21,7 @@ from editable_deepsc.baselines.deepjscc import (
     transmit_deepjscc,
 )
 from editable_deepsc.baselines.registry import transmit_image
+from editable_deepsc.channel.config import ChannelConfig
 from editable_deepsc.errors import BadInput, CheckpointError
 
 pytestmark = pytest.mark.usefixtures("one_torch_thread")
@@ -62,12 +63,12 @@ def test_shapes_power_and_roundtrip(tmp_path):
     with pytest.raises(CheckpointError):
         load_model(str(tmp_path / "missing.safetensors"))
     # registry dispatch with an explicit model: exact CBR of the model is reported
-    r = transmit_image(x[:1], "deepjscc", cbr=0.5, snr_db=6.0, channel="rayleigh", seed=3, model=str(p))
+    r = transmit_image(x[:1], "deepjscc", cbr=0.5, channel=ChannelConfig("rayleigh", 6.0), seed=3, model=str(p))
     j = r.to_json()
     assert j["k"] == 128 and j["cbr"] == pytest.approx(1 / 24) and j["cbr_requested"] == 0.5
     assert j["power"] == pytest.approx(1.0, abs=1e-5) and r.image.shape == (1, 3, 32, 32)
     with pytest.raises(BadInput):
-        transmit_deepjscc(x[:1], snr_db=99.0, model=str(p))
+        transmit_deepjscc(x[:1], channel=ChannelConfig("awgn", 99.0), model=str(p))
 
 
 def test_training_resume_matches_uninterrupted(tmp_path):

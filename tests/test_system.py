@@ -8,14 +8,18 @@ from edit_toys import TinyGenerator, ToyGuidance
 from torch import nn
 
 from editable_deepsc.channel.codec import PCAUncodedCodec
+from editable_deepsc.channel.config import ChannelConfig
 from editable_deepsc.channel.delta import DeltaCodec, fit_delta_statistics
 from editable_deepsc.channel.latent_pca import LatentPCA
-from editable_deepsc.config import ChannelConfig
 from editable_deepsc.editing.config import EditConfig
 from editable_deepsc.editing.editor import Editor
 from editable_deepsc.errors import BadInput, UnsupportedInstruction
-from editable_deepsc.system import STAGES, EditableDeepSC, Receiver, SystemConfig, Transmitter, continue_targets
+from editable_deepsc.receiver import Receiver
+from editable_deepsc.records import STAGES
+from editable_deepsc.session import continue_targets
+from editable_deepsc.system import EditableDeepSC, SystemConfig
 from editable_deepsc.text.targets import EditTarget, FollowUp, ParsedInstruction
+from editable_deepsc.transmitter import Transmitter
 
 
 class Tiny16(TinyGenerator):

@@ -16,7 +16,7 @@ from web_toys import toy_face, toy_samples, toy_system
 
 from editable_deepsc.baselines.edit_at_receiver import deliver_and_edit, edit_at_receiver
 from editable_deepsc.cli import main
-from editable_deepsc.config import ChannelConfig
+from editable_deepsc.channel.config import ChannelConfig
 from editable_deepsc.errors import BadInput
 from editable_deepsc.imaging.io import to_pil
 from editable_deepsc.text.targets import EditTarget

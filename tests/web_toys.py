@@ -14,8 +14,10 @@ from editable_deepsc.channel.latent_pca import LatentPCA
 from editable_deepsc.editing.config import EditConfig
 from editable_deepsc.editing.editor import Editor
 from editable_deepsc.errors import NoFaceFound
-from editable_deepsc.system import EditableDeepSC, Receiver, SystemConfig, Transmitter
+from editable_deepsc.receiver import Receiver
+from editable_deepsc.system import EditableDeepSC, SystemConfig
 from editable_deepsc.text.targets import EditTarget
+from editable_deepsc.transmitter import Transmitter
 from editable_deepsc.web.samples import Sample
 
 
@@ -75,7 +77,7 @@ def toy_samples(system: EditableDeepSC) -> list[Sample]:
     return [Sample(f"toy-{s}", f"toy face {s}", lambda s=s: toy_face(system, s)) for s in (11, 12)]
 
 
-def transmit_needs_weights(image, cbr, snr_db, channel="awgn", seed=0):
+def transmit_needs_weights(image, cbr, channel, seed=0):
     """A registered baseline whose trained model is missing (as DeepJSCC before training)."""
     from editable_deepsc.errors import CheckpointError
 

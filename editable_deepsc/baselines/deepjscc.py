@@ -39,9 +39,11 @@ import torch
 from safetensors import safe_open
 from torch import nn
 
-from editable_deepsc.channel import check_snr, make_channel, snr_to_no
+from editable_deepsc.channel.config import ChannelConfig, make_channel
 from editable_deepsc.channel.power import complex_to_real, normalize_power, real_to_complex
+from editable_deepsc.channel.snr import snr_to_no
 from editable_deepsc.errors import BadInput, CheckpointError
+from editable_deepsc.metrics.image import psnr, ssim
 from editable_deepsc.rng import make_generator
 
 DOWNSAMPLE = 4
@@ -284,7 +286,7 @@ class DeepJSCCResult:
 
 
 @torch.no_grad()
-def transmit_deepjscc(image: torch.Tensor, cbr: float = 1 / 12, snr_db: float = 6.0, channel: str = "awgn",
+def transmit_deepjscc(image: torch.Tensor, cbr: float = 1 / 12, channel: ChannelConfig = ChannelConfig(),
                       seed: int = 0, model: str | None = None) -> DeepJSCCResult:
     """Send one image with DeepJSCC (registry name ``deepjscc``).
 
@@ -293,8 +295,8 @@ def transmit_deepjscc(image: torch.Tensor, cbr: float = 1 / 12, snr_db: float = 
     image : Tensor, float32, shape (1, 3, H, W), in [-1, 1], H and W divisible by 4
     cbr : float
         Wanted CBR; the shipped model with the nearest CBR is used (``result.cbr`` is exact).
-    snr_db : float
-    channel : {"awgn", "rayleigh"}
+    channel : ChannelConfig
+        Channel and SNR (default: AWGN at 6 dB).
     seed : int
         Seeds the channel noise.
     model : str, optional
@@ -304,13 +306,11 @@ def transmit_deepjscc(image: torch.Tensor, cbr: float = 1 / 12, snr_db: float = 
     -------
     DeepJSCCResult
     """
-    from editable_deepsc.metrics.image import psnr, ssim
-
     t0 = time.perf_counter()
-    snr_db = check_snr(snr_db)
+    snr_db = channel.snr_db
     if not isinstance(image, torch.Tensor) or image.ndim != 4 or image.shape[:2] != (1, 3):
         raise BadInput(f"expected one RGB image (1, 3, H, W), got {getattr(image, 'shape', type(image))}")
-    ch = make_channel(channel)
+    ch = channel.build()
     if model is not None:
         net, name = load_model(model), str(model)
     else:
@@ -322,7 +322,7 @@ def transmit_deepjscc(image: torch.Tensor, cbr: float = 1 / 12, snr_db: float = 
     y = ch(x, snr_to_no(torch.tensor([[snr_db]])), generator=make_generator(seed))
     rx = net.decode(y, h, w).clamp(-1, 1)
     s = float(ssim(rx, image)[0]) if min(h, w) >= 11 else None
-    return DeepJSCCResult(image=rx, method="deepjscc", snr_db=snr_db, channel=str(channel).lower(),
+    return DeepJSCCResult(image=rx, method="deepjscc", snr_db=snr_db, channel=channel.name,
                           cbr=k / (h * w * 3), cbr_requested=float(cbr), k=k, image_size=[h, w], model=name,
                           power=float(x.abs().pow(2).mean()), psnr=float(psnr(rx, image)[0]), ssim=s,
                           seconds=time.perf_counter() - t0, seed=int(seed))

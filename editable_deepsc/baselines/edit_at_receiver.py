@@ -25,7 +25,8 @@ from typing import Any, Sequence
 
 import torch
 
-from editable_deepsc.config import ChannelConfig
+from editable_deepsc.baselines.registry import transmit_image
+from editable_deepsc.channel.config import ChannelConfig
 from editable_deepsc.errors import BadInput
 from editable_deepsc.rng import derive_seed, make_generator
 from editable_deepsc.text.targets import EditTarget, ParsedInstruction
@@ -194,9 +195,7 @@ def deliver_and_edit(system, source: torch.Tensor, method: str, cbr: float, chan
     BadInput
         Unknown method, bad CBR.
     """
-    from editable_deepsc.baselines.registry import transmit_image
-
-    tx = transmit_image(source, method, cbr=cbr, snr_db=channel.snr_db, channel=channel.name,
+    tx = transmit_image(source, method, cbr=cbr, channel=channel,
                         seed=derive_seed(seed, "baseline", method), **options)
     edit = edit_at_receiver(system, tx.image, instructions, strength=strength, seed=seed)
     return DeliveredEdit(method=method, transmission=tx, edit=edit)

@@ -29,18 +29,20 @@ from __future__ import annotations
 import math
 import time
 from dataclasses import asdict, dataclass, field
+from importlib.metadata import PackageNotFoundError, version
 
 import numpy as np
 import torch
 
 from editable_deepsc.baselines.codecs import PARAM_BYTES, Packet, check_codec, fit_quality, read_packet
-from editable_deepsc.channel import check_snr, make_channel
+from editable_deepsc.channel.config import ChannelConfig
 from editable_deepsc.channel.digital import send_bits
 from editable_deepsc.channel.ldpc import DEFAULT_DECODER, check_decoder
 from editable_deepsc.channel.mcs import MCS_CANDIDATES, MCSChoice, select_mcs
 from editable_deepsc.channel.transport import decode_payload, encode_payload, plan_blocks
 from editable_deepsc.errors import BadInput
-from editable_deepsc.imaging import from_pil, to_pil
+from editable_deepsc.imaging import from_pil, resize, to_pil
+from editable_deepsc.metrics.image import SSIM_WINDOW, psnr, ssim
 from editable_deepsc.rng import make_generator
 
 @dataclass
@@ -101,8 +103,6 @@ class TransmitResult:
 
 
 def _versions() -> dict:
-    from importlib.metadata import PackageNotFoundError, version
-
     out = {}
     for pkg in ("sionna-no-rt", "ldpc", "pillow", "pillow-heif"):
         try:
@@ -147,15 +147,11 @@ def _fallback(image: torch.Tensor, fallback: torch.Tensor | None) -> torch.Tenso
         return torch.zeros_like(image)  # mid-grey
     fb = fallback.detach().float().reshape(1, 3, *fallback.shape[-2:])
     if fb.shape != image.shape:
-        from editable_deepsc.imaging import resize
-
         fb = resize(fb, tuple(image.shape[-2:]))
     return fb.clamp(-1, 1)
 
 
 def _quality_metrics(rx: torch.Tensor, tx: torch.Tensor) -> tuple[float, float | None]:
-    from editable_deepsc.metrics.image import SSIM_WINDOW, psnr, ssim
-
     p = float(psnr(rx, tx)[0])
     s = float(ssim(rx, tx)[0]) if min(tx.shape[-2:]) >= SSIM_WINDOW else None
     return (p if math.isfinite(p) else 100.0), s
@@ -172,12 +168,10 @@ def _bits_to_bytes(bits: np.ndarray) -> bytes:
 def transmit_jpeg_ldpc(
     image: torch.Tensor,
     cbr: float,
-    snr_db: float,
-    channel: str = "awgn",
+    channel: ChannelConfig,
     codec: str = "jpeg",
     decoder: str = DEFAULT_DECODER,
     seed: int = 0,
-    fading_block: int | None = None,
     fallback: torch.Tensor | None = None,
     target_bler: float = 0.1,
     mcs: MCSChoice | None = None,
@@ -189,18 +183,15 @@ def transmit_jpeg_ldpc(
     image : Tensor, float32, shape (1, 3, H, W), in [-1, 1]
     cbr : float
         Channel bandwidth ratio, ``k / (H·W·C)``.
-    snr_db : float
-        Average SNR per complex symbol, in [-10, 40] dB.
-    channel : str
-        ``"awgn"`` or ``"rayleigh"`` (coherent receiver).
+    channel : ChannelConfig
+        AWGN or Rayleigh (coherent receiver) at an average SNR per complex symbol;
+        its ``block_length`` is the symbols per Rayleigh gain (``None``: one gain for the whole image).
     codec : str
         ``"jpeg"``, ``"webp"`` or ``"heif"``.
     decoder : str
         LDPC BP decoder, see :data:`editable_deepsc.channel.ldpc.DECODERS`.
     seed : int
         Seeds the channel noise and fading.
-    fading_block : int or None
-        Symbols per Rayleigh gain; ``None`` = one gain for the whole image.
     fallback : Tensor, optional
         Image returned on failure (e.g. a dataset mean); default mid-grey.
     target_bler : float
@@ -214,13 +205,11 @@ def transmit_jpeg_ldpc(
     """
     t0 = time.perf_counter()
     image = _check_image(image)
-    snr_db = check_snr(snr_db)
-    channel = str(channel).strip().lower()
-    make_channel(channel)
+    snr_db, name = channel.snr_db, channel.name
     codec = check_codec(codec)
     decoder = check_decoder(decoder)
     k = channel_uses(cbr, tuple(image.shape))
-    choice = mcs or select_mcs(snr_db, channel, target_bler=target_bler)
+    choice = mcs or select_mcs(snr_db, name, target_bler=target_bler)
     plan = plan_blocks(k, choice.modulation, choice.code_rate)
     capacity = plan.payload_bits // 8
     if capacity < PARAM_BYTES + 1 and mcs is None:
@@ -236,7 +225,7 @@ def transmit_jpeg_ldpc(
             f"carry {capacity} payload bytes, fewer than the {PARAM_BYTES + 1} needed for the parameters and data"
         )
     h, w = image.shape[-2:]
-    base = dict(method="jpeg-ldpc", snr_db=snr_db, channel=channel, cbr=float(cbr), k=k, image_size=[h, w],
+    base = dict(method="jpeg-ldpc", snr_db=snr_db, channel=name, cbr=float(cbr), k=k, image_size=[h, w],
                 modulation=choice.modulation, code_rate=round(choice.code_rate, 6), codec=codec,
                 capacity_bytes=capacity, num_blocks=plan.num_blocks, mcs_reliable=choice.reliable,
                 mcs_table_bler=choice.bler, decoder=decoder, seed=int(seed))
@@ -247,7 +236,7 @@ def transmit_jpeg_ldpc(
 
     g = make_generator(seed)
     coded = encode_payload(_bytes_to_bits(packet.data), plan)
-    link = send_bits(coded, choice.modulation, channel, snr_db, generator=g, fading_block=fading_block)
+    link = send_bits(coded, choice.modulation, name, snr_db, generator=g, fading_block=channel.block_length)
     rx = decode_payload(link.llr, plan, decoder)
     sent_bits = len(packet.data) * 8
     tx_bits = _bytes_to_bits(packet.data)
@@ -277,8 +266,7 @@ def _result(tx, rx, base, packet: Packet | None, ok, failure, ber, raw_ber, bler
 def transmit_ideal(
     image: torch.Tensor,
     cbr: float,
-    snr_db: float,
-    channel: str = "awgn",
+    channel: ChannelConfig,
     codec: str = "jpeg",
     seed: int = 0,
     fallback: torch.Tensor | None = None,
@@ -291,9 +279,7 @@ def transmit_ideal(
     """
     t0 = time.perf_counter()
     image = _check_image(image)
-    snr_db = check_snr(snr_db)
-    channel = str(channel).strip().lower()
-    make_channel(channel)
+    snr_db = channel.snr_db
     codec = check_codec(codec)
     k = channel_uses(cbr, tuple(image.shape))
     capacity = int(math.floor(k * math.log2(1.0 + 10.0 ** (snr_db / 10.0)))) // 8
@@ -301,7 +287,7 @@ def transmit_ideal(
         raise BadInput(f"CBR {cbr} is too small: k={k} channel uses at {snr_db:g} dB carry {capacity} bytes, "
                        f"fewer than the {PARAM_BYTES + 1} needed for the parameters and data")
     h, w = image.shape[-2:]
-    base = dict(method="ideal", snr_db=snr_db, channel=channel, cbr=float(cbr), k=k, image_size=[h, w],
+    base = dict(method="ideal", snr_db=snr_db, channel=channel.name, cbr=float(cbr), k=k, image_size=[h, w],
                 modulation=None, code_rate=None, codec=codec, capacity_bytes=capacity, num_blocks=0,
                 mcs_reliable=None, mcs_table_bler=None, decoder=None, seed=int(seed))
     packet = fit_quality(to_pil(image), codec, capacity)

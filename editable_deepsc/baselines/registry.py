@@ -1,7 +1,7 @@
 """Data-oriented transmission methods by name (what ``edsc transmit --method`` dispatches to).
 
 Each entry maps a method name to ``"module:function"``; the function takes
-``(image, cbr=, snr_db=, channel=, seed=, **options)`` and returns an object
+``(image, cbr=, channel=ChannelConfig, seed=, **options)`` and returns an object
 with ``.image`` (1, 3, H, W) and ``.to_json()`` (see
 :class:`editable_deepsc.baselines.jpeg_ldpc.TransmitResult`). Options a method
 does not accept are dropped, so one CLI serves all methods. A learned method

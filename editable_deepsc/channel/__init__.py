@@ -13,37 +13,17 @@ known to the receiver (coherent equalisation) unless stated.
 
 from __future__ import annotations
 
-from torch import nn
-
 from editable_deepsc.channel.awgn import AWGN, complex_noise
 from editable_deepsc.channel.codec_zoo import DEFAULT_CODEC, load_codec
+from editable_deepsc.channel.config import CHANNELS, ChannelConfig, make_channel
 from editable_deepsc.channel.power import average_power, complex_to_real, normalize_power, real_to_complex
 from editable_deepsc.channel.rayleigh import RayleighBlockFading
 from editable_deepsc.channel.snr import SNR_RANGE_DB, check_snr, ebno_to_no, no_to_snr, snr_to_no
-from editable_deepsc.errors import BadInput
-
-CHANNELS: tuple[str, ...] = ("awgn", "rayleigh")
-
-
-def make_channel(name: str, block_length: int | None = None) -> nn.Module:
-    """Build a channel by name (``"awgn"`` or ``"rayleigh"``).
-
-    Raises
-    ------
-    BadInput
-        For an unknown channel name.
-    """
-    key = str(name).strip().lower()
-    if key == "awgn":
-        return AWGN()
-    if key == "rayleigh":
-        return RayleighBlockFading(block_length=block_length)
-    raise BadInput(f"unknown channel {name!r} (choose from: {', '.join(CHANNELS)})")
-
 
 __all__ = [
     "AWGN",
     "CHANNELS",
+    "ChannelConfig",
     "DEFAULT_CODEC",
     "RayleighBlockFading",
     "SNR_RANGE_DB",

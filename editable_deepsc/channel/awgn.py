@@ -35,6 +35,9 @@ class AWGN(nn.Module):
     """Complex AWGN channel: ``y = x + n``, ``n ~ CN(0, no)``.
 
     Call as ``AWGN()(x, no, generator=g)``. Differentiable with respect to ``x``.
+    With ``return_h=True`` it returns ``(y, h)`` like
+    :class:`~editable_deepsc.channel.rayleigh.RayleighBlockFading`, with unit gains ``h``,
+    so that callers treat both channels alike.
 
     Parameters (call)
     -----------------
@@ -44,11 +47,22 @@ class AWGN(nn.Module):
         Noise variance per complex symbol; a tensor of shape (N, 1) gives each
         sample its own SNR (used to train SNR-aware codecs).
     generator : torch.Generator, optional
+    return_h : bool
+        Also return the channel gains (all ones).
 
     Returns
     -------
-    Tensor, complex64, shape (N, k)
+    y : Tensor, complex64, shape (N, k)
+    h : Tensor, complex64, shape (N, k)
+        Only with ``return_h=True``.
     """
 
-    def forward(self, x: torch.Tensor, no: float | torch.Tensor, generator: torch.Generator | None = None) -> torch.Tensor:
-        return x + complex_noise(tuple(x.shape), no, generator, device=x.device)
+    def forward(
+        self,
+        x: torch.Tensor,
+        no: float | torch.Tensor,
+        generator: torch.Generator | None = None,
+        return_h: bool = False,
+    ) -> torch.Tensor | tuple[torch.Tensor, torch.Tensor]:
+        y = x + complex_noise(tuple(x.shape), no, generator, device=x.device)
+        return (y, torch.ones_like(y)) if return_h else y

@@ -27,8 +27,8 @@ import torch
 from torch import nn
 
 from editable_deepsc.channel.latent_pca import LatentPCA
+from editable_deepsc.channel.link import pass_channel
 from editable_deepsc.channel.power import complex_to_real, normalize_power, real_to_complex
-from editable_deepsc.channel.rayleigh import RayleighBlockFading
 from editable_deepsc.channel.snr import snr_to_no
 from editable_deepsc.channel.snr_adapter import SNRAdapter
 
@@ -240,15 +240,11 @@ def transmit_symbols(
     y : Tensor, complex64, shape (N, k)
         Received (equalised, for Rayleigh) symbols.
     snr_rx : Tensor, float32, shape (N,)
-        SNR the receiver should assume: ``snr_db`` for AWGN; for Rayleigh the
-        instantaneous ``snr_db + 10·log10(mean |h|²)`` (the receiver knows ``h``).
+        SNR the receiver should assume, the instantaneous ``snr_db + 10·log10(mean |h|²)``
+        (the receiver knows ``h``; ``h = 1`` for AWGN, so there it is ``snr_db``).
     """
-    no = snr_to_no(snr_db).view(-1, 1)
-    if isinstance(channel, RayleighBlockFading):
-        y, h = channel(x, no, generator=generator, return_h=True)
-        gain = h.abs().pow(2).mean(dim=1).clamp_min(1e-6)
-        return y, snr_db + 10.0 * torch.log10(gain)
-    return channel(x, no, generator=generator), snr_db
+    y, _, snr_rx = pass_channel(x, channel, snr_db, generator)
+    return y, snr_rx
 
 
 class PCAUncodedCodec(nn.Module):

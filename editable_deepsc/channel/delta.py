@@ -13,7 +13,7 @@ magnitude ("a bit more" vs a head turn): without the per-delta scale a small
 delta would be sent at a small fraction of the power and drown in the noise.
 
 Because the receiver adds ``δ̂`` to its own previous estimate, errors add up
-over turns; :class:`~editable_deepsc.system.Session` therefore sends a full
+over turns; :class:`~editable_deepsc.session.Session` therefore sends a full
 refresh through the semantic codec every few turns.
 """
 
@@ -27,6 +27,7 @@ import torch
 
 from torch import nn
 
+from editable_deepsc.channel.codec import SemanticCodec, transmit_symbols
 from editable_deepsc.channel.latent_pca import LatentPCA
 from editable_deepsc.channel.power import complex_to_real, real_to_complex
 from editable_deepsc.channel.snr import snr_to_no
@@ -191,8 +192,6 @@ class DeltaCodec(nn.Module):
 
     def forward(self, delta, channel, snr_db: float, generator=None):
         """Encode at nominal ``snr_db``, send through ``channel``, decode (N, num_ws, w_dim)."""
-        from editable_deepsc.channel.codec import SemanticCodec, transmit_symbols
-
         snr = SemanticCodec._snr(snr_db, delta.shape[0])
         y, snr_rx = transmit_symbols(self.encode(delta, float(snr_db)), channel, snr, generator)
         return self.decode(y, snr_rx, float(snr_db))

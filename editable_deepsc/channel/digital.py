@@ -11,9 +11,8 @@ from dataclasses import dataclass
 
 import torch
 
-from editable_deepsc.channel import make_channel
+from editable_deepsc.channel.config import make_channel
 from editable_deepsc.channel.qam import Modulation
-from editable_deepsc.channel.rayleigh import RayleighBlockFading
 from editable_deepsc.channel.snr import snr_to_no
 
 
@@ -69,15 +68,10 @@ def send_bits(
     ch = make_channel(channel, block_length=fading_block)
     x = mod.map(bits)
     no = snr_to_no(float(snr_db))
-    if isinstance(ch, RayleighBlockFading):
-        y, h = ch(x, no, generator=generator, return_h=True)
-        g = h.abs().pow(2).clamp_min(1e-12)
-        llr = mod.demap(y, no / g)
-        gain_db = 10.0 * torch.log10(g.mean(dim=1))
-    else:
-        y = ch(x, no, generator=generator)
-        llr = mod.demap(y, no)
-        gain_db = torch.zeros(x.shape[0])
+    y, h = ch(x, no, generator=generator, return_h=True)
+    g = h.abs().pow(2).clamp_min(1e-12)
+    llr = mod.demap(y, no / g)
+    gain_db = 10.0 * torch.log10(g.mean(dim=1))
     raw = int(((llr > 0).to(torch.uint8) != bits.to(torch.uint8)).sum().item())
     return LinkOutput(llr=llr, raw_errors=raw, num_symbols=int(x.shape[1]), gain_db=gain_db)
 

@@ -44,7 +44,7 @@ def chat(image: str, snr: float, channel: str, out_dir: str, refresh_every: int,
     Example:
       edsc chat face.png --snr 6 --channel rayleigh --out-dir out/chat
     """
-    from editable_deepsc.config import ChannelConfig
+    from editable_deepsc.channel.config import ChannelConfig
     from editable_deepsc.errors import EdscError
     from editable_deepsc.imaging import load_image, save_image
 

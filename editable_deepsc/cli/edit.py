@@ -75,7 +75,7 @@ def edit(image: str, instruction: str, snr: float, channel: str, strength: float
       edsc edit face.png -i "make her smile" --snr 6 --channel awgn --out edited.png --json
       edsc edit photo.jpg -i "turn the head to the left" --snr 0 --channel rayleigh --jecc
     """
-    from editable_deepsc.config import ChannelConfig
+    from editable_deepsc.channel.config import ChannelConfig
     from editable_deepsc.imaging import load_image, save_image
 
     ch = ChannelConfig(channel, snr)

@@ -33,7 +33,7 @@ def serve(host: str, port: int, snr: float, max_queue: int, max_sessions: int, r
       edsc serve
       edsc serve --port 8080 --preset fast
     """
-    from editable_deepsc.config import ChannelConfig
+    from editable_deepsc.channel.config import ChannelConfig
     from editable_deepsc.errors import BadInput
     from editable_deepsc.web.server import bind_socket, check_bind
 

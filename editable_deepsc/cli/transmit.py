@@ -37,6 +37,7 @@ def transmit(image: str, method: str, cbr_text: str, snr_db: float, channel: str
     from pathlib import Path
 
     from editable_deepsc.baselines.registry import transmit_image
+    from editable_deepsc.channel.config import ChannelConfig
     from editable_deepsc.errors import BadInput, ImageError
     from editable_deepsc.imaging import load_image, save_image
 
@@ -51,8 +52,7 @@ def transmit(image: str, method: str, cbr_text: str, snr_db: float, channel: str
 
     cbr = parse_fraction(cbr_text)
     img = load_image(image)
-    res = transmit_image(img, method, cbr=cbr, snr_db=snr_db, channel=channel, codec=codec, decoder=decoder,
-                         fading_block=fading_block, seed=seed)
+    res = transmit_image(img, method, cbr=cbr, channel=ChannelConfig(channel, snr_db, fading_block), codec=codec, decoder=decoder, seed=seed)
     row = res.to_json()
     if out_path is not None:
         save_image(res.image, out_path)

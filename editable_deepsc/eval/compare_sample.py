@@ -30,7 +30,8 @@ from typing import Any, Sequence
 import numpy as np
 import torch
 
-from editable_deepsc.config import ChannelConfig
+from editable_deepsc.channel.config import ChannelConfig
+from editable_deepsc.channel.link import send_latent
 from editable_deepsc.errors import EdscError
 from editable_deepsc.eval.compare_config import SEMANTIC, Condition
 from editable_deepsc.rng import derive_seed, make_generator
@@ -189,15 +190,9 @@ def success_of(targets: Sequence[EditTarget], before: dict[str, torch.Tensor], a
     return met, met & ok_id
 
 
-def _semantic_link(system, codec, w: torch.Tensor, cond: Condition, channel: str, seed: int) -> torch.Tensor:
-    from editable_deepsc.channel import make_channel
-    from editable_deepsc.channel.codec import transmit_symbols
-
-    with torch.no_grad():
-        x = codec.encode(w, cond.snr_db)
-        snr = torch.full((x.shape[0],), float(cond.snr_db))
-        y, snr_rx = transmit_symbols(x, make_channel(channel), snr, make_generator(seed))
-        return codec.decode(y, snr_rx), int(x.shape[1])
+def _semantic_link(codec, w: torch.Tensor, cond: Condition, channel: str, seed: int) -> tuple[torch.Tensor, int]:
+    sent = send_latent(w, codec.encode, codec.decode, ChannelConfig(channel, cond.snr_db), make_generator(seed))
+    return sent.w, sent.k
 
 
 def evaluate_sample(system, scorer: Scorer, codecs: dict[int, Any], sample_id: int, face: torch.Tensor,
@@ -244,7 +239,7 @@ def evaluate_sample(system, scorer: Scorer, codecs: dict[int, Any], sample_id: i
         t0 = time.perf_counter()
         info: dict[str, Any] = {"decode_failed": False, "failure": None}
         if cond.method == SEMANTIC:
-            w_rx, k = _semantic_link(system, codecs[cond.k], ref_edit.w_edit, cond, channel,
+            w_rx, k = _semantic_link(codecs[cond.k], ref_edit.w_edit, cond, channel,
                                      derive_seed(s, "semantic", cond.snr_db, cond.k))
             with torch.no_grad():
                 img = system.rx.synthesise(w_rx)

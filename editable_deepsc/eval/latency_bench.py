@@ -2,7 +2,7 @@
 
 Loads the built-in system once (timed separately), then edits held-out teacher
 test faces under the given instructions and reports, per stage of
-:data:`~editable_deepsc.system.STAGES`, the median and 90th percentile of
+:data:`~editable_deepsc.records.STAGES`, the median and 90th percentile of
 the wall-clock seconds, and the whole edit. The issue's v1 target: the whole
 ``edsc edit`` under 1 s after model load on 2 CPU cores at 64×64.
 """
@@ -14,7 +14,7 @@ import time
 
 import torch
 
-from editable_deepsc.config import ChannelConfig
+from editable_deepsc.channel.config import ChannelConfig
 
 DEFAULT_INSTRUCTIONS: tuple[str, ...] = ("make her smile", "turn the head to the left", "open the mouth",
                                          "make him older", "look up")
@@ -29,7 +29,8 @@ def run_latency_bench(n: int = 10, instructions: tuple[str, ...] = DEFAULT_INSTR
                       channel: str = "awgn", preset: str = "fast", seed: int = 0) -> dict:
     """Edit ``n`` faces × ``instructions``; return load time and per-stage latency statistics (seconds)."""
     from editable_deepsc.generator.teacher import teacher_faces, test_seeds
-    from editable_deepsc.system import STAGES, EditableDeepSC, SystemConfig
+    from editable_deepsc.records import STAGES
+    from editable_deepsc.system import EditableDeepSC, SystemConfig
 
     t0 = time.perf_counter()
     system = EditableDeepSC.load(SystemConfig(preset=preset))

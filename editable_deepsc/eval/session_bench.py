@@ -28,7 +28,7 @@ from collections import defaultdict
 
 from tqdm import tqdm
 
-from editable_deepsc.config import ChannelConfig
+from editable_deepsc.channel.config import ChannelConfig
 
 MODES: tuple[str, ...] = ("delta", "delta-free", "full")
 """The three transmission policies compared (see the module docstring)."""

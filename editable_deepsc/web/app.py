@@ -45,7 +45,7 @@ from starlette.responses import FileResponse, JSONResponse, Response
 from starlette.routing import Mount, Route
 from starlette.staticfiles import StaticFiles
 
-from editable_deepsc.config import ChannelConfig
+from editable_deepsc.channel.config import ChannelConfig
 from editable_deepsc.errors import BadInput, EdscError, ImageError, NoFaceFound, UnsupportedInstruction
 from editable_deepsc.imaging.io import resize
 from editable_deepsc.web.compare import COMPARE_BASELINES, BaselineCache, BaselineSpec, availability, compare_turn

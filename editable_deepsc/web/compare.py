@@ -22,7 +22,7 @@ from typing import Any, Callable
 
 import torch
 
-from editable_deepsc.config import ChannelConfig
+from editable_deepsc.channel.config import ChannelConfig
 from editable_deepsc.errors import BadInput, CheckpointError, EdscError
 
 
@@ -94,7 +94,7 @@ class BaselineCache:
         key = (spec.name, round(float(cbr), 8), channel.name, float(channel.snr_db), channel.block_length)
         if key not in self._links:
             t0 = time.perf_counter()
-            tx = _transmit(spec)(source, cbr=cbr, snr_db=channel.snr_db, channel=channel.name,
+            tx = _transmit(spec)(source, cbr=cbr, channel=channel,
                                  seed=derive_seed(seed, "baseline", spec.name))
             try:
                 inv: tuple[torch.Tensor, torch.Tensor] | str = invert_received(system, tx.image, seed=seed)

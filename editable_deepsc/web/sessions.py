@@ -1,6 +1,6 @@
 """In-memory store of web sessions, keyed by random ids, with limits.
 
-Each :class:`WebSession` wraps one :class:`~editable_deepsc.system.Session`
+Each :class:`WebSession` wraps one :class:`~editable_deepsc.session.Session`
 (the conversation), the image it started from, and the PNG bytes of every
 image the page may download. Nothing here touches the file system except
 deleting the session's own upload when it is dropped.

@@ -1,0 +1,116 @@
+"""The transmitter: image and text semantic encoders, the semantic editing module and the channel encoder.
+
+::
+
+    image ──► prepare (align) ──► invert (W+) ──┐
+    text  ──► understand (parse) ───────────────┴─► edit (W+) ──► encode ──► symbols
+
+:meth:`Transmitter.load` loads its models; the
+:class:`~editable_deepsc.receiver.Receiver` shares the generator and the codecs.
+"""
+
+from __future__ import annotations
+
+from typing import TYPE_CHECKING
+
+import torch
+
+from editable_deepsc.channel.codec_zoo import DEFAULT_CODEC, load_codec
+from editable_deepsc.channel.delta import DeltaCodec, delta_stats_name, load_delta_statistics
+from editable_deepsc.channel.link import check_finite
+from editable_deepsc.editing.builtin import build_editor, builtin_generator
+from editable_deepsc.inversion.encoder import load_encoder
+from editable_deepsc.inversion.invert import invert
+from editable_deepsc.inversion.prepare import prepare_image
+from editable_deepsc.text.parser import default_parser
+from editable_deepsc.text.targets import EditTarget, ParsedInstruction
+
+if TYPE_CHECKING:
+    from editable_deepsc.channel.codec import SemanticCodec
+    from editable_deepsc.channel.config import ChannelConfig
+    from editable_deepsc.system import SystemConfig
+
+
+class Transmitter:
+    """Image and text semantic encoders, semantic editing module and channel encoder.
+
+    Parameters
+    ----------
+    generator : StyleGenerator
+        The generator whose W+ space is edited (frozen).
+    encoder : E4EEncoder or None
+        Inversion encoder (``None`` only with ``inversion="optimize"``).
+    parser : InstructionParser
+        Text semantic encoder + parser.
+    editor : Editor
+        Semantic editing module.
+    codec : SemanticCodec
+        Channel encoder (its ``encode`` half is used here).
+    delta : DeltaCodec or None
+        Follow-up turn encoder.
+    config : SystemConfig
+    """
+
+    def __init__(self, generator, encoder, parser, editor, codec: SemanticCodec, delta: DeltaCodec | None,
+                 config: "SystemConfig"):
+        self.generator, self.encoder, self.parser, self.editor = generator, encoder, parser, editor
+        self.codec, self.delta, self.config = codec, delta, config
+
+    @classmethod
+    def load(cls, config: "SystemConfig") -> "Transmitter":
+        """Load the transmitter's models of ``config`` from the zoo (sha256-checked); the receiver shares
+        its generator, codec and delta codec."""
+        gen = builtin_generator(config.generator)
+        enc = None if config.inversion == "optimize" else load_encoder(config.encoder, generator=gen)
+        editor = build_editor(config.preset, generator=gen)
+        codec = load_codec(config.codec or DEFAULT_CODEC, generator=gen).eval()
+        delta = None
+        try:
+            stats = load_delta_statistics(delta_stats_name(gen.name), gen.num_ws, gen.w_dim)
+            delta = DeltaCodec(stats, config.delta_k or max(1, codec.k // 4))
+        except Exception:  # noqa: BLE001 - no delta statistics: sessions send full latents every turn
+            delta = None
+        parser = default_parser()
+        parser.bank_embeddings, parser.speller  # noqa: B018 - warm up now: model load, not per-instruction cost
+        parser.encoder.encode(["warm up"])
+        return cls(gen, enc, parser, editor, codec, delta, config)
+
+    def prepare(self, image: torch.Tensor):
+        """Check and align one image (1, 3, H, W) in [-1, 1] → ``PreparedImage`` at the generator's size."""
+        return prepare_image(image, resolution=self.generator.resolution, align=self.config.align)
+
+    def invert(self, image: torch.Tensor, seed: int = 0) -> torch.Tensor:
+        """Aligned image (1, 3, R, R) → W+ latent (1, num_ws, w_dim) float32."""
+        out = invert(image, method=self.config.inversion, generator=self.generator, encoder=self.encoder,
+                     seed=seed, with_stats=False)
+        return out.w_plus.detach()
+
+    def understand(self, text: str) -> ParsedInstruction:
+        """Parse an instruction (raises :class:`UnsupportedInstruction`)."""
+        return self.parser.parse(text)
+
+    def edit(self, w: torch.Tensor, instruction: ParsedInstruction | tuple[EditTarget, ...], strength: float,
+             channel: ChannelConfig, rng: torch.Generator, record_every: int = 0,
+             subspace: torch.Tensor | None = None):
+        """Run the editor on ``w`` (1, num_ws, w_dim); JECC goes through the codec at ``channel``;
+        ``subspace`` (num_ws·w_dim, m) confines the change to a span (follow-ups sent as deltas)."""
+        through = None
+        if self.config.jecc:
+            through = (self.codec, channel.build(), channel.snr_db)
+        return self.editor.edit(w, instruction, strength=strength, through_channel=through, generator=rng,
+                                record_every=record_every, subspace=subspace)
+
+    @torch.no_grad()
+    def encode(self, w: torch.Tensor, snr_db: float) -> torch.Tensor:
+        """W+ (N, num_ws, w_dim) → (N, k) complex64 channel symbols, unit average power."""
+        check_finite(w, "latent")
+        return self.codec.encode(w, snr_db)
+
+    @torch.no_grad()
+    def encode_delta(self, delta: torch.Tensor, snr_db: float) -> torch.Tensor:
+        """Edit delta (N, num_ws, w_dim) → (N, delta_k) complex64 symbols, shaped for nominal ``snr_db``."""
+        check_finite(delta, "latent delta")
+        return self.delta.encode(delta, snr_db)
+
+
+__all__ = ["Transmitter"]
