@@ -97,7 +97,7 @@ class Transmitter:
         through = None
         if self.config.jecc:
             through = (self.codec, channel.build(), channel.snr_db)
-        return self.editor.edit(w, instruction, strength=strength, through_channel=through, generator=rng,
+        return self.editor.edit(w, instruction, strength=strength, through_channel=through, rng=rng,
                                 record_every=record_every, subspace=subspace)
 
     @torch.no_grad()

@@ -330,7 +330,7 @@ def compare_jecc(
                 through = (codec, channel, float(snr)) if mode == "jecc" else None
                 g = torch.Generator().manual_seed(seed * 7919 + ci)
                 t0 = time.perf_counter()
-                r = editor.edit(chunk, list(ins.targets), through_channel=through, generator=g)
+                r = editor.edit(chunk, list(ins.targets), through_channel=through, rng=g)
                 secs += time.perf_counter() - t0
                 rx = _received(editor.generator, codec, channel, snr, r.w_plus, seed=10_000 + seed * 31 + ci)
                 with torch.no_grad():

@@ -70,7 +70,7 @@ def collect_deltas(n: int, seed: int = 0, batch: int = 16, generator_name: str =
         for turn in range(2):
             pick = torch.randint(len(targets), (1,), generator=rng).item()
             s = STRENGTHS[torch.randint(len(STRENGTHS), (1,), generator=rng).item()]
-            res = editor.edit(w, (targets[pick],), strength=s, generator=rng)
+            res = editor.edit(w, (targets[pick],), strength=s, rng=rng)
             d = (res.w_plus - w).detach()
             keep = torch.isfinite(d).flatten(1).all(1)
             if turn == 1:  # only half of the faces get a chained follow-up

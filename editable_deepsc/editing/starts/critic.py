@@ -1,6 +1,8 @@
-"""The instant preset's inner problem: edit a latent against the latent critic, without the face nets.
+"""The ``"critic"`` start (the instant preset): edit a latent against the latent critic, without the face nets.
 
-Given the critic's readings of the original, ``ĝ0 = ĝ(w0)`` and ``ê0 = ê(w0)``,
+The start jumps along the attribute directions by a step sized from the
+critic's reading of ``w0`` (:func:`~editable_deepsc.editing.starts.direction.direction_step`),
+then optimises against the critic. Given the critic's readings of the original, ``ĝ0 = ĝ(w0)`` and ``ê0 = ê(w0)``,
 and the goal ``γ_t`` of each target on the regression scale
 (:func:`~editable_deepsc.editing.criteria.goal_value` of the predicted original
 value), Adam minimises over ``w`` (starting at the direction jump)
@@ -31,6 +33,11 @@ from editable_deepsc.editing.config import EditConfig
 from editable_deepsc.editing.critic import LatentCritic, to_value
 from editable_deepsc.editing.criteria import goal_value, keep_attributes, target_met
 from editable_deepsc.editing.directions import regression_target
+from editable_deepsc.editing.problem import EditProblem
+from editable_deepsc.editing.starts.base import Start
+from editable_deepsc.editing.starts.direction import direction_step, direction_vectors, jump
+from editable_deepsc.editing.subspace import project
+from editable_deepsc.errors import BadInput
 from editable_deepsc.text.targets import EditTarget
 
 ID_SCALE = 0.1
@@ -137,3 +144,40 @@ def critic_edit(
         met = torch.stack([target_met(t, v0[t.attribute], v1[t.attribute], strength) for t in targets], 1)
         dist = (e1 - e0).norm(dim=1)
     return CriticEdit(w, v0, v1, met, dist)
+
+
+def start_from_critic(problem: EditProblem) -> Start:
+    """The jump sized from the critic's reading of ``w0``, then :func:`critic_edit` (layer mask and
+    subspace respected).
+
+    Without ``config.verify`` (or without measuring guidance) the result is :attr:`Start.final`:
+    its ``met`` and values are the critic's predictions.
+
+    Raises
+    ------
+    BadInput
+        No critic, or joint editing-channel coding (it needs the face nets in the loop).
+    """
+    critic, cfg, w0, mask, subspace = problem.critic, problem.config, problem.w0, problem.mask, problem.subspace
+    if critic is None:
+        raise BadInput("the instant preset needs a latent critic for this generator (`edsc train critic`); "
+                       "use the fast or paper preset")
+    if problem.through is not None:
+        raise BadInput("joint editing-channel coding needs the face nets in the loop: "
+                       "use the fast or paper preset with it")
+    with torch.no_grad():
+        v0 = critic.values(w0, problem.named)
+    alpha = direction_step(problem.directions, cfg, problem.targets, v0, problem.strength)
+    start = jump(w0, alpha, direction_vectors(problem))
+
+    def keep_inside(x: torch.Tensor) -> torch.Tensor:
+        if mask is not None:
+            x = x * mask
+        return project(x, subspace) if subspace is not None else x
+
+    filt = keep_inside if (mask is not None or subspace is not None) else None
+    ce = critic_edit(critic, w0, start, problem.targets, problem.strength, cfg, filt)
+    if cfg.verify and problem.measuring:
+        return Start(ce.w_plus.clone(), alpha)
+    return Start(ce.w_plus, alpha, met=ce.target_met, final=True, values_before=ce.values_before,
+                 values_after=ce.values_after)
