@@ -7,20 +7,13 @@ import torch
 from edit_toys import TinyGenerator, ToyGuidance, target
 
 from editable_deepsc.editing.config import edit_config
-from editable_deepsc.editing.critic import (
-    CriticData,
-    LatentCritic,
-    critic_errors,
-    critic_groups,
-    load_critic,
-    save_metadata,
-    score_groups,
-)
-from editable_deepsc.editing.directions import fit_directions
+from editable_deepsc.editing.critic import LatentCritic, load_critic, save_metadata
 from editable_deepsc.editing.editor import Editor
-from editable_deepsc.editing.evaluate import run_instruction
 from editable_deepsc.errors import BadInput, CheckpointError
-from editable_deepsc.train.critic import fit
+from editable_deepsc.eval.edit_bench import run_instruction
+from editable_deepsc.train.critic_data import CriticData, critic_groups, score_groups
+from editable_deepsc.train.critic_fit import critic_errors, fit
+from editable_deepsc.train.directions import fit_directions
 from editable_deepsc.zoo.registry import save_state_dict
 
 TOY_ATTRIBUTES = ("happy", "yaw", "age")
@@ -139,7 +132,7 @@ def test_instant_preset_verify_measures_and_refines(gen_, dirs, trained, w0):
 
 
 def test_instant_preset_edits_several_targets_and_keeps_a_subspace(gen_, dirs, trained, w0):
-    from editable_deepsc.editing.editor import project
+    from editable_deepsc.editing.subspace import project
 
     ed = Editor(gen_, ToyFaceGuidance(), config=edit_config("instant", critic_id_weight=TOY_ID), directions=dirs,
                 critic=trained[0])
@@ -199,7 +192,7 @@ def test_bench_judges_met_on_the_images_not_the_claim(gen_, dirs, trained, w0):
 
 
 def test_three_preset_comparison_reports_speedups_and_the_check_floor(gen_, dirs, trained, w0):
-    from editable_deepsc.editing.evaluate import BenchInstruction, check_cost, compare_presets, presets_markdown
+    from editable_deepsc.eval.edit_bench import BenchInstruction, check_cost, compare_presets, presets_markdown
 
     g = ToyFaceGuidance()
     editors = {
@@ -239,7 +232,7 @@ def test_system_judges_an_unverified_edit_by_the_measured_scores():
 def test_shipped_critic_makes_teacher_faces_smile_without_face_nets():
     """The registered edsc-faces64-critic drives the instant preset on held-out faces (judged by the face nets)."""
     from editable_deepsc.editing.builtin import build_editor
-    from editable_deepsc.editing.evaluate import test_latents
+    from editable_deepsc.eval.edit_bench import test_latents
     from editable_deepsc.text.targets import EditTarget
 
     ed = build_editor("instant")
@@ -269,3 +262,11 @@ def test_train_critic_cli_refuses_bad_sizes_before_any_work(tmp_path, capsys):
         assert main(["train", "critic", *args, "--workdir", work]) == 2
         assert message in capsys.readouterr().err
     assert not (tmp_path / "w").exists()
+
+
+def test_train_help_names_the_instant_preset_for_the_critic(capsys):
+    from editable_deepsc.cli import main
+
+    assert main(["train", "--help"]) == 0
+    line = next(x for x in capsys.readouterr().out.splitlines() if x.strip().startswith("critic"))
+    assert "instant editing preset" in line and "fast" not in line

@@ -10,11 +10,12 @@ from torch import nn
 from editable_deepsc.cli import main
 from editable_deepsc.editing.config import PRESETS, EditConfig, edit_config
 from editable_deepsc.editing.criteria import goal_value, keep_attributes, target_met
-from editable_deepsc.editing.directions import AttributeDirections, fit_directions
+from editable_deepsc.editing.directions import AttributeDirections
 from editable_deepsc.editing.editor import Editor, edit
 from editable_deepsc.editing.support import SupportTable
 from editable_deepsc.errors import BadInput, UnsupportedInstruction
 from editable_deepsc.text.targets import EditTarget, ParsedInstruction
+from editable_deepsc.train.directions import fit_directions
 
 
 @pytest.fixture(scope="module")
@@ -214,7 +215,7 @@ def test_directions_fit_save_load_and_fast_preset(gen_, w0, tmp_path):
 
 
 def test_identity_metric_matches_the_exact_jacobian(gen_):
-    from editable_deepsc.editing.directions import identity_metric
+    from editable_deepsc.train.directions import identity_metric
 
     proj = torch.randn(5, 3 * 8 * 8, generator=torch.Generator().manual_seed(2)) * 0.2
 
@@ -230,7 +231,7 @@ def test_identity_metric_matches_the_exact_jacobian(gen_):
 
 
 def test_identity_aware_direction_trades_attribute_for_identity():
-    from editable_deepsc.editing.directions import identity_aware
+    from editable_deepsc.train.directions import identity_aware
 
     metric = torch.diag(torch.tensor([100.0, 1.0, 1.0, 1.0], dtype=torch.float64))
     beta = torch.tensor([1.0, 1.0, 0.0, 0.0])
@@ -254,7 +255,7 @@ def test_identity_aware_fit_keeps_the_causal_slope(gen_):
     plain = fit_directions(gen_, g, **kw)
     aware = fit_directions(gen_, g, embed=embed, **kw)
     assert aware.meta["identity_aware"] and not plain.meta.get("identity_aware")
-    from editable_deepsc.editing.directions import _causal_slope
+    from editable_deepsc.train.directions import _causal_slope
 
     cal = torch.randn(64, 8, generator=torch.Generator().manual_seed(9))
     cal = gen_.broadcast(cal)
@@ -286,7 +287,7 @@ def test_jecc_makes_the_receiver_side_meet_the_target(gen_, w0):
     g = torch.Generator().manual_seed(0)
     link = HalvingLink()
     plain = ed.edit(w0, target("yaw"))
-    joint = ed.edit(w0, target("yaw"), through_channel=(link, nn.Identity(), 6.0), generator=g)
+    joint = ed.edit(w0, target("yaw"), through_channel=(link, nn.Identity(), 6.0), rng=g)
     assert joint.jecc and not plain.jecc
 
     def rx_yaw(w):
@@ -305,7 +306,7 @@ def test_jecc_runs_through_the_real_codec_class(gen_, w0):
     torch.manual_seed(0)
     codec = SemanticCodec(CodecConfig(num_ws=3, w_dim=8, k=8, hidden=16, depth=1)).requires_grad_(False)
     ed = Editor(gen_, ToyGuidance(), config=cfg(steps=5, channel_draws=3))
-    r = ed.edit(w0[:2], target("happy"), through_channel=(codec, AWGN(), 6.0), generator=torch.Generator().manual_seed(1))
+    r = ed.edit(w0[:2], target("happy"), through_channel=(codec, AWGN(), 6.0), rng=torch.Generator().manual_seed(1))
     assert r.jecc and r.w_plus.shape == (2, 3, 8) and torch.isfinite(r.w_plus).all()
     assert not torch.equal(r.w_plus, w0[:2])
     with pytest.raises(BadInput):
@@ -348,7 +349,7 @@ def test_cli_bad_input_exits_2(tmp_path, capsys):
 def test_builtin_editor_makes_a_teacher_face_smile():
     pytest.importorskip("editable_deepsc.guidance.attributes")
     from editable_deepsc.editing.builtin import build_editor
-    from editable_deepsc.editing.evaluate import test_latents
+    from editable_deepsc.eval.edit_bench import test_latents
 
     torch.manual_seed(0)
     ed = build_editor("paper", steps=25, use_support=False, use_directions=False)
@@ -363,7 +364,7 @@ def test_builtin_editor_makes_a_teacher_face_smile():
 
 
 def test_subspace_edit_stays_in_the_span(gen_, w0):
-    from editable_deepsc.editing.editor import project
+    from editable_deepsc.editing.subspace import project
 
     d = fit_directions(gen_, ToyGuidance(), n=400, seed=3, attributes=("yaw",), mode="layerwise")
     dim = gen_.num_ws * gen_.w_dim

@@ -36,6 +36,43 @@ def test_paired_difference_interval():
         gq.paired_difference([1.0], [0.0])
 
 
+def test_encoder_section_reports_the_measured_numbers(tmp_path):
+    from editable_deepsc.eval import encoder_card
+
+    numbers = {"encoder": "edsc-e4e-faces64", "generator": "edsc-faces64", "parameters": 1234567, "n": 16,
+               "psnr_db": 20.914, "ssim": 0.6551, "lpips": 0.64887, "lpips_metric": "lpips-proxy(effnet-lite0)",
+               "identity": None}  # fmt: skip
+    text = encoder_card.encoder_markdown(numbers, bench_page=tmp_path / "missing.md")
+    assert "`edsc-e4e-faces64` (1,234,567 parameters)" in text
+    assert "16 held-out teacher faces" in text and "PSNR 20.91 dB, SSIM 0.655, lpips-proxy(effnet-lite0) 0.6489." in text
+    assert "face-api identity" not in text and "edsc bench invert" not in text
+    assert "### Training" in text and "`edsc-e4e-faces64` (sha256" in text  # the registered encoder's training log
+    page = tmp_path / "inversion.md"
+    from editable_deepsc.eval.invert_bench import TABLE_END, TABLE_START
+
+    page.write_text(f"x\n{TABLE_START}\n| method |\n|---|\n| encoder |\n{TABLE_END}\n")
+    with_table = encoder_card.encoder_markdown({**numbers, "identity": 0.95}, bench_page=page)
+    assert "face-api identity similarity 0.950" in with_table and with_table.rstrip().endswith("| encoder |")
+
+
+def test_encoder_numbers_invert_the_card_faces(monkeypatch):
+    from editable_deepsc.eval import encoder_card
+
+    seen = {}
+
+    def fake_invert(images, method, generator, encoder, with_stats):
+        seen["images"], seen["method"] = images, method
+        stats = [{"psnr": 20.0 + i, "ssim": 0.5, "lpips": 0.25, "lpips_metric": "m", "identity": 0.9}
+                 for i in range(images.shape[0])]  # fmt: skip
+        return type("Out", (), {"stats": stats})()
+
+    monkeypatch.setattr(encoder_card, "invert", fake_invert)
+    out = encoder_card.encoder_numbers(2)
+    assert seen["method"] == "encoder" and torch.equal(seen["images"], gq.inversion_targets(2))
+    assert out["psnr_db"] == pytest.approx(20.5) and out["identity"] == pytest.approx(0.9) and out["n"] == 2
+    assert out["parameters"] > 100_000 and encoder_card.cache_key(2).endswith("-2.json")
+
+
 @pytest.mark.slow
 def test_card_written_and_cache_reproduces(tmp_path, monkeypatch):
     monkeypatch.setattr(model_card, "CACHE_DIR", tmp_path / "cache")
@@ -56,7 +93,8 @@ def test_card_written_and_cache_reproduces(tmp_path, monkeypatch):
     assert spaces == [("teacher-dcgan64", "w"), ("edsc-faces64", "w"), ("edsc-faces64", "wplus"), ("edsc-faces64", "wplus")]
     assert numbers["inversion"][3]["tie"] == numbers["inversion_tie_selection"]["tie"] > 0
     assert len(numbers["inversion"][1]["psnr_per_image"]) == 2 and "W+ property" in text
-    assert "## Inversion encoder" in text
+    assert "## Inversion encoder (`edsc-e4e-faces64`)" in text and "Not yet measured" not in text
+    assert numbers["encoder"]["n"] == 2 and numbers["encoder"]["psnr_db"] > 12 and numbers["encoder"]["parameters"] > 0
     chunk = next((tmp_path / "cache" / "fid-teacher-64px").glob("seeds-*.npy"))
     np.save(chunk, np.load(chunk) + 1.0)  # a cached chunk is used as is ...
     model_card.write_model_card(out, **kw)

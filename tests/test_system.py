@@ -75,7 +75,7 @@ def system():
     codec = PCAUncodedCodec(LatentPCA(3, 8).fit(latents), k=12)  # all 24 real coordinates, uncoded
     editor = Editor(gen, ToyGuidance(), config=EditConfig(steps=40, lr=0.1, schedule="constant",
                                                           lambda_l2=0.01, lambda_keep=0.0))
-    deltas = torch.stack([editor.edit(latents[i:i + 8], (t,), generator=g).w_plus - latents[i:i + 8]
+    deltas = torch.stack([editor.edit(latents[i:i + 8], (t,), rng=g).w_plus - latents[i:i + 8]
                           for i, t in zip(range(0, 48, 8), [EditTarget("happy", "more"), EditTarget("age", "more"),
                                                             EditTarget("yaw", "more")] * 2)]).flatten(0, 1)
     delta = DeltaCodec(fit_delta_statistics(deltas), k=8)
@@ -175,7 +175,7 @@ def test_delta_codec_error_shrinks_with_snr_and_captures_edit_energy(system):
     delta = system.tx.delta
     g = torch.Generator().manual_seed(4)
     w = torch.randn(16, 3, 8, generator=g)
-    d = system.tx.editor.edit(w, (EditTarget("happy", "more"),), generator=g).w_plus - w
+    d = system.tx.editor.edit(w, (EditTarget("happy", "more"),), rng=g).w_plus - w
     # 6 of 24 axes: the fitted basis captures far more of an edit's energy than a random one
     q, _ = torch.linalg.qr(torch.randn(24, 24, generator=g))
     random_share = float(((d.reshape(16, -1) @ q[:, :6]).pow(2).sum(1) / d.reshape(16, -1).pow(2).sum(1)).mean())
@@ -210,7 +210,7 @@ def test_delta_codec_sends_fewer_coordinates_more_often_at_low_snr(system):
     g = torch.Generator().manual_seed(6)
     w = torch.randn(63, 3, 8, generator=g)
     ts = [EditTarget("happy", "more"), EditTarget("age", "more"), EditTarget("yaw", "more")]  # the fitted mix
-    d = torch.cat([system.tx.editor.edit(w[i::3], (t,), generator=g).w_plus - w[i::3] for i, t in enumerate(ts)])
+    d = torch.cat([system.tx.editor.edit(w[i::3], (t,), rng=g).w_plus - w[i::3] for i, t in enumerate(ts)])
     err = {}
     for name, nominal in (("adaptive", 0.0), ("one per slot", None)):
         x = delta.encode(d, nominal)

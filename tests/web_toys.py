@@ -58,7 +58,7 @@ def toy_system() -> EditableDeepSC:
     editor = Editor(gen, ToyGuidance(), config=EditConfig(steps=40, lr=0.1, schedule="constant",
                                                           lambda_l2=0.01, lambda_keep=0.0))
     targets = [EditTarget("happy", "more"), EditTarget("age", "more"), EditTarget("yaw", "more")] * 2
-    deltas = torch.stack([editor.edit(latents[i:i + 8], (t,), generator=g).w_plus - latents[i:i + 8]
+    deltas = torch.stack([editor.edit(latents[i:i + 8], (t,), rng=g).w_plus - latents[i:i + 8]
                           for i, t in zip(range(0, 48, 8), targets)]).flatten(0, 1)
     delta = DeltaCodec(fit_delta_statistics(deltas), k=8)
     cfg = SystemConfig(generator="tiny", refresh_every=3, align=False)

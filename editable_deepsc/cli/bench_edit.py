@@ -65,7 +65,7 @@ def edit(
 
     from editable_deepsc.channel import make_channel
     from editable_deepsc.editing.builtin import build_editor, builtin_generator
-    from editable_deepsc.editing.evaluate import (
+    from editable_deepsc.eval.edit_bench import (
         DEFAULT_INSTRUCTIONS,
         compare_jecc,
         compare_presets,
@@ -166,7 +166,7 @@ def edit_support(n, offset, preset, min_success, max_id_distance, batch_size, wr
       edsc bench edit-support --n 100 --write
     """
     from editable_deepsc.editing.builtin import build_editor
-    from editable_deepsc.editing.evaluate import measure_support, support_markdown
+    from editable_deepsc.eval.edit_bench import measure_support, support_markdown
     from editable_deepsc.editing.support import SUPPORT_FILE
     from editable_deepsc.errors import BadInput
     from editable_deepsc.rng import seed_everything

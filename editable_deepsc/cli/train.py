@@ -13,7 +13,7 @@ TRAINERS: dict[str, tuple[str, str]] = {
     "delta": ("editable_deepsc.cli.train_delta:delta", "Fit edit-delta statistics for follow-up session turns."),
     "codec": ("editable_deepsc.cli.train_codec:codec", "Train a built-in SNR-aware semantic channel codec (k symbols)."),
     "directions": ("editable_deepsc.cli.train_directions:directions", "Fit per-attribute W+ directions (fast editing)."),
-    "critic": ("editable_deepsc.cli.train_critic:critic", "Fit the latent critic of the fast editing preset."),
+    "critic": ("editable_deepsc.cli.train_critic:critic", "Fit the latent critic of the instant editing preset."),
     "deepjscc": ("editable_deepsc.cli.train_deepjscc:deepjscc", "Train a DeepJSCC baseline at one CBR (c = 96·CBR channels)."),
 }
 

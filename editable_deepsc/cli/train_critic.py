@@ -43,7 +43,8 @@ def critic(generator_name: str, n: int, variants: int, steps: int, n_val: int, c
       edsc train critic --n 3000 --variants 4 --seed 0
     """
     from editable_deepsc.errors import BadInput
-    from editable_deepsc.train.critic import calibration_markdown, train_critic
+    from editable_deepsc.train.critic import train_critic
+    from editable_deepsc.train.critic_calibration import calibration_markdown
 
     if not 0 <= calibration_faces <= n_val:
         raise BadInput(f"--calibration-faces must be in [0, --n-val], got {calibration_faces}")

@@ -30,16 +30,16 @@ def directions(generator_name: str, n: int, mode: str, identity_aware: bool, wor
     import torch
 
     from editable_deepsc.editing.builtin import builtin_generator
-    from editable_deepsc.editing.directions import (
+    from editable_deepsc.editing.face_guidance import FaceNetGuidance
+    from editable_deepsc.errors import BadInput
+    from editable_deepsc.rng import make_generator
+    from editable_deepsc.train.directions import (
         DIRECTION_ATTRIBUTES,
         directions_markdown,
         fit_directions,
         register_directions,
-        sample_latents,
-        score_latents,
     )
-    from editable_deepsc.editing.face_guidance import FaceNetGuidance
-    from editable_deepsc.errors import BadInput
+    from editable_deepsc.train.latents import sample_latents, score_latents
     from editable_deepsc.zoo.registry import load_state_dict, save_state_dict
 
     if n < 20:
@@ -53,7 +53,7 @@ def directions(generator_name: str, n: int, mode: str, identity_aware: bool, wor
         scores = {k[6:]: v for k, v in state.items() if k.startswith("score.")}
         click.echo(f"resumed scores from {cache}")
     else:
-        w_plus = sample_latents(gen, n, seed, mix_prob=0.5 if mode == "layerwise" else 0.0)
+        w_plus = sample_latents(gen, n, make_generator(seed), mix_prob=0.5 if mode == "layerwise" else 0.0)
         scores = score_latents(gen, guidance, w_plus, DIRECTION_ATTRIBUTES, progress=True)
         save_state_dict({"w_plus": w_plus, **{f"score.{a}": v for a, v in scores.items()}}, cache)
     with torch.no_grad():

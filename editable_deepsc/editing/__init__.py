@@ -5,7 +5,7 @@
 """
 
 from editable_deepsc.editing.config import PRESETS, EditConfig, edit_config
-from editable_deepsc.editing.directions import AttributeDirections, fit_directions, load_directions
+from editable_deepsc.editing.directions import AttributeDirections, load_directions
 from editable_deepsc.editing.editor import EditResult, Editor, edit
 from editable_deepsc.editing.support import SupportTable, load_support
 
@@ -18,7 +18,6 @@ __all__ = [
     "SupportTable",
     "edit",
     "edit_config",
-    "fit_directions",
     "load_directions",
     "load_support",
 ]

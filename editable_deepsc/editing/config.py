@@ -18,7 +18,7 @@ Two presets ship:
 ``"instant"``
     The same jump, sized from the *latent critic*'s prediction of the
     original's attributes (``edsc train critic``), then Adam in latent space
-    against the critic (:mod:`editable_deepsc.editing.critic_edit`): no face
+    against the critic (:mod:`editable_deepsc.editing.starts.critic`): no face
     net and a single synthesis per edit. ``met`` and the attribute values of
     the result are the critic's predictions (``EditResult.verified`` is
     False) unless ``verify=True``, which measures the result with the face

@@ -12,8 +12,9 @@ as :class:`~editable_deepsc.editing.face_guidance.FaceNetGuidance` would read
 them from the synthesised face. It is trained (``edsc train critic``) on
 generator samples from the teacher's *training* seeds, each with edited
 variants (jumps along the attribute directions, random W+ offsets), scored by
-the face nets; the loss also matches the descriptor *distances* between a face
-and its variants, which is what the identity bound of an edit uses.
+the face nets (:mod:`editable_deepsc.train.critic_data`); the loss also matches
+the descriptor *distances* between a face and its variants, which is what the
+identity bound of an edit uses (:mod:`editable_deepsc.train.critic`).
 
 Its held-out errors (residual standard deviation per attribute, and of the
 base-to-variant descriptor distance) are stored with the weights; the editor
@@ -24,17 +25,13 @@ still see the target met.
 from __future__ import annotations
 
 import json
-from dataclasses import dataclass, field
 from pathlib import Path
 
 import torch
 from torch import nn
 
 from editable_deepsc.editing.criteria import PROBABILITY_ATTRIBUTES
-from editable_deepsc.editing.directions import regression_target
 from editable_deepsc.errors import BadInput, CheckpointError
-from editable_deepsc.generator.base import StyleGenerator
-from editable_deepsc.rng import make_generator
 from editable_deepsc.text.targets import ATTRIBUTES
 from editable_deepsc.zoo import registry
 
@@ -143,168 +140,6 @@ class LatentCritic(nn.Module):
     def config(self) -> dict:
         return {"num_ws": self.num_ws, "w_dim": self.w_dim, "hidden": self.hidden, "depth": self.depth,
                 "dropout": self.dropout, "attributes": list(self.attributes)}  # fmt: skip
-
-
-# ---------------------------------------------------------------------- data
-
-
-@dataclass
-class CriticData:
-    """Scored groups of latents: a base face and its edited variants.
-
-    Attributes
-    ----------
-    w_plus : Tensor, float32, (B, V, num_ws, w_dim)
-        Group ``b``: index 0 the base latent, 1..V-1 its variants.
-    targets : Tensor, float32, (B, V, A)
-        Face-net attributes on the regression scale.
-    embedding : Tensor, float32, (B, V, 128)
-        Face-api descriptors.
-    """
-
-    w_plus: torch.Tensor
-    targets: torch.Tensor
-    embedding: torch.Tensor
-    meta: dict = field(default_factory=dict)
-
-    def __len__(self) -> int:
-        return int(self.w_plus.shape[0])
-
-    def split(self, n_val: int) -> tuple["CriticData", "CriticData"]:
-        """(train, validation): the last ``n_val`` groups are held out."""
-        cut = len(self) - n_val
-        a = CriticData(self.w_plus[:cut], self.targets[:cut], self.embedding[:cut], self.meta)
-        b = CriticData(self.w_plus[cut:], self.targets[cut:], self.embedding[cut:], self.meta)
-        return a, b
-
-
-@torch.no_grad()
-def critic_groups(generator: StyleGenerator, directions, n: int, variants: int, seed: int) -> torch.Tensor:
-    """Base latents of training-seed faces and edited variants, (n, 1 + variants, num_ws, w_dim).
-
-    The base is ``broadcast(mapping(z))`` of a teacher training seed (``z ~ N(0, I)``
-    for a generator with another ``z_dim``), half of the
-    time with a small independent offset per layer (as inverted photos have).
-    Variant ``j`` cycles through four kinds of move: a jump along one attribute
-    direction (``α ~ U(−3.5, 3.5)``), along two at once (``α ~ U(−2.5, 2.5)``
-    each), one jump plus an isotropic offset, and an isotropic per-layer offset
-    alone — the region the editor visits.
-    """
-    from editable_deepsc.generator.teacher import Z_DIM, face_latents, random_train_seeds
-
-    g = make_generator(seed)
-    dev = next(generator.parameters()).device
-    if generator.z_dim == Z_DIM:  # the teacher's faces (training seeds), as the generator was distilled on
-        z = face_latents(random_train_seeds(n, g))
-    else:
-        z = torch.randn(n, generator.z_dim, generator=g)
-    base = generator.broadcast(generator.mapping(z.to(dev))).cpu()
-    spread = base.std(0, keepdim=True).mean()
-    jitter = (torch.rand(n, generator=g) < 0.5).float()[:, None, None]
-    base = base + jitter * 0.1 * spread * torch.randn(base.shape, generator=g)
-    dirs = torch.stack([directions.vector(a) for a in directions.attributes]) if directions is not None else None
-    out = [base]
-    for j in range(variants):
-        kind = j % 4
-        step = torch.zeros_like(base)
-        if dirs is not None and kind in (0, 1, 2):
-            picks = 2 if kind == 1 else 1
-            top = 2.5 if kind == 1 else 3.5
-            for _ in range(picks):
-                which = torch.randint(0, dirs.shape[0], (n,), generator=g)
-                alpha = (torch.rand(n, generator=g) * 2 - 1) * top
-                step = step + alpha[:, None, None] * dirs[which]
-        if kind in (2, 3) or dirs is None:
-            noise = torch.randn(base.shape, generator=g)
-            scale = torch.rand(n, 1, 1, generator=g) * (0.4 if kind == 3 else 0.25) * spread
-            step = step + scale * noise
-        out.append(base + step)
-    return torch.stack(out, 1).contiguous()
-
-
-@torch.no_grad()
-def score_groups(
-    generator: StyleGenerator, guidance, w_groups: torch.Tensor, attributes: tuple[str, ...] = CRITIC_ATTRIBUTES,
-    batch_size: int = 64,
-) -> tuple[torch.Tensor, torch.Tensor]:  # fmt: skip
-    """Face-net targets of ``G(w)`` for latents (B, V, num_ws, w_dim): (B, V, A) regression scale, (B, V, 128)."""
-    dev = next(generator.parameters()).device
-    flat = w_groups.reshape(-1, *w_groups.shape[2:])
-    ys, es = [], []
-    for c in flat.split(batch_size):
-        img = generator.synthesis(c.to(dev))
-        vals = guidance.measure(img, attributes)
-        ys.append(torch.stack([regression_target(a, vals[a].float()) for a in attributes], 1).cpu())
-        es.append(guidance.embedding(img).float().cpu())
-    b, v = w_groups.shape[:2]
-    return torch.cat(ys).reshape(b, v, -1), torch.cat(es).reshape(b, v, -1)
-
-
-# ---------------------------------------------------------------------- fitting
-
-
-def critic_loss(
-    critic: LatentCritic, w: torch.Tensor, y: torch.Tensor, e: torch.Tensor, dist_weight: float = 1.0
-) -> tuple[torch.Tensor, dict[str, float]]:
-    """Loss on a batch of groups: standardised attribute and descriptor MSE + base-to-variant distance MSE.
-
-    ``w`` (B, V, num_ws, w_dim), ``y`` (B, V, A), ``e`` (B, V, 128).
-    """
-    b, v = w.shape[:2]
-    g_hat, e_hat = critic(w.reshape(b * v, *w.shape[2:]))
-    a = len(critic.attributes)
-    y_std, e_std = critic.y_std[:a], critic.y_std[a:]
-    l_attr = ((g_hat - y.reshape(b * v, -1)) / y_std).pow(2).mean()
-    l_emb = ((e_hat - e.reshape(b * v, -1)) / e_std).pow(2).mean()
-    e_hat = e_hat.reshape(b, v, -1)
-    d_hat = (e_hat[:, 1:] - e_hat[:, :1]).norm(dim=-1)
-    d = (e[:, 1:] - e[:, :1]).norm(dim=-1)
-    l_dist = (d_hat - d).pow(2).mean() / d.var().clamp_min(1e-6)
-    loss = l_attr + l_emb + dist_weight * l_dist
-    return loss, {"attr": float(l_attr.detach()), "emb": float(l_emb.detach()), "dist": float(l_dist.detach())}
-
-
-@torch.no_grad()
-def critic_errors(critic: LatentCritic, data: CriticData, batch_size: int = 256) -> dict:
-    """Held-out quality: per-attribute R² and residual std, descriptor-distance residual std and correlation."""
-    g_all, e_all = [], []
-    for w in data.w_plus.split(batch_size):
-        b, v = w.shape[:2]
-        g_hat, e_hat = critic(w.reshape(b * v, *w.shape[2:]))
-        g_all.append(g_hat.reshape(b, v, -1))
-        e_all.append(e_hat.reshape(b, v, -1))
-    g_hat, e_hat = torch.cat(g_all), torch.cat(e_all)
-    y = data.targets
-    res = (g_hat - y).reshape(-1, y.shape[-1])
-    var = y.reshape(-1, y.shape[-1]).var(0).clamp_min(1e-9)
-    d_hat = (e_hat[:, 1:] - e_hat[:, :1]).norm(dim=-1).flatten()
-    d = (data.embedding[:, 1:] - data.embedding[:, :1]).norm(dim=-1).flatten()
-    corr = torch.corrcoef(torch.stack([d_hat, d]))[0, 1]
-    out = {
-        "attributes": {
-            a: {"r2": float(1 - res[:, i].pow(2).mean() / var[i]), "residual_std": float(res[:, i].std())}
-            for i, a in enumerate(critic.attributes)
-        },
-        "distance": {"residual_std": float((d_hat - d).std()), "corr": float(corr),
-                     "mean": float(d.mean()), "bias": float((d_hat - d).mean())},
-    }  # fmt: skip
-    return out
-
-
-def set_normalisation(critic: LatentCritic, data: CriticData) -> None:
-    """Fit the critic's input and output standardisation on ``data`` (in place)."""
-    w = data.w_plus.reshape(-1, critic.num_ws * critic.w_dim)
-    y = torch.cat([data.targets, data.embedding], -1).reshape(-1, critic.y_mean.numel())
-    critic.w_mean.copy_(w.mean(0))
-    critic.w_std.copy_(w.std(0).clamp_min(1e-4))
-    critic.y_mean.copy_(y.mean(0))
-    critic.y_std.copy_(y.std(0).clamp_min(1e-4))
-
-
-def set_residuals(critic: LatentCritic, errors: dict) -> None:
-    """Store held-out residual stds (from :func:`critic_errors`) in the critic."""
-    r = [errors["attributes"][a]["residual_std"] for a in critic.attributes] + [errors["distance"]["residual_std"]]
-    critic.residual_std.copy_(torch.tensor(r))
 
 
 # ---------------------------------------------------------------------- storage

@@ -63,7 +63,7 @@ def load_instructions(spec: str, system=None) -> list[Instruction]:
         Missing file, empty set. UnsupportedInstruction: a line the parser refuses.
     """
     if spec == "default":
-        from editable_deepsc.editing.evaluate import DEFAULT_INSTRUCTIONS
+        from editable_deepsc.eval.edit_bench import DEFAULT_INSTRUCTIONS
 
         return [Instruction(b.text, tuple(b.targets)) for b in DEFAULT_INSTRUCTIONS]
     p = Path(spec)

@@ -223,7 +223,7 @@ def evaluate_sample(system, scorer: Scorer, codecs: dict[int, Any], sample_id: i
     SampleResult
     """
     from editable_deepsc.baselines.edit_at_receiver import deliver_and_edit, edit_at_receiver
-    from editable_deepsc.editing.evaluate import MAX_ID_DISTANCE
+    from editable_deepsc.eval.edit_bench import MAX_ID_DISTANCE
 
     s = derive_seed(seed, "sample", sample_id)
     targets = tuple(instruction.targets)

@@ -251,7 +251,7 @@ def encoder_training_info(name: str) -> dict[str, Any] | None:
     return info
 
 
-def _training_section(info: dict[str, Any] | None) -> str:
+def training_section(info: dict[str, Any] | None) -> str:
     if not info:
         return ""
     lines = ["## Encoder training", "", f"`{info['name']}` (sha256 `{info['sha256'][:16]}…`): {info['source']}."]
@@ -372,7 +372,7 @@ LPIPS resizes to 224 px, so the reported metric is related to, but not the one o
 Timings are CPU wall-clock on a shared machine and vary by ±30% between runs; the ratios are
 measured in one process.
 
-{_training_section(m.get("encoder_training"))}
+{training_section(m.get("encoder_training"))}
 ## Use
 
 ```

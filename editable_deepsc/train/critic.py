@@ -3,16 +3,17 @@
 Three phases, the first two resumable under ``workdir``:
 
 1. **data** — groups of training-seed latents and their edited variants
-   (:func:`~editable_deepsc.editing.critic.critic_groups`) scored by the face
+   (:func:`~editable_deepsc.train.critic_data.critic_groups`) scored by the face
    nets, written in shards of ``shard`` groups (a rerun skips finished shards);
-2. **fit** — Adam on the critic loss, checkpointed through
-   :class:`~editable_deepsc.train.loop.ResumableRun`; the last ``n_val`` groups
-   are held out and give the residuals stored with the weights;
+2. **fit** — Adam on the critic loss (:mod:`editable_deepsc.train.critic_fit`),
+   checkpointed through :class:`~editable_deepsc.train.loop.ResumableRun`; the
+   last ``n_val`` groups are held out and give the residuals stored with the weights;
 3. **calibrate** — the instant preset's margin and identity weight: each pair of
-   :data:`CALIBRATION_GRID` edits the held-out groups' base faces with every
-   supported default instruction, judged by the face nets
-   (:func:`calibrate`); the table is printed and stored with the weights, and
-   the preset in :mod:`editable_deepsc.editing.config` uses the best pair.
+   :data:`~editable_deepsc.train.critic_calibration.CALIBRATION_GRID` edits the
+   held-out groups' base faces with every supported default instruction, judged
+   by the face nets (:func:`~editable_deepsc.train.critic_calibration.calibrate`);
+   the table is printed and stored with the weights, and the preset in
+   :mod:`editable_deepsc.editing.config` uses the best pair.
 """
 
 from __future__ import annotations
@@ -20,132 +21,16 @@ from __future__ import annotations
 import time
 from pathlib import Path
 
-import torch
-
-from editable_deepsc.editing.critic import (
-    CriticData,
-    LatentCritic,
-    critic_errors,
-    critic_groups,
-    critic_loss,
-    critic_name,
-    save_metadata,
-    score_groups,
-    set_normalisation,
-    set_residuals,
-)
+from editable_deepsc.editing.builtin import builtin_generator
+from editable_deepsc.editing.critic import critic_name, save_metadata
+from editable_deepsc.editing.directions import load_directions
+from editable_deepsc.editing.face_guidance import FaceNetGuidance
+from editable_deepsc.editing.support import load_support
 from editable_deepsc.errors import BadInput
-from editable_deepsc.rng import derive_seed, make_generator
-from editable_deepsc.train.loop import ResumableRun, cosine_decay
+from editable_deepsc.train.critic_calibration import calibrate
+from editable_deepsc.train.critic_data import collect
+from editable_deepsc.train.critic_fit import fit, new_critic
 from editable_deepsc.zoo import registry
-from editable_deepsc.zoo.registry import load_state_dict, save_state_dict
-
-
-def collect(
-    workdir: str | Path, generator, guidance, directions, n: int, variants: int, seed: int, shard: int = 250,
-    progress: bool = True,
-) -> CriticData:  # fmt: skip
-    """Scored groups for ``n`` training faces, from (and into) shard files under ``workdir``."""
-    from tqdm import tqdm
-
-    workdir = Path(workdir)
-    workdir.mkdir(parents=True, exist_ok=True)
-    ws, ys, es = [], [], []
-    shards = range(0, n, shard)
-    for i in tqdm(shards, desc="critic data (shards)", disable=not progress):
-        m = min(shard, n - i)
-        f = workdir / f"data-{generator.name}-v{variants}-seed{seed}-{i // shard:04d}-of{shard}.safetensors"
-        if f.is_file():
-            st = load_state_dict(f)
-            if st["w_plus"].shape[0] == m:
-                ws.append(st["w_plus"]), ys.append(st["targets"]), es.append(st["embedding"])
-                continue
-        w = critic_groups(generator, directions, m, variants, derive_seed(seed, "critic-data", i // shard))
-        y, e = score_groups(generator, guidance, w)
-        save_state_dict({"w_plus": w, "targets": y, "embedding": e}, f)
-        ws.append(w), ys.append(y), es.append(e)
-    return CriticData(torch.cat(ws), torch.cat(ys), torch.cat(es), {"n": n, "variants": variants, "seed": seed})
-
-
-def fit(
-    data: CriticData, critic: LatentCritic, steps: int, batch: int, lr: float, n_val: int, seed: int,
-    checkpoint: str | Path, progress: bool = True, weight_decay: float = 0.1,
-) -> dict:  # fmt: skip
-    """Train ``critic`` on ``data`` (last ``n_val`` groups held out) with AdamW; return the held-out errors."""
-    train, val = data.split(n_val)
-    set_normalisation(critic, train)
-    opt = torch.optim.AdamW(critic.parameters(), lr=lr, weight_decay=weight_decay)
-    run = ResumableRun(checkpoint, {"critic": critic}, {"opt": opt})
-    g = make_generator(derive_seed(seed, "critic-fit"))
-    for _ in range(run.start):  # the batches already drawn before a resumption
-        torch.randint(len(train), (batch,), generator=g)
-    critic.train()
-    bar = run.steps(steps, steps, "fit critic", progress)
-    for step in bar:
-        for pg in opt.param_groups:
-            pg["lr"] = cosine_decay(step / steps, lr, 0.02 * lr)
-        idx = torch.randint(len(train), (batch,), generator=g)
-        loss, parts = critic_loss(critic, train.w_plus[idx], train.targets[idx], train.embedding[idx])
-        opt.zero_grad(set_to_none=True)
-        loss.backward()
-        opt.step()
-        if step % 100 == 0:
-            bar.set_postfix(loss=f"{float(loss.detach()):.3f}", dist=f"{parts['dist']:.3f}")
-        if (step + 1) % 1000 == 0 or step + 1 == steps:
-            run.save(step + 1)
-    critic.eval()
-    errors = critic_errors(critic, val)
-    set_residuals(critic, errors)
-    errors["seconds"] = run.elapsed()
-    return errors
-
-
-CALIBRATION_GRID: tuple[tuple[float, float], ...] = (
-    (1.0, 1.0), (2.0, 1.0), (3.0, 1.0), (2.0, 3.0), (3.0, 3.0), (4.0, 3.0),
-)
-"""(critic_margin, critic_id_weight) pairs tried by :func:`calibrate`."""
-
-
-def calibrate(
-    critic: LatentCritic, generator, guidance, directions, support, w0: torch.Tensor,
-    grid: tuple[tuple[float, float], ...] = CALIBRATION_GRID, progress: bool = True,
-) -> list[dict]:  # fmt: skip
-    """Success of the instant preset for each (margin, identity weight) of ``grid`` on faces ``w0``.
-
-    Every supported instruction of :data:`~editable_deepsc.editing.evaluate.DEFAULT_INSTRUCTIONS`
-    edits every face; success is judged as in ``edsc bench edit`` (face nets on the output).
-
-    Returns
-    -------
-    list of dict
-        ``margin``, ``id_weight``, ``success``, ``met``, ``id_distance`` (means over instructions).
-    """
-    from tqdm import tqdm
-
-    from editable_deepsc.editing.config import edit_config
-    from editable_deepsc.editing.editor import Editor
-    from editable_deepsc.editing.evaluate import DEFAULT_INSTRUCTIONS, run_instruction
-
-    ins = [i for i in DEFAULT_INSTRUCTIONS if support is None or support.is_supported_all(i.targets)]
-    rows = []
-    for margin, idw in tqdm(grid, desc="calibrate instant preset", disable=not progress):
-        cfg = edit_config("instant", critic_margin=margin, critic_id_weight=idw)
-        ed = Editor(generator, guidance, config=cfg, directions=directions, critic=critic)
-        rs = [run_instruction(ed, w0, i.targets, guidance) for i in ins]
-        rows.append({"margin": margin, "id_weight": idw,
-                     **{k: sum(r[k] for r in rs) / len(rs) for k in ("success", "met", "id_distance")}})  # fmt: skip
-    return rows
-
-
-def calibration_markdown(rows: list[dict]) -> str:
-    """Markdown table of :func:`calibrate` rows, best success in bold."""
-    best = max(r["success"] for r in rows)
-    lines = ["| margin (residual stds) | identity weight | success | target met | id-dist |", "|---|---|---|---|---|"]
-    for r in rows:
-        s = f"{100 * r['success']:.1f}%"
-        lines.append(f"| {r['margin']:g} | {r['id_weight']:g} | {'**' + s + '**' if r['success'] == best else s} "
-                     f"| {100 * r['met']:.1f}% | {r['id_distance']:.3f} |")  # fmt: skip
-    return "\n".join(lines) + "\n"
 
 
 def train_critic(
@@ -163,10 +48,6 @@ def train_critic(
         ``name``, held-out ``errors`` (per-attribute R² and residual std, distance
         residual std and correlation, ``calibration`` rows), ``seconds`` (all phases).
     """
-    from editable_deepsc.editing.builtin import builtin_generator
-    from editable_deepsc.editing.directions import load_directions
-    from editable_deepsc.editing.face_guidance import FaceNetGuidance
-
     if n_val < 10 or n <= n_val:
         raise BadInput(f"need --n > --n-val >= 10, got n={n}, n_val={n_val}")
     if variants < 1 or steps < 1:
@@ -175,13 +56,10 @@ def train_critic(
     gen = builtin_generator(generator_name)
     guidance = FaceNetGuidance()
     data = collect(workdir, gen, guidance, load_directions(generator_name), n, variants, seed, progress=progress)
-    torch.manual_seed(derive_seed(seed, "critic-init") % (2**31))
-    critic = LatentCritic(gen.num_ws, gen.w_dim, hidden, depth)
+    critic = new_critic(gen.num_ws, gen.w_dim, hidden, depth, seed)
     ckpt = Path(workdir) / f"fit-{generator_name}-n{n}-v{variants}-h{hidden}x{depth}-s{steps}-seed{seed}.safetensors"
     errors = fit(data, critic, steps, batch, lr, n_val, seed, ckpt, progress)
     if calibration_faces > 0:
-        from editable_deepsc.editing.support import load_support
-
         w_cal = data.w_plus[-n_val:, 0][:calibration_faces]  # held-out groups' base faces (training seeds)
         errors["calibration"] = calibrate(critic, gen, guidance, load_directions(generator_name),
                                           load_support(generator_name), w_cal, progress=progress)
