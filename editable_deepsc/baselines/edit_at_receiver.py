@@ -159,7 +159,7 @@ def edit_at_receiver(system, received: torch.Tensor, instructions: Sequence[Inst
     t0 = time.perf_counter()
     for i, instr in enumerate(instructions):
         res = system.tx.editor.edit(w, _as_instruction(instr), strength=strength,
-                                    generator=make_generator(derive_seed(seed, "receiver-edit", i)))
+                                    rng=make_generator(derive_seed(seed, "receiver-edit", i)))
         w = res.w_plus.detach()
         steps.append(int(res.steps.max()))
     timings["edit"] = time.perf_counter() - t0
