@@ -36,7 +36,6 @@ from fractions import Fraction
 from pathlib import Path
 
 import torch
-from safetensors import safe_open
 from torch import nn
 
 from editable_deepsc.channel.config import ChannelConfig, make_channel
@@ -148,6 +147,16 @@ class DeepJSCC(nn.Module):
         self.decoder = nn.Sequential(_deconv(c, w, 1), _deconv(w, w, 1), _deconv(w, w, 1), _deconv(w, h, 2),
                                      _deconv(h, 3, 2, act=False))
 
+    @classmethod
+    def from_card(cls, card, state: dict[str, torch.Tensor]) -> "DeepJSCC":
+        """Zoo builder of kind ``deepjscc``: the model from its config (``c``, ``width``) and tensors."""
+        try:
+            model = cls(DeepJSCCConfig(c=int(card.config["c"]), width=int(card.config["width"])))
+        except (KeyError, TypeError, ValueError) as e:
+            raise CheckpointError(f"cannot read DeepJSCC config from {card.path}: {e}") from None
+        model.load_state_dict(state)
+        return model.eval()
+
     @property
     def c(self) -> int:
         return int(self.config.c)
@@ -201,24 +210,9 @@ def load_model(name_or_path: str) -> DeepJSCC:
     CheckpointError
         Missing/corrupt file or not a DeepJSCC file.
     """
-    from editable_deepsc.zoo import registry
+    from editable_deepsc.zoo import loader
 
-    p = Path(name_or_path)
-    path = p if p.suffix == ".safetensors" else registry.card(str(name_or_path)).path
-    state = registry.load_state_dict(name_or_path)
-    try:
-        with safe_open(str(path), "pt") as f:
-            meta = f.metadata() or {}
-        if meta.get("format") != MODEL_FORMAT:
-            raise CheckpointError(f"{path} is not a DeepJSCC file (format {meta.get('format')!r})")
-        cfg = json.loads(meta["config"])
-    except CheckpointError:
-        raise
-    except Exception as e:  # noqa: BLE001 - foreign file
-        raise CheckpointError(f"cannot read DeepJSCC config from {path}: {e}") from None
-    model = DeepJSCC(DeepJSCCConfig(c=int(cfg["c"]), width=int(cfg["width"])))
-    model.load_state_dict(state)
-    return model.eval()
+    return loader.load(name_or_path, kind="deepjscc")
 
 
 _CACHE: dict[str, DeepJSCC] = {}

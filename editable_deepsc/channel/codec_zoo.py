@@ -25,7 +25,6 @@ from pathlib import Path
 from typing import Any
 
 import torch
-from safetensors import safe_open
 
 from editable_deepsc.channel.codec import CodecConfig, SemanticCodec
 from editable_deepsc.errors import CheckpointError
@@ -124,17 +123,6 @@ def export_codec(
     )
 
 
-def _config_from_file(path: Path) -> dict[str, Any]:
-    try:
-        with safe_open(str(path), "pt") as f:
-            meta = f.metadata() or {}
-    except Exception as e:  # noqa: BLE001 - any unreadable file is a bad checkpoint
-        raise CheckpointError(f"corrupt checkpoint {path.name}: {e}") from None
-    if meta.get("format") != CODEC_FORMAT or "config" not in meta:
-        raise CheckpointError(f"{path.name} is not a semantic codec checkpoint (no {CODEC_FORMAT} metadata)")
-    return json.loads(meta["config"])
-
-
 def _check_generator(config: dict[str, Any], generator: Any, label: str) -> None:
     if generator is None:
         return
@@ -200,31 +188,26 @@ def load_codec(
         Unknown name, missing/corrupt file, sha256 mismatch, not a codec,
         tensors of the wrong shape, or a codec trained for another generator.
     """
-    p = Path(name_or_path)
-    if p.suffix == ".safetensors" or p.exists():
-        config = _config_from_file(p)
-        state = registry.load_state_dict(p)
-        label = p.name
-    else:
-        card = registry.card(str(name_or_path))
-        if card.kind != "codec":
-            raise CheckpointError(f"{card.name!r} is a {card.kind}, not a codec")
-        config = dict(card.config)
-        state = registry.load_state_dict(card.name)
-        label = card.name
+    from editable_deepsc.zoo import loader
+
+    codec = loader.load(name_or_path, kind="codec")
+    _check_generator(codec.card_config, generator, codec.label)
+    return codec.to(device).eval().requires_grad_(False)
+
+
+def codec_from_card(card: registry.ModelCard, state: dict[str, torch.Tensor]) -> SemanticCodec:
+    """Zoo builder of kind ``codec``: a :class:`SemanticCodec` from its card's config and tensors.
+
+    The card's config (also in the file's metadata) is kept as ``codec.card_config``.
+    """
+    from editable_deepsc.zoo.loader import fit_state
+
+    config = dict(card.config)
+    label = Path(card.name).name
     try:
         cfg = CodecConfig(**{k: config[k] for k in ("num_ws", "w_dim", "k", "hidden", "depth", "snr_aware")})
     except KeyError as e:
         raise CheckpointError(f"codec {label}: config lacks {e.args[0]!r}") from None
-    _check_generator(config, generator, label)
-    codec = SemanticCodec(cfg)
-    ref = codec.state_dict()
-    missing, extra = sorted(set(ref) - set(state)), sorted(set(state) - set(ref))
-    if missing or extra:
-        raise CheckpointError(f"codec {label} does not fit its config: missing {missing[:3]}, unexpected {extra[:3]}")
-    for key, v in state.items():
-        if tuple(v.shape) != tuple(ref[key].shape):
-            raise CheckpointError(f"codec {label}: wrong shape for {key}: {tuple(v.shape)} (expected {tuple(ref[key].shape)})")
-    codec.load_state_dict({key: v.float() for key, v in state.items()})
-    codec.card_config = config
-    return codec.to(device).eval().requires_grad_(False)
+    codec = fit_state(SemanticCodec(cfg), state, f"codec {label}")
+    codec.card_config, codec.label = config, label
+    return codec.eval().requires_grad_(False)

@@ -245,12 +245,10 @@ def load_delta_statistics(name_or_path: str | os.PathLike, num_ws: int, w_dim: i
     CheckpointError
         Unknown name, missing/corrupt file, sha256 mismatch or wrong shapes.
     """
-    state = registry.load_state_dict(name_or_path)
-    pca = LatentPCA(num_ws, w_dim)
-    want = {k: tuple(v.shape) for k, v in pca.state_dict().items()}
-    got = {k: tuple(v.shape) for k, v in state.items()}
-    if want != got:
+    from editable_deepsc.zoo import loader
+
+    pca = loader.load(name_or_path, kind="delta-statistics")
+    if (pca.num_ws, pca.w_dim) != (num_ws, w_dim):
         raise CheckpointError(f"delta statistics {Path(str(name_or_path)).name} do not fit a "
-                              f"({num_ws}, {w_dim}) latent: {got}")
-    pca.load_state_dict(state)
+                              f"({num_ws}, {w_dim}) latent: they are ({pca.num_ws}, {pca.w_dim})")
     return pca

@@ -36,6 +36,20 @@ class LatentPCA(nn.Module):
         self.register_buffer("axes", torch.eye(d))
         self.register_buffer("std", torch.ones(d))
 
+    @classmethod
+    def from_card(cls, card, state: dict[str, torch.Tensor]) -> "LatentPCA":
+        """Zoo builder of kind ``delta-statistics``: latent shape from the card (or the file's metadata)."""
+        from editable_deepsc.errors import CheckpointError
+        from editable_deepsc.zoo.loader import fit_state
+        from editable_deepsc.zoo.registry import file_metadata
+
+        shape = card.config if "num_ws" in card.config else file_metadata(card.path)
+        try:
+            pca = cls(int(shape["num_ws"]), int(shape["w_dim"]))
+        except (KeyError, TypeError, ValueError):
+            raise CheckpointError(f"{card.name}: no latent shape (num_ws, w_dim) on its card") from None
+        return fit_state(pca, state, f"statistics {card.name}")
+
     @property
     def dim(self) -> int:
         return self.num_ws * self.w_dim

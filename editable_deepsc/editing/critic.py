@@ -141,6 +141,23 @@ class LatentCritic(nn.Module):
         return {"num_ws": self.num_ws, "w_dim": self.w_dim, "hidden": self.hidden, "depth": self.depth,
                 "dropout": self.dropout, "attributes": list(self.attributes)}  # fmt: skip
 
+    @classmethod
+    def from_card(cls, card: registry.ModelCard, state: dict[str, torch.Tensor]) -> "LatentCritic":
+        """Zoo builder of kind ``latent-critic``: configuration, generator and fit statistics from the metadata."""
+        md = registry.file_metadata(card.path)
+        if md.get("format") != FORMAT:
+            raise CheckpointError(f"{card.path.name} is not a latent-critic file")
+        try:
+            cfg = json.loads(md["config"])
+            critic = cls(cfg["num_ws"], cfg["w_dim"], cfg["hidden"], cfg["depth"], tuple(cfg["attributes"]),
+                         cfg.get("dropout", 0.0))
+            critic.load_state_dict(state)
+        except Exception as e:  # noqa: BLE001 - malformed file
+            raise CheckpointError(f"cannot load latent critic {card.path.name}: {e.__class__.__name__}: {e}") from None
+        critic.generator_name = md.get("generator", "")
+        critic.stats = json.loads(md.get("stats", "{}"))
+        return critic.eval().requires_grad_(False)
+
 
 # ---------------------------------------------------------------------- storage
 
@@ -156,29 +173,21 @@ def save_metadata(critic: LatentCritic, generator: str, stats: dict, meta: dict)
 
 
 def load_critic(name_or_path: str | Path) -> LatentCritic:
-    """Load a critic by zoo name (``"edsc-faces64-critic"``, sha256-checked) or path.
+    """Load a critic by zoo name (e.g. ``"edsc-faces64-critic"``, sha256-checked) or path.
 
     Raises
     ------
     CheckpointError
         Not a latent-critic file, or its tensors do not fit its configuration.
     """
-    state, md = registry.load_tagged(name_or_path, FORMAT, "a latent-critic file")
-    try:
-        cfg = json.loads(md["config"])
-        critic = LatentCritic(cfg["num_ws"], cfg["w_dim"], cfg["hidden"], cfg["depth"], tuple(cfg["attributes"]),
-                              cfg.get("dropout", 0.0))
-        critic.load_state_dict(state)
-    except Exception as e:  # noqa: BLE001 - malformed file
-        raise CheckpointError(f"cannot load latent critic {Path(name_or_path).name}: {e.__class__.__name__}: {e}") from None
-    critic.generator_name = md.get("generator", "")
-    critic.stats = json.loads(md.get("stats", "{}"))
-    return critic.eval().requires_grad_(False)
+    from editable_deepsc.zoo import loader
+
+    return loader.load(name_or_path, kind="latent-critic")
 
 
 def find_critic(generator_name: str) -> LatentCritic | None:
     """The registered critic of ``generator_name``, or ``None`` if none is registered."""
     name = critic_name(generator_name)
-    if not (registry.CARDS_DIR / f"{name}.json").is_file():
+    if registry.find_card(name) is None:
         return None
     return load_critic(name)

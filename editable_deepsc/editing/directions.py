@@ -20,8 +20,11 @@ from pathlib import Path
 import torch
 
 from editable_deepsc.editing.criteria import PROBABILITY_ATTRIBUTES
-from editable_deepsc.errors import BadInput
+from editable_deepsc.errors import BadInput, CheckpointError
 from editable_deepsc.zoo import registry
+
+#: safetensors ``format`` tag of a directions file.
+FORMAT = "edsc-attribute-directions"
 
 
 def regression_target(attribute: str, values: torch.Tensor) -> torch.Tensor:
@@ -85,7 +88,7 @@ class AttributeDirections:
     def metadata(self) -> dict[str, str]:
         """Safetensors header metadata: format tag, generator, shape, stats and meta as JSON."""
         return {
-            "format": "edsc-attribute-directions",
+            "format": FORMAT,
             "generator": self.generator,
             "num_ws": str(self.num_ws),
             "w_dim": str(self.w_dim),
@@ -99,8 +102,17 @@ class AttributeDirections:
 
     @classmethod
     def load(cls, name_or_path: str | Path) -> "AttributeDirections":
-        """Load by zoo name (``"edsc-faces64-directions"``) or path (sha256-checked when registered)."""
-        state, md = registry.load_tagged(name_or_path, "edsc-attribute-directions", "an attribute-directions file")
+        """Load by zoo name (e.g. ``"edsc-faces64-directions"``) or path (sha256-checked when registered)."""
+        from editable_deepsc.zoo import loader
+
+        return loader.load(name_or_path, kind="directions")
+
+    @classmethod
+    def from_card(cls, card: registry.ModelCard, state: dict[str, torch.Tensor]) -> "AttributeDirections":
+        """Zoo builder of kind ``directions``: vectors and slopes from the tensors, the rest from the metadata."""
+        md = registry.file_metadata(card.path)
+        if md.get("format") != FORMAT:
+            raise CheckpointError(f"{card.path.name} is not an attribute-directions file")
         vectors = {k[4:]: v for k, v in state.items() if k.startswith("dir.")}
         slopes = {k[6:]: float(v) for k, v in state.items() if k.startswith("slope.")}
         return cls(
@@ -122,6 +134,6 @@ def directions_name(generator_name: str) -> str:
 def load_directions(generator_name: str) -> AttributeDirections | None:
     """The registered directions of ``generator_name``, or ``None`` if none are registered."""
     name = directions_name(generator_name)
-    if not (registry.CARDS_DIR / f"{name}.json").is_file():
+    if registry.find_card(name) is None:
         return None
     return AttributeDirections.load(name)

@@ -33,6 +33,8 @@ from editable_deepsc.generator.base import StyleGenerator
 from editable_deepsc.generator.teacher import CHANNELS, Z_DIM, TeacherDCGAN
 
 FACES64_NAME = "edsc-faces64"
+#: safetensors ``format`` tag of its weights.
+FACES64_FORMAT = "edsc-faces64"
 
 
 class Mapping(nn.Module):
@@ -125,6 +127,19 @@ class Faces64Generator(StyleGenerator):
         for i, layer in enumerate(self.layers, start=1):
             x = layer(x, w_plus[:, i])
         return x
+
+    @classmethod
+    def from_card(cls, card, state: dict[str, torch.Tensor]) -> "Faces64Generator":
+        """Zoo builder: the generator from its card and tensors (mapping width read from the weights)."""
+        from editable_deepsc.errors import CheckpointError
+        from editable_deepsc.generator.teacher import _load_strict
+
+        if "mapping_net.fc1.weight" not in state:
+            raise CheckpointError(f"{card.name} is not an edsc-faces64 checkpoint (no mapping_net.fc1.weight)")
+        g = cls(hidden=int(state["mapping_net.fc1.weight"].shape[0]))
+        _load_strict(g, state)
+        g.name = card.name
+        return g
 
     @classmethod
     def from_teacher(cls, teacher: TeacherDCGAN, hidden: int = 256) -> "Faces64Generator":

@@ -1,11 +1,13 @@
-"""``load_generator``: one factory for every generator, by registry name or by path.
+"""``load_generator``: the one generator resolver, by registry name, path or untrained spelling.
 
 =================================  =================================================
 ``name_or_path``                   what is loaded
 =================================  =================================================
 ``"teacher-dcgan64"``              the DCGAN face source (latent ``z``, ``num_ws = 1``)
 ``"edsc-faces64"``                 the built-in style-based generator (W+ of 5 x 100)
-a user card name                   a user checkpoint registered earlier (StyleGAN2)
+``"edsc-faces64@teacher-init"``    the untrained style generator copied from the teacher
+                                   (:data:`UNTRAINED_SUFFIX`; trainers' warm-up runs)
+a user / cache card name           a user checkpoint registered earlier (StyleGAN2)
 ``path/to/model.pt`` / ``.pth``    a rosinality-format StyleGAN2 checkpoint
                                    (``{"g_ema": ..., "latent_avg": ...}``), converted
                                    to safetensors on first use and registered
@@ -13,8 +15,10 @@ a user card name                   a user checkpoint registered earlier (StyleGA
                                    ``format`` says which architecture)
 =================================  =================================================
 
-Every failure is a one-line :class:`~editable_deepsc.errors.CheckpointError`:
-unknown name, missing file, corrupt file, wrong shapes, sha256 mismatch.
+Registered names and safetensors files go through :func:`editable_deepsc.zoo.load`,
+whose ``generator`` builder is :func:`generator_from_card`. Every failure is a
+one-line :class:`~editable_deepsc.errors.CheckpointError`: unknown name, missing
+file, corrupt file, wrong shapes, sha256 mismatch.
 """
 
 from __future__ import annotations
@@ -26,43 +30,47 @@ import torch
 
 from editable_deepsc.errors import CheckpointError
 from editable_deepsc.generator.base import StyleGenerator
-from editable_deepsc.generator.faces64 import FACES64_NAME, Faces64Generator
-from editable_deepsc.generator.teacher import TEACHER_NAME, TeacherDCGAN, _load_strict, load_teacher
-from editable_deepsc.zoo import catalog, registry
+from editable_deepsc.generator.faces64 import FACES64_FORMAT, FACES64_NAME, Faces64Generator
+from editable_deepsc.generator.teacher import TEACHER_FORMAT, TEACHER_NAME, TeacherDCGAN, load_teacher
+from editable_deepsc.zoo import loader, registry
 
-FACES64_FORMAT = "edsc-faces64"
-TEACHER_FORMAT = "edsc-teacher-dcgan64"
 BUILTIN_GENERATORS = (TEACHER_NAME, FACES64_NAME)
+#: ``<generator>@teacher-init``: the style generator initialised from the teacher, untrained (warm-up runs).
+UNTRAINED_SUFFIX = "@teacher-init"
 
 
-def _faces64_from_state(state: dict[str, torch.Tensor], name: str) -> Faces64Generator:
-    if "mapping_net.fc1.weight" not in state:
-        raise CheckpointError(f"{name} is not an edsc-faces64 checkpoint (no mapping_net.fc1.weight)")
-    g = Faces64Generator(hidden=int(state["mapping_net.fc1.weight"].shape[0]))
-    _load_strict(g, state)
-    return g
+def untrained_name(generator_name: str = FACES64_NAME) -> str:
+    """The one spelling of the untrained copy of ``generator_name``: ``edsc-faces64@teacher-init``."""
+    return f"{generator_name}{UNTRAINED_SUFFIX}"
+
+
+def _generator_classes() -> dict[str, type[StyleGenerator]]:
+    from editable_deepsc.generator import stylegan2
+
+    return {FACES64_FORMAT: Faces64Generator, TEACHER_FORMAT: TeacherDCGAN, stylegan2.FORMAT: stylegan2.StyleGAN2Generator}
+
+
+def generator_from_card(card: registry.ModelCard, state: dict[str, torch.Tensor]) -> StyleGenerator:
+    """Zoo builder of kind ``generator``: the weights' ``format`` tag picks the class, whose ``from_card`` builds it.
+
+    Raises
+    ------
+    CheckpointError
+        A format of no known generator, or tensors that do not fit it.
+    """
+    fmt = registry.file_metadata(card.path).get("format", "")
+    classes = _generator_classes()
+    if fmt not in classes:
+        raise CheckpointError(f"{card.name} is a {card.kind} of format {fmt!r}, not a generator")
+    return classes[fmt].from_card(card, state).eval().requires_grad_(False)
 
 
 def load_faces64(name_or_path: str | os.PathLike = FACES64_NAME) -> Faces64Generator:
     """Load ``edsc-faces64`` from the zoo (sha256-checked) or a safetensors path."""
-    if str(name_or_path) == FACES64_NAME:
-        c = registry.card(FACES64_NAME)
-        if not c.path.is_file():
-            raise CheckpointError(f"{FACES64_NAME} weights missing ({c.path.name}); train them: edsc train generator")
-    state = registry.load_state_dict(name_or_path)
-    g = _faces64_from_state(state, str(name_or_path))
-    g.name = FACES64_NAME if str(name_or_path) == FACES64_NAME else str(name_or_path)
+    g = load_generator(name_or_path)
+    if not isinstance(g, Faces64Generator):
+        raise CheckpointError(f"{name_or_path} is not an edsc-faces64 checkpoint")
     return g
-
-
-def _safetensors_format(path: Path) -> str:
-    from safetensors import safe_open
-
-    try:
-        with safe_open(str(path), "pt") as f:
-            return (f.metadata() or {}).get("format", "")
-    except Exception as e:  # noqa: BLE001 - any parse failure is a corrupt file
-        raise CheckpointError(f"corrupt checkpoint {path.name}: {e.__class__.__name__}") from None
 
 
 def load_generator(name_or_path: str | os.PathLike, device: str | torch.device = "cpu") -> StyleGenerator:
@@ -71,8 +79,8 @@ def load_generator(name_or_path: str | os.PathLike, device: str | torch.device =
     Parameters
     ----------
     name_or_path : str or path-like
-        ``"teacher-dcgan64"``, ``"edsc-faces64"``, a registered user name, or a
-        path to a rosinality ``.pt``/``.pth`` or a ``.safetensors`` file.
+        ``"teacher-dcgan64"``, ``"edsc-faces64"``, ``"edsc-faces64@teacher-init"``,
+        a registered user name, or a path to a rosinality ``.pt``/``.pth`` or a ``.safetensors`` file.
     device : str or torch.device
         Where the returned module lives.
 
@@ -89,36 +97,26 @@ def load_generator(name_or_path: str | os.PathLike, device: str | torch.device =
     from editable_deepsc.generator import stylegan2
 
     s = str(name_or_path)
-    if s == TEACHER_NAME:
-        g: StyleGenerator = load_teacher(device=device)
-    elif s == FACES64_NAME:
-        g = load_faces64()
-    else:
-        p = Path(s).expanduser()
-        card = catalog.find_card(s) if not p.suffix else None
-        if card is not None:
-            if card.config.get("arch") != stylegan2.ARCH:
-                raise CheckpointError(f"{s} is a {card.kind} of arch {card.config.get('arch')!r}, not a generator")
-            g = stylegan2.load_converted(card.path, card.sha256, name=card.name)
-        elif not p.suffix and not p.exists():
-            known = ", ".join(list(BUILTIN_GENERATORS) + [c.name for c in catalog.list_user_cards()])
+    p = Path(s).expanduser()
+    if s.endswith(UNTRAINED_SUFFIX):
+        base = s[: -len(UNTRAINED_SUFFIX)]
+        if base != FACES64_NAME:
+            raise CheckpointError(f"no untrained spelling for {base!r} (only {untrained_name()})")
+        g: StyleGenerator = Faces64Generator.from_teacher(load_teacher())
+        g.name = s
+    elif s == TEACHER_NAME:
+        g = load_teacher()
+    elif not p.suffix and not p.exists():
+        if registry.find_card(s) is None:
+            known = ", ".join(list(BUILTIN_GENERATORS) + [c.name for c in registry.list_cache_cards()])
             raise CheckpointError(f"unknown generator {s!r} (known: {known}; or give a .pt/.safetensors path)")
-        elif not p.is_file():
-            raise CheckpointError(f"checkpoint not found: {p}")
-        elif p.suffix in (".pt", ".pth"):
-            g = stylegan2.load_rosinality(p)
-        elif p.suffix == ".safetensors":
-            fmt = _safetensors_format(p)
-            if fmt == FACES64_FORMAT:
-                g = load_faces64(p)
-            elif fmt == TEACHER_FORMAT:
-                g = TeacherDCGAN()
-                _load_strict(g, registry.load_state_dict(p))
-                g.name = str(p)
-            elif fmt == stylegan2.FORMAT:
-                g = stylegan2.load_converted(p, None, name=str(p))
-            else:
-                raise CheckpointError(f"{p.name}: unknown safetensors format {fmt!r} (not written by editable_deepsc)")
-        else:
-            raise CheckpointError(f"unsupported checkpoint type {p.suffix!r}: use .pt/.pth (rosinality) or .safetensors")
+        g = loader.load(s, kind="generator")
+    elif not p.is_file():
+        raise CheckpointError(f"checkpoint not found: {p}")
+    elif p.suffix in (".pt", ".pth"):
+        g = stylegan2.load_rosinality(p)
+    elif p.suffix == ".safetensors":
+        g = loader.load(p, kind="generator")
+    else:
+        raise CheckpointError(f"unsupported checkpoint type {p.suffix!r}: use .pt/.pth (rosinality) or .safetensors")
     return g.to(device).eval().requires_grad_(False)

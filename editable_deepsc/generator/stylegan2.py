@@ -341,6 +341,20 @@ class StyleGAN2Generator(StyleGenerator):
         self.register_buffer("latent_avg", torch.zeros(style_dim))
         self.has_latent_avg = False
 
+    @classmethod
+    def from_card(cls, card: registry.ModelCard, state: dict[str, torch.Tensor]) -> "StyleGAN2Generator":
+        """Zoo builder: the generator from its card and tensors (architecture from the file's metadata)."""
+        md = registry.file_metadata(card.path)
+        if md.get("format") != FORMAT or "config" not in md:
+            raise CheckpointError(f"{card.path.name} is not a converted StyleGAN2 checkpoint")
+        cfg = json.loads(md["config"])
+        cfg["channels"] = {int(k): v for k, v in cfg["channels"].items()}
+        cfg["blur_kernel"] = tuple(cfg["blur_kernel"])
+        g = cls(**cfg)
+        _load_state(g, state)
+        g.name = card.name
+        return g
+
     def mapping(self, z: torch.Tensor) -> torch.Tensor:
         return self.style(z)
 
@@ -462,21 +476,10 @@ def save_converted(g: StyleGAN2Generator, path: str | os.PathLike) -> str:
 
 def load_converted(path: str | os.PathLike, sha256: str | None = None, name: str | None = None) -> StyleGAN2Generator:
     """Load a generator written by :func:`save_converted` (sha256-checked when given)."""
-    from safetensors import safe_open
-
     path = Path(path)
-    state = registry.load_state_dict(path, sha256=sha256)
-    with safe_open(str(path), "pt") as f:
-        meta = f.metadata() or {}
-    if meta.get("format") != FORMAT or "config" not in meta:
-        raise CheckpointError(f"{path.name} is not a converted StyleGAN2 checkpoint")
-    cfg = json.loads(meta["config"])
-    cfg["channels"] = {int(k): v for k, v in cfg["channels"].items()}
-    cfg["blur_kernel"] = tuple(cfg["blur_kernel"])
-    g = StyleGAN2Generator(**cfg)
-    _load_state(g, state)
-    g.name = name or str(path)
-    return g
+    card = registry.ModelCard(name=name or str(path), kind="generator", file=str(path.resolve()),
+                              sha256=sha256 or "", licence="", source=str(path))  # fmt: skip
+    return StyleGAN2Generator.from_card(card, registry.load_verified(path, sha256))
 
 
 def load_rosinality(path: str | os.PathLike, lr_mlp: float = 0.01, register: bool = True) -> StyleGAN2Generator:

@@ -29,6 +29,8 @@ from editable_deepsc.rng import make_generator
 from editable_deepsc.zoo import registry
 
 TEACHER_NAME = "teacher-dcgan64"
+#: safetensors ``format`` tag of the converted teacher.
+TEACHER_FORMAT = "edsc-teacher-dcgan64"
 Z_DIM = 100
 TRAIN_SEEDS = range(0, 1_000_000_000)
 TEST_SEEDS = range(1_000_000_000, 1_001_000_000)
@@ -73,6 +75,14 @@ class TeacherDCGAN(StyleGenerator):
     def train(self, mode: bool = True) -> "TeacherDCGAN":
         # Batch-norm always uses the stored statistics: the teacher is frozen.
         return super().train(False)
+
+    @classmethod
+    def from_card(cls, card: registry.ModelCard, state: dict[str, torch.Tensor]) -> "TeacherDCGAN":
+        """Zoo builder: the teacher from its card and (sha256-checked) tensors, named after the card."""
+        model = cls()
+        _load_strict(model, state)
+        model.name = card.name
+        return model
 
 
 def face_latents(seeds: list[int] | range | torch.Tensor) -> torch.Tensor:
@@ -168,7 +178,7 @@ def convert_teacher(weights_tar: str | Path | None = None, register: bool = True
     if not isinstance(ckpt, dict) or "netG_state_dict" not in ckpt:
         raise CheckpointError(f"{src.name} has no netG_state_dict")
     state = state_dict_from_package(ckpt["netG_state_dict"])
-    meta = {"format": "edsc-teacher-dcgan64"}
+    meta = {"format": TEACHER_FORMAT}
     if not register:
         dst = registry.WEIGHTS_DIR / f"{TEACHER_NAME}.safetensors"
         registry.save_state_dict(state, dst, metadata=meta)
@@ -192,24 +202,18 @@ def convert_teacher(weights_tar: str | Path | None = None, register: bool = True
 
 def load_teacher(name_or_path: str | Path = TEACHER_NAME, device: str | torch.device = "cpu") -> TeacherDCGAN:
     """Load the teacher from the zoo (converting the package's weights on first use)."""
+    from editable_deepsc.zoo import loader
+
     if str(name_or_path) == TEACHER_NAME and not (registry.CARDS_DIR / f"{TEACHER_NAME}.json").is_file():
         convert_teacher()
-    state = registry.load_state_dict(name_or_path)
-    model = TeacherDCGAN()
-    _load_strict(model, state)
+    model = loader.load(name_or_path, kind="generator")
+    if not isinstance(model, TeacherDCGAN):
+        raise CheckpointError(f"{name_or_path} is not the teacher DCGAN")
     return model.to(device).eval().requires_grad_(False)
 
 
 def _load_strict(model: nn.Module, state: dict[str, torch.Tensor]) -> None:
     """``load_state_dict`` that reports missing/unexpected/mis-shaped keys as one-line CheckpointErrors."""
-    ref = {k: v for k, v in model.state_dict().items() if not k.endswith("num_batches_tracked")}
-    missing = sorted(set(ref) - set(state))
-    extra = sorted(set(state) - set(ref))
-    if missing or extra:
-        raise CheckpointError(
-            f"checkpoint does not fit {type(model).__name__}: missing {missing[:3]}, unexpected {extra[:3]}"
-        )
-    for k, v in state.items():
-        if tuple(v.shape) != tuple(ref[k].shape):
-            raise CheckpointError(f"wrong shape for {k}: {tuple(v.shape)} (expected {tuple(ref[k].shape)})")
-    model.load_state_dict({k: v.to(ref[k].dtype) for k, v in state.items()}, strict=False)
+    from editable_deepsc.zoo.loader import fit_state
+
+    fit_state(model, state, f"checkpoint for {type(model).__name__}")

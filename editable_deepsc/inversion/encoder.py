@@ -153,6 +153,19 @@ class E4EEncoder(nn.Module):
         self.register_buffer("num_active", torch.tensor(self.num_ws, dtype=torch.long))
 
     @classmethod
+    def from_card(cls, card: registry.ModelCard, state: dict[str, torch.Tensor]) -> "E4EEncoder":
+        """Zoo builder: the encoder from its card's config and (sha256-checked) tensors."""
+        from editable_deepsc.zoo.loader import fit_state
+
+        cfg = card.config
+        try:
+            enc = cls(int(cfg["num_ws"]), int(cfg["w_dim"]), int(cfg["resolution"]), tuple(int(c) for c in cfg["channels"]))
+        except (KeyError, TypeError, ValueError, BadInput) as e:
+            raise CheckpointError(f"encoder config unusable: {e}") from None
+        fit_state(enc, state, "encoder checkpoint")
+        return enc.eval().requires_grad_(False)
+
+    @classmethod
     def for_generator(
         cls, generator: StyleGenerator, channels: tuple[int, ...] = DEFAULT_CHANNELS
     ) -> "E4EEncoder":
@@ -236,19 +249,6 @@ def save_encoder(encoder: E4EEncoder, path: str | Path) -> str:
     return registry.save_state_dict(encoder.state_dict(), path, metadata=encoder_metadata(encoder))
 
 
-def _file_config(path: Path) -> dict:
-    from safetensors import safe_open
-
-    try:
-        with safe_open(str(path), "pt") as f:
-            meta = f.metadata() or {}
-    except Exception as e:  # noqa: BLE001 - corrupt/foreign file
-        raise CheckpointError(f"corrupt encoder checkpoint {path.name}: {e.__class__.__name__}") from None
-    if meta.get("format") != FORMAT or "config" not in meta:
-        raise CheckpointError(f"{path.name} is not an edsc e4e encoder checkpoint")
-    return json.loads(meta["config"])
-
-
 def load_encoder(
     name_or_path: str | Path = ENCODER_NAME,
     generator: StyleGenerator | None = None,
@@ -276,28 +276,12 @@ def load_encoder(
         Unknown name, missing/corrupt file, sha256 mismatch, wrong shapes, or a
         latent layout that does not fit ``generator``.
     """
+    from editable_deepsc.zoo import loader
+
     p = Path(name_or_path)
-    if not p.suffix and not p.exists():
-        c = registry.card(str(name_or_path))
-        cfg, state = dict(c.config), registry.load_state_dict(str(name_or_path))
-    else:
-        if not p.is_file():
-            raise CheckpointError(f"encoder checkpoint not found: {p}")
-        cfg, state = _file_config(p), registry.load_state_dict(p)
-    try:
-        enc = E4EEncoder(
-            int(cfg["num_ws"]), int(cfg["w_dim"]), int(cfg["resolution"]), tuple(int(c) for c in cfg["channels"])
-        )
-    except (KeyError, TypeError, ValueError, BadInput) as e:
-        raise CheckpointError(f"encoder config unusable: {e}") from None
-    ref = enc.state_dict()
-    missing, extra = sorted(set(ref) - set(state)), sorted(set(state) - set(ref))
-    if missing or extra:
-        raise CheckpointError(f"encoder checkpoint does not fit: missing {missing[:3]}, unexpected {extra[:3]}")
-    for k, v in state.items():
-        if tuple(v.shape) != tuple(ref[k].shape):
-            raise CheckpointError(f"wrong shape for {k}: {tuple(v.shape)} (expected {tuple(ref[k].shape)})")
-    enc.load_state_dict({k: v.to(ref[k].dtype) for k, v in state.items()})
+    if p.suffix and not p.is_file():
+        raise CheckpointError(f"encoder checkpoint not found: {p}")
+    enc = loader.load(name_or_path, kind="encoder")
     if generator is not None and (enc.num_ws, enc.w_dim, enc.resolution) != (
         generator.num_ws,
         generator.w_dim,

@@ -501,14 +501,12 @@ def _cached_embeddings(encoder: TextEncoder, phrases: list[str]) -> torch.Tensor
     if not isinstance(encoder, MiniLMEncoder):
         return encoder.encode(phrases)
     import hashlib
-    import os
 
-    from platformdirs import user_cache_dir
-
+    from editable_deepsc.paths import cache_dir
     from editable_deepsc.zoo.registry import save_state_dict
 
     key = hashlib.sha256(("\n".join([str(encoder.model_dir)] + phrases)).encode()).hexdigest()[:24]
-    path = Path(os.environ.get("EDSC_CACHE") or user_cache_dir("editable_deepsc")) / "text" / f"bank-{key}.safetensors"
+    path = cache_dir() / "text" / f"bank-{key}.safetensors"
     if path.is_file():
         try:
             from safetensors.torch import load_file

@@ -1,43 +1,40 @@
-"""The model catalogue: built-in cards (``zoo/cards``) plus user checkpoints registered by path.
+"""The model catalogue: built-in cards (``zoo/cards``) plus cards in the user cache.
 
-User checkpoints (e.g. a rosinality StyleGAN2 ``.pt``) are converted to
-safetensors on first use and registered in the *user zoo*, a directory outside
-the repository: ``$EDSC_USER_ZOO`` or ``~/.cache/editable_deepsc/zoo``, with the
-same layout as the built-in one (``cards/<name>.json``, ``weights/<file>``).
-Their cards carry the absolute path of the converted file and, in ``source``,
-the original path and its sha256.
+User checkpoints (e.g. a rosinality StyleGAN2 ``.pt``) and converted third-party
+weights are registered in the *user zoo*, a folder outside the repository:
+``cache_dir()/zoo`` (:func:`editable_deepsc.paths.cache_dir`; ``$EDSC_USER_ZOO``
+overrides it), with the same layout as the built-in one (``cards/<name>.json``,
+``weights/<file>``). A card's ``file`` is absolute or relative to that
+``weights`` folder; ``source`` names the original file and its sha256.
 """
 
 from __future__ import annotations
 
-import json
-import os
 from dataclasses import dataclass
 from pathlib import Path
 
+from editable_deepsc.paths import zoo_cache_dir
 from editable_deepsc.zoo import registry
 
 
 def user_zoo_dir() -> Path:
-    """Root of the user zoo (read from ``$EDSC_USER_ZOO`` at call time)."""
-    env = os.environ.get("EDSC_USER_ZOO")
-    return Path(env) if env else Path.home() / ".cache" / "editable_deepsc" / "zoo"
+    """Root of the user zoo (read from ``$EDSC_USER_ZOO`` / ``$EDSC_CACHE`` at call time)."""
+    return zoo_cache_dir()
 
 
 def user_cards_dir() -> Path:
     """Directory of the user cards."""
-    return user_zoo_dir() / "cards"
+    return registry.cache_cards_dir()
 
 
 def user_weights_dir() -> Path:
     """Directory of converted user weights."""
-    return user_zoo_dir() / "weights"
+    return registry.cache_weights_dir()
 
 
 def list_user_cards() -> list[registry.ModelCard]:
-    """Cards of user checkpoints registered by path, sorted by name."""
-    d = user_cards_dir()
-    return [registry.ModelCard(**json.loads(p.read_text())) for p in sorted(d.glob("*.json"))] if d.is_dir() else []
+    """Cards of the user zoo, sorted by name."""
+    return registry.list_cache_cards()
 
 
 def all_cards() -> list[registry.ModelCard]:
@@ -46,11 +43,8 @@ def all_cards() -> list[registry.ModelCard]:
 
 
 def find_card(name: str) -> registry.ModelCard | None:
-    """The built-in or user card named ``name``, or None."""
-    for c in all_cards():
-        if c.name == name:
-            return c
-    return None
+    """The built-in or user card named ``name`` (built-in first), or None."""
+    return registry.find_card(name)
 
 
 def register_user_card(c: registry.ModelCard) -> Path:
@@ -74,17 +68,14 @@ def verify_cards(cards: list[registry.ModelCard] | None = None) -> list[VerifyRo
     Returns
     -------
     list of VerifyRow
-        ``ok`` is False for a missing file or a digest mismatch.
+        ``ok`` is False for a missing file or a digest mismatch; the message
+        then quotes the card's ``fix`` command when it has one.
     """
     rows = []
     for c in all_cards() if cards is None else cards:
-        p = c.path
-        if not p.is_file():
-            rows.append(VerifyRow(c.name, str(p), False, "file missing"))
-            continue
-        got = registry.sha256_file(p)
-        ok = got == c.sha256
-        rows.append(VerifyRow(c.name, str(p), ok, "ok" if ok else f"sha256 {got[:12]}… != registered {c.sha256[:12]}…"))
+        problem = registry.check_file(c)
+        msg = "ok" if problem is None else (f"{problem}; fix: {c.fix}" if c.fix else problem)
+        rows.append(VerifyRow(c.name, str(c.path), problem is None, msg))
     return rows
 
 

@@ -15,6 +15,7 @@ from safetensors import SafetensorError
 from safetensors.torch import load_file, save_file
 
 from editable_deepsc.errors import CheckpointError
+from editable_deepsc.paths import zoo_cache_dir
 
 ZOO_DIR = Path(__file__).resolve().parent
 CARDS_DIR = ZOO_DIR / "cards"
@@ -45,6 +46,11 @@ class ModelCard:
         One line for ``edsc zoo list``.
     config : dict
         Constructor arguments needed to rebuild the module.
+    fix : str or None
+        The one command that repairs a missing or corrupt file (quoted in errors).
+    home : Path or None
+        Folder a relative ``file`` is found in (not stored: the zoo's ``weights``,
+        or ``cache_dir()/zoo/weights`` for a cache card).
     """
 
     name: str
@@ -56,14 +62,24 @@ class ModelCard:
     resolution: int | None = None
     description: str = ""
     config: dict[str, Any] = field(default_factory=dict)
+    fix: str | None = None
+    home: Path | None = field(default=None, repr=False, compare=False)
 
     @property
     def path(self) -> Path:
         p = Path(self.file)
-        return p if p.is_absolute() else WEIGHTS_DIR / p
+        return p if p.is_absolute() else (self.home or WEIGHTS_DIR) / p
 
     def to_json(self) -> dict[str, Any]:
-        return asdict(self)
+        out = asdict(self)
+        out.pop("home")
+        if out["fix"] is None:
+            out.pop("fix")
+        return out
+
+    def problem(self, message: str) -> CheckpointError:
+        """A :class:`CheckpointError` about this model, quoting its ``fix`` command when it has one."""
+        return CheckpointError(f"{message}; fix: {self.fix}" if self.fix else message)
 
 
 def sha256_file(path: str | os.PathLike, chunk: int = 1 << 20) -> str:
@@ -75,27 +91,57 @@ def sha256_file(path: str | os.PathLike, chunk: int = 1 << 20) -> str:
     return h.hexdigest()
 
 
+def cache_cards_dir() -> Path:
+    """Cards registered outside the repository: ``cache_dir()/zoo/cards`` (see :mod:`editable_deepsc.paths`)."""
+    return zoo_cache_dir() / "cards"
+
+
+def cache_weights_dir() -> Path:
+    """Weights of the cache cards: ``cache_dir()/zoo/weights``."""
+    return zoo_cache_dir() / "weights"
+
+
+def read_card(path: Path, home: Path | None = None) -> ModelCard:
+    """Parse one card file; a relative ``file`` is resolved against ``home`` (default: the zoo's weights)."""
+    try:
+        return ModelCard(**json.loads(Path(path).read_text()), home=home)
+    except (OSError, ValueError, TypeError) as e:
+        raise CheckpointError(f"unreadable model card {Path(path).name}: {e}") from None
+
+
 def list_cards() -> list[ModelCard]:
-    """All registered model cards, sorted by name."""
-    cards = []
-    for p in sorted(CARDS_DIR.glob("*.json")):
-        cards.append(ModelCard(**json.loads(p.read_text())))
-    return cards
+    """All model cards in the repository (``zoo/cards``), sorted by name."""
+    return [read_card(p) for p in sorted(CARDS_DIR.glob("*.json"))]
+
+
+def list_cache_cards() -> list[ModelCard]:
+    """Cards in the user cache (``cache_dir()/zoo/cards``), sorted by name."""
+    d = cache_cards_dir()
+    return [read_card(p, cache_weights_dir()) for p in sorted(d.glob("*.json"))] if d.is_dir() else []
+
+
+def find_card(name: str) -> ModelCard | None:
+    """The card named ``name``: the repository's first, then the cache's; ``None`` if neither has one."""
+    for d, home in ((CARDS_DIR, None), (cache_cards_dir(), cache_weights_dir())):
+        p = d / f"{name}.json"
+        if p.is_file():
+            return read_card(p, home)
+    return None
 
 
 def card(name: str) -> ModelCard:
-    """Return the card registered under ``name``.
+    """Return the card registered under ``name`` (repository cards first, then cache cards).
 
     Raises
     ------
     CheckpointError
         If no model of that name is registered.
     """
-    p = CARDS_DIR / f"{name}.json"
-    if not p.is_file():
-        known = ", ".join(c.name for c in list_cards()) or "none"
+    c = find_card(name)
+    if c is None:
+        known = ", ".join(c.name for c in list_cards() + list_cache_cards()) or "none"
         raise CheckpointError(f"unknown model {name!r} (registered: {known})")
-    return ModelCard(**json.loads(p.read_text()))
+    return c
 
 
 def weights_path(name: str) -> Path:
@@ -223,19 +269,47 @@ def load_state_dict(
         Missing file, digest mismatch, or a file that is not valid safetensors.
     """
     p = Path(name_or_path)
+    c = None
     if not p.suffix and not p.exists():
         c = card(str(name_or_path))
         p, sha256 = c.path, c.sha256
+    return load_verified(p, sha256 if verify else None, c)
+
+
+def load_verified(path: Path, sha256: str | None, owner: ModelCard | None = None) -> dict[str, torch.Tensor]:
+    """Load the safetensors file ``path``, checking ``sha256`` when given.
+
+    Errors name the file and, when ``owner`` (its card) has one, quote the card's ``fix``.
+    """
+    p = Path(path)
+    err = owner.problem if owner is not None else CheckpointError
     if not p.is_file():
-        raise CheckpointError(f"checkpoint not found: {p}")
-    if verify and sha256:
+        raise err(f"{owner.name} weights missing ({p})" if owner is not None else f"checkpoint not found: {p}")
+    if sha256:
         got = sha256_file(p)
         if got != sha256:
-            raise CheckpointError(f"sha256 mismatch for {p.name}: expected {sha256[:12]}…, got {got[:12]}…")
+            raise err(f"sha256 mismatch for {p.name}: expected {sha256[:12]}…, got {got[:12]}…")
     try:
         return load_file(str(p))
     except (SafetensorError, OSError, ValueError) as e:
-        raise CheckpointError(f"corrupt checkpoint {p.name}: {e}") from None
+        raise err(f"corrupt checkpoint {p.name}: {e}") from None
+
+
+def file_metadata(path: str | os.PathLike) -> dict[str, str]:
+    """Safetensors header metadata of ``path`` (``{}`` when it has none).
+
+    Raises
+    ------
+    CheckpointError
+        The file is not readable safetensors.
+    """
+    from safetensors import safe_open
+
+    try:
+        with safe_open(str(path), framework="pt") as f:
+            return dict(f.metadata() or {})
+    except Exception as e:  # noqa: BLE001 - any parse failure is a corrupt file
+        raise CheckpointError(f"corrupt checkpoint {Path(path).name}: {e.__class__.__name__}") from None
 
 
 def load_tagged(
@@ -262,29 +336,24 @@ def load_tagged(
     CheckpointError
         Missing or corrupt file, digest mismatch, unreadable metadata, or another format.
     """
-    from safetensors import safe_open
-
     p = Path(name_or_path)
     if not p.suffix and not p.exists():
         p = card(str(name_or_path)).path
     state = load_state_dict(name_or_path)
-    try:
-        with safe_open(str(p), framework="pt") as f:
-            md = f.metadata() or {}
-    except Exception as e:  # noqa: BLE001
-        raise CheckpointError(f"cannot read metadata of {p.name}: {e}") from None
+    md = file_metadata(p)
     if md.get("format") != fmt:
         raise CheckpointError(f"{p.name} is not {what}")
     return state, md
 
 
+def check_file(c: ModelCard) -> str | None:
+    """What is wrong with the weights of card ``c`` (missing file, sha256 mismatch), or ``None`` if nothing."""
+    if not c.path.is_file():
+        return "file missing"
+    got = sha256_file(c.path)
+    return None if got == c.sha256 else f"sha256 {got[:12]}… != registered {c.sha256[:12]}…"
+
+
 def verify_all() -> list[tuple[str, bool, str]]:
     """Check every registered file; return ``(name, ok, message)`` rows."""
-    rows = []
-    for c in list_cards():
-        if not c.path.is_file():
-            rows.append((c.name, False, "file missing"))
-            continue
-        got = sha256_file(c.path)
-        rows.append((c.name, got == c.sha256, "ok" if got == c.sha256 else f"sha256 {got[:12]}… != {c.sha256[:12]}…"))
-    return rows
+    return [(c.name, (m := check_file(c)) is None, m or "ok") for c in list_cards()]

@@ -11,7 +11,7 @@ from __future__ import annotations
 import torch
 
 from editable_deepsc.errors import CheckpointError
-from editable_deepsc.zoo.registry import load_state_dict
+from editable_deepsc.zoo.registry import ModelCard
 
 QSCALE_SUFFIX = ".qscale"
 QMIN_SUFFIX = ".qmin"
@@ -53,11 +53,18 @@ def dequantize_state(stored: dict[str, torch.Tensor]) -> dict[str, torch.Tensor]
     return out
 
 
+def faceapi_state_from_card(card: ModelCard, state: dict[str, torch.Tensor]) -> dict[str, torch.Tensor]:
+    """Zoo builder of kind ``face-net``: the dequantised float32 state dict (the nets are built by their modules)."""
+    return dequantize_state(state)
+
+
 def load_faceapi_state(net: str) -> dict[str, torch.Tensor]:
     """Load the float32 state dict of face-api net ``net`` (a key of :data:`ZOO_NAMES`)."""
+    from editable_deepsc.zoo import loader
+
     if net not in ZOO_NAMES:
         raise CheckpointError(f"unknown face-api net {net!r} (known: {', '.join(ZOO_NAMES)})")
-    return dequantize_state(load_state_dict(ZOO_NAMES[net]))
+    return loader.load(ZOO_NAMES[net], kind="face-net")
 
 
 def load_into(module: torch.nn.Module, net: str) -> torch.nn.Module:

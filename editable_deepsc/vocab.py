@@ -1,0 +1,24 @@
+"""Names shared across the package, importable without torch (the CLI reads its choices here).
+
+Every literal that several modules (and the ``edsc`` options) repeat lives here once:
+the channel models, the editing presets, the inversion methods and the model sets.
+"""
+
+from __future__ import annotations
+
+#: Channel models (:func:`editable_deepsc.channel.make_channel`).
+CHANNELS: tuple[str, ...] = ("awgn", "rayleigh")
+#: Editing presets (:data:`editable_deepsc.editing.config.PRESETS`); ``fast`` is the default.
+PRESETS: tuple[str, ...] = ("fast", "paper", "instant")
+DEFAULT_PRESET = "fast"
+#: Image semantic encoder modes (:func:`editable_deepsc.inversion.invert.invert`).
+INVERSION_METHODS: tuple[str, ...] = ("encoder", "optimize", "hybrid")
+DEFAULT_INVERSION = "encoder"
+#: Model sets shipped with the package (``editable_deepsc/zoo/sets/<name>.json``).
+MODEL_SETS: tuple[str, ...] = ("faces64",)
+#: The model set used when none is named (``--models``, ``EditableDeepSC.load(models=...)``).
+DEFAULT_MODEL_SET = "faces64"
+#: Roles a model set can name (keys of its card's ``members``).
+SET_ROLES: tuple[str, ...] = (
+    "generator", "teacher", "encoder", "directions", "critic", "delta", "codecs", "deepjscc", "exits",
+)  # fmt: skip
