@@ -65,7 +65,7 @@ def _slug(text: str) -> str:
 
 def run_demo(out_dir: Path, snrs: list[float], channel: str = "awgn", seed: int = 0,
              instructions: tuple[str, ...] = DEFAULT_INSTRUCTIONS, n_teacher: int = 2,
-             progress: bool = True) -> list[dict]:
+             progress: bool = True, models: str | None = None) -> list[dict]:
     """Run Editable-DeepSC on the sample faces; write images, a grid and ``summary.json``.
 
     Parameters
@@ -79,6 +79,8 @@ def run_demo(out_dir: Path, snrs: list[float], channel: str = "awgn", seed: int 
         Instructions to apply (refused ones are reported and skipped).
     n_teacher : int
         Held-out teacher faces besides the astronaut photo.
+    models : str, optional
+        Model set (default: :data:`~editable_deepsc.vocab.DEFAULT_MODEL_SET`).
 
     Returns
     -------
@@ -92,7 +94,7 @@ def run_demo(out_dir: Path, snrs: list[float], channel: str = "awgn", seed: int 
 
     channels = [ChannelConfig(channel, s) for s in snrs]  # validate before any work
     out_dir = Path(out_dir)
-    system = EditableDeepSC.load()
+    system = EditableDeepSC.load(models=models)
     faces = sample_faces(n_teacher)
     rows: list[dict] = []
     grid_rows: list[torch.Tensor] = []

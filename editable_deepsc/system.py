@@ -39,6 +39,8 @@ from editable_deepsc.session import Session
 from editable_deepsc.text.targets import ParsedInstruction
 from editable_deepsc.timing import timed
 from editable_deepsc.transmitter import Transmitter
+from editable_deepsc.vocab import DEFAULT_MODEL_SET, INVERSION_METHODS, PRESETS
+from editable_deepsc.zoo.sets import load_set
 
 if TYPE_CHECKING:
     from editable_deepsc.channel.config import ChannelConfig
@@ -50,12 +52,14 @@ class SystemConfig:
 
     Parameters
     ----------
-    generator : str
-        Generator zoo name or path (``edsc-faces64``, a StyleGAN2 checkpoint, ...).
-    encoder : str
-        Inversion encoder zoo name or path.
+    models : str
+        Model set (:mod:`editable_deepsc.zoo.sets`) whose members fill every model not named here.
+    generator : str or None
+        Generator zoo name or path (``None``: the set's; a StyleGAN2 checkpoint, ...).
+    encoder : str or None
+        Inversion encoder zoo name or path (``None``: the set's).
     codec : str or None
-        Semantic codec zoo name (``None``: the default codec of the generator).
+        Semantic codec zoo name (``None``: the default codec of the set).
     inversion : {"encoder", "hybrid", "optimize"}
         Image semantic encoder mode.
     preset : {"fast", "paper", "instant"}
@@ -77,8 +81,8 @@ class SystemConfig:
         Detect and align faces in photos larger than the generator's resolution.
     """
 
-    generator: str = "edsc-faces64"
-    encoder: str = "edsc-e4e-faces64"
+    generator: str | None = None
+    encoder: str | None = None
     codec: str | None = None
     inversion: str = "encoder"
     preset: str = "fast"
@@ -87,12 +91,17 @@ class SystemConfig:
     refresh_every: int = 4
     delta_subspace: bool = True
     align: bool = True
+    models: str = DEFAULT_MODEL_SET
 
     def __post_init__(self) -> None:
-        if self.inversion not in ("encoder", "hybrid", "optimize"):
+        if self.inversion not in INVERSION_METHODS:
             raise BadInput(f"inversion must be encoder, hybrid or optimize, got {self.inversion!r}")
-        if self.preset not in ("fast", "paper", "instant"):
+        if self.preset not in PRESETS:
             raise BadInput(f"preset must be fast, paper or instant, got {self.preset!r}")
+        models = load_set(self.models)
+        for role in ("generator", "encoder"):
+            if getattr(self, role) is None:
+                object.__setattr__(self, role, models.member(role))
         if int(self.refresh_every) < 1:
             raise BadInput(f"refresh_every must be >= 1, got {self.refresh_every}")
         if self.delta_k is not None and int(self.delta_k) < 1:
@@ -120,9 +129,28 @@ class EditableDeepSC:
         self.guidance = guidance if guidance is not None else getattr(transmitter.editor, "guidance", None)
 
     @classmethod
-    def load(cls, config: SystemConfig | None = None, device: str = "cpu") -> "EditableDeepSC":
-        """Load every model of ``config`` from the zoo (sha256-checked)."""
-        config = config or SystemConfig()
+    def load(cls, config: SystemConfig | None = None, device: str = "cpu", models: str | None = None) -> "EditableDeepSC":
+        """Load every model of ``config`` from the zoo (sha256-checked).
+
+        Parameters
+        ----------
+        config : SystemConfig, optional
+            Default: ``SystemConfig(models=models)``.
+        device : str
+        models : str, optional
+            Model set name (e.g. ``"faces64"``); must agree with ``config.models`` when both are given.
+
+        Raises
+        ------
+        BadInput
+            Unknown model set, or ``models`` contradicting ``config``.
+        CheckpointError
+            A model the system needs is missing or corrupt (named in the message).
+        """
+        if config is None:
+            config = SystemConfig(models=models or DEFAULT_MODEL_SET)
+        elif models is not None and models != config.models:
+            raise BadInput(f"models={models!r} contradicts the config's model set {config.models!r}")
         tx = Transmitter.load(config)
         return cls(tx, Receiver(tx.generator, tx.codec, tx.delta), config)
 

@@ -15,18 +15,16 @@ from typing import TYPE_CHECKING
 
 import torch
 
-from editable_deepsc.channel.codec_zoo import DEFAULT_CODEC, load_codec
-from editable_deepsc.channel.delta import DeltaCodec, delta_stats_name, load_delta_statistics
 from editable_deepsc.channel.link import check_finite
-from editable_deepsc.editing.builtin import build_editor, builtin_generator
-from editable_deepsc.inversion.encoder import load_encoder
 from editable_deepsc.inversion.invert import invert
 from editable_deepsc.inversion.prepare import prepare_image
 from editable_deepsc.text.parser import default_parser
+from editable_deepsc.models import load_system_models
 from editable_deepsc.text.targets import EditTarget, ParsedInstruction
 
 if TYPE_CHECKING:
     from editable_deepsc.channel.codec import SemanticCodec
+    from editable_deepsc.channel.delta import DeltaCodec
     from editable_deepsc.channel.config import ChannelConfig
     from editable_deepsc.system import SystemConfig
 
@@ -58,22 +56,14 @@ class Transmitter:
 
     @classmethod
     def load(cls, config: "SystemConfig") -> "Transmitter":
-        """Load the transmitter's models of ``config`` from the zoo (sha256-checked); the receiver shares
+        """Load the transmitter's models of ``config`` from the zoo (sha256-checked; its model set fills what
+        the config does not name, :func:`~editable_deepsc.models.load_system_models`); the receiver shares
         its generator, codec and delta codec."""
-        gen = builtin_generator(config.generator)
-        enc = None if config.inversion == "optimize" else load_encoder(config.encoder, generator=gen)
-        editor = build_editor(config.preset, generator=gen)
-        codec = load_codec(config.codec or DEFAULT_CODEC, generator=gen).eval()
-        delta = None
-        try:
-            stats = load_delta_statistics(delta_stats_name(gen.name), gen.num_ws, gen.w_dim)
-            delta = DeltaCodec(stats, config.delta_k or max(1, codec.k // 4))
-        except Exception:  # noqa: BLE001 - no delta statistics: sessions send full latents every turn
-            delta = None
+        m = load_system_models(config)
         parser = default_parser()
         parser.bank_embeddings, parser.speller  # noqa: B018 - warm up now: model load, not per-instruction cost
         parser.encoder.encode(["warm up"])
-        return cls(gen, enc, parser, editor, codec, delta, config)
+        return cls(m.generator, m.encoder, parser, m.editor, m.codec, m.delta, config)
 
     def prepare(self, image: torch.Tensor):
         """Check and align one image (1, 3, H, W) in [-1, 1] → ``PreparedImage`` at the generator's size."""

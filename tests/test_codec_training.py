@@ -256,6 +256,6 @@ def test_bench_and_train_cli_bad_input(tmp_path, capsys):
     assert "error:" in capsys.readouterr().err
     assert main(["bench", "codec", "--snr", "abc", "--quiet"]) == 2
     work = tmp_path / "w"
-    rc = main(["train", "codec", "--k", "300", "--generator", "edsc-faces64-init", "--steps", "1",
+    rc = main(["train", "codec", "--k", "300", "--generator", "edsc-faces64@teacher-init", "--steps", "1",
                "--workdir", str(work), "--quiet", "--no-export"])
     assert rc == 2 and not work.exists()

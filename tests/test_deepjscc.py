@@ -15,7 +15,7 @@ from editable_deepsc.baselines.deepjscc import (
     cbr_of,
     channel_uses,
     channels_for_cbr,
-    export_model,
+    save_model,
     load_model,
     nearest_channels,
     transmit_deepjscc,
@@ -56,7 +56,7 @@ def test_shapes_power_and_roundtrip(tmp_path):
     with pytest.raises(BadInput):
         net.encode(torch.zeros(1, 1, 32, 32))
     p = tmp_path / "m.safetensors"
-    export_model(net, p)
+    save_model(net, p)
     back = load_model(str(p))
     assert back.config == net.config
     assert torch.equal(back.encode(x), net.encode(x))

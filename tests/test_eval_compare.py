@@ -9,7 +9,7 @@ import types
 import pytest
 import torch
 
-from editable_deepsc.baselines.deepjscc import DeepJSCC, DeepJSCCConfig, export_model
+from editable_deepsc.baselines.deepjscc import DeepJSCC, DeepJSCCConfig, save_model
 from editable_deepsc.errors import BadInput
 from editable_deepsc.eval.compare_config import EvalConfig
 from editable_deepsc.eval.compare_report import headline, smallest_cbr
@@ -26,7 +26,7 @@ METRIC_KEYS = ("psnr", "ssim", "ms_ssim", "lpips", "identity", "met", "success",
 def jscc_path(tmp_path_factory):
     torch.manual_seed(0)
     p = tmp_path_factory.mktemp("jscc") / "toy-deepjscc.safetensors"
-    export_model(DeepJSCC(DeepJSCCConfig(c=8, width=8)), p)
+    save_model(DeepJSCC(DeepJSCCConfig(c=8, width=8)), p)
     return str(p)
 
 

@@ -16,9 +16,9 @@ pytestmark = [pytest.mark.slow, pytest.mark.usefixtures("one_torch_thread_module
 @pytest.fixture(scope="module")
 def models():
     from editable_deepsc.inversion.encoder import load_encoder
-    from editable_deepsc.inversion.invert import load_style_generator
+    from editable_deepsc.generator import load_generator
 
-    g = load_style_generator("edsc-faces64")
+    g = load_generator("edsc-faces64")
     return g, load_encoder("edsc-e4e-faces64", generator=g)
 
 

@@ -52,9 +52,17 @@ BUILTIN_CHANNELS: tuple[int, ...] = (16, 8, 4, 2)
 MODEL_FORMAT = "edsc-deepjscc"
 
 
-def model_name(c: int, dataset: str = "faces64") -> str:
-    """Zoo name of the built-in DeepJSCC with ``c`` output channels, e.g. ``edsc-deepjscc-faces64-c8``."""
-    return f"edsc-deepjscc-{dataset}-c{int(c)}"
+def model_name(c: int, models: str | None = None) -> str:
+    """Zoo name of the DeepJSCC with ``c`` output channels in model set ``models``, e.g. ``edsc-deepjscc-faces64-c8``.
+
+    The set's ``deepjscc`` member (keyed by CBR ``c/96``) names it; a CBR the set
+    does not list gets the conventional name ``edsc-deepjscc-<set>-c<c>``.
+    """
+    from editable_deepsc.zoo.sets import load_set
+
+    ms = load_set(models)
+    named = {round(float(cbr) / cbr_of(1)): name for cbr, name in ms.deepjscc().items()} if ms.has("deepjscc") else {}
+    return named.get(int(c)) or f"edsc-deepjscc-{ms.name}-c{int(c)}"
 
 
 def channel_uses(c: int, height: int, width: int) -> int:
@@ -195,7 +203,7 @@ def model_metadata(model: DeepJSCC, extra: dict | None = None) -> dict[str, str]
     return {"format": MODEL_FORMAT, "config": json.dumps({**asdict(model.config), **(extra or {})})}
 
 
-def export_model(model: DeepJSCC, path: str | Path, extra: dict | None = None) -> str:
+def save_model(model: DeepJSCC, path: str | Path, extra: dict | None = None) -> str:
     """Write ``model`` as safetensors (float32) with its config in the metadata; return the sha256."""
     from editable_deepsc.zoo.registry import save_state_dict
 
@@ -218,23 +226,22 @@ def load_model(name_or_path: str) -> DeepJSCC:
 _CACHE: dict[str, DeepJSCC] = {}
 
 
-def builtin_model(c: int) -> DeepJSCC:
-    """The shipped model with ``c`` output channels (cached per process)."""
-    name = model_name(c)
+def builtin_model(c: int, models: str | None = None) -> DeepJSCC:
+    """The shipped model with ``c`` output channels of model set ``models`` (cached per process)."""
+    name = model_name(c, models)
     if name not in _CACHE:
         _CACHE[name] = load_model(name)
     return _CACHE[name]
 
 
-def available_channels() -> tuple[int, ...]:
-    """``c`` of the built-in models whose zoo cards exist."""
+def available_channels(models: str | None = None) -> tuple[int, ...]:
+    """``c`` of the built-in models of model set ``models`` whose zoo cards exist."""
     from editable_deepsc.zoo import registry
 
-    names = {c.name for c in registry.list_cards()}
-    return tuple(c for c in BUILTIN_CHANNELS if model_name(c) in names)
+    return tuple(c for c in BUILTIN_CHANNELS if registry.find_card(model_name(c, models)) is not None)
 
 
-def nearest_channels(cbr: float, available: tuple[int, ...] | None = None) -> int:
+def nearest_channels(cbr: float, available: tuple[int, ...] | None = None, models: str | None = None) -> int:
     """The available ``c`` whose CBR ``c/96`` is nearest to ``cbr`` on a log scale.
 
     Raises
@@ -244,7 +251,7 @@ def nearest_channels(cbr: float, available: tuple[int, ...] | None = None) -> in
     """
     if not (isinstance(cbr, (int, float)) and math.isfinite(cbr) and cbr > 0):
         raise BadInput(f"CBR must be a positive number, got {cbr}")
-    avail = available_channels() if available is None else tuple(available)
+    avail = available_channels(models) if available is None else tuple(available)
     if not avail:
         raise CheckpointError("no DeepJSCC model in the zoo (train one: edsc train deepjscc --cbr 1/12)")
     return min(avail, key=lambda c: (abs(math.log(cbr_of(c) / cbr)), -c))
@@ -281,7 +288,7 @@ class DeepJSCCResult:
 
 @torch.no_grad()
 def transmit_deepjscc(image: torch.Tensor, cbr: float = 1 / 12, channel: ChannelConfig = ChannelConfig(),
-                      seed: int = 0, model: str | None = None) -> DeepJSCCResult:
+                      seed: int = 0, model: str | None = None, models: str | None = None) -> DeepJSCCResult:
     """Send one image with DeepJSCC (registry name ``deepjscc``).
 
     Parameters
@@ -295,6 +302,8 @@ def transmit_deepjscc(image: torch.Tensor, cbr: float = 1 / 12, channel: Channel
         Seeds the channel noise.
     model : str, optional
         Zoo name or safetensors path overriding the CBR choice.
+    models : str, optional
+        Model set whose DeepJSCC models are chosen from (default: the default set).
 
     Returns
     -------
@@ -308,8 +317,8 @@ def transmit_deepjscc(image: torch.Tensor, cbr: float = 1 / 12, channel: Channel
     if model is not None:
         net, name = load_model(model), str(model)
     else:
-        c = nearest_channels(float(cbr))
-        net, name = builtin_model(c), model_name(c)
+        c = nearest_channels(float(cbr), models=models)
+        net, name = builtin_model(c, models), model_name(c, models)
     h, w = int(image.shape[-2]), int(image.shape[-1])
     k = channel_uses(net.c, h, w)
     x = net.encode(image.float())
@@ -323,5 +332,5 @@ def transmit_deepjscc(image: torch.Tensor, cbr: float = 1 / 12, channel: Channel
 
 
 __all__ = ["BUILTIN_CHANNELS", "DeepJSCC", "DeepJSCCConfig", "DeepJSCCResult", "available_channels",
-           "builtin_model", "cbr_of", "channel_uses", "channels_for_cbr", "export_model", "load_model",
+           "builtin_model", "cbr_of", "channel_uses", "channels_for_cbr", "save_model", "load_model",
            "model_name", "nearest_channels", "transmit_deepjscc"]

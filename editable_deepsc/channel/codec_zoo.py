@@ -29,9 +29,10 @@ import torch
 from editable_deepsc.channel.codec import CodecConfig, SemanticCodec
 from editable_deepsc.errors import CheckpointError
 from editable_deepsc.zoo import registry
+from editable_deepsc.zoo.sets import load_set
 
-#: The codec the system uses unless told otherwise (k = 128: CBR 1/96 at 64x64).
-DEFAULT_CODEC = "edsc-codec-faces64-k128"
+#: The codec of the default model set (``edsc-codec-faces64-k128``: k = 128, CBR 1/96 at 64x64).
+DEFAULT_CODEC: str = load_set().codec()
 #: k values of the shipped codecs (complex channel uses per latent).
 BUILTIN_KS: tuple[int, ...] = (32, 64, 128, 250)
 CODEC_FORMAT = "edsc-semantic-codec"

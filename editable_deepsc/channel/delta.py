@@ -230,11 +230,14 @@ def fit_delta_statistics(deltas: torch.Tensor) -> LatentPCA:
     return LatentPCA(deltas.shape[1], deltas.shape[2]).fit(deltas)
 
 
+def delta_metadata(pca: LatentPCA, generator_name: str) -> dict[str, str]:
+    """Safetensors metadata of a delta-statistics file: format, generator and latent shape."""
+    return {"format": DELTA_FORMAT, "generator": generator_name, "num_ws": str(pca.num_ws), "w_dim": str(pca.w_dim)}
+
+
 def save_delta_statistics(pca: LatentPCA, path: str | os.PathLike, generator_name: str) -> str:
     """Write delta statistics as safetensors (metadata: format, generator); return the sha256."""
-    meta = {"format": DELTA_FORMAT, "generator": generator_name,
-            "num_ws": str(pca.num_ws), "w_dim": str(pca.w_dim)}
-    return registry.save_state_dict(pca.state_dict(), path, metadata=meta)
+    return registry.save_state_dict(pca.state_dict(), path, metadata=delta_metadata(pca, generator_name))
 
 
 def load_delta_statistics(name_or_path: str | os.PathLike, num_ws: int, w_dim: int) -> LatentPCA:

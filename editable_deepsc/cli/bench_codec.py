@@ -7,7 +7,7 @@ import shlex
 
 import click
 
-from editable_deepsc.cli.options import bench_options, set_threads
+from editable_deepsc.cli.options import bench_options, member_option, models_option, set_member, set_threads
 from editable_deepsc.eval.codec_bench import CHANNELS, METHODS, SNRS_DB
 
 
@@ -35,7 +35,8 @@ def _ints(text: str) -> tuple[int, ...]:
 @click.option("--channel", "channels", default=",".join(CHANNELS), show_default=True, help="awgn,rayleigh")
 @click.option("--method", "methods", default=",".join(METHODS), show_default=True, help="Methods to run.")
 @click.option("--n", "n", default=32, show_default=True, type=int, help="Held-out latents.")
-@click.option("--generator", "generator_name", default="edsc-faces64", show_default=True)
+@models_option()
+@member_option("--generator", "generator_name", "generator", None)
 @click.option("--source", default="auto", show_default=True, type=click.Choice(["auto", "inverted", "mapped"]),
               help="Held-out latents: encoder inversions of test faces, or mapped test seeds.")
 @click.option("--no-identity", is_flag=True, help="Skip the face-api identity column.")
@@ -49,7 +50,8 @@ def codec(
     channels: str,
     methods: str,
     n: int,
-    generator_name: str,
+    models: str,
+    generator_name: str | None,
     source: str,
     no_identity: bool,
     out: str | None,
@@ -65,23 +67,31 @@ def codec(
       edsc bench codec --out docs/codec.md
       edsc bench codec --k 128 --snr 0,6,12,20 --channel awgn --n 8 --method semantic,uncoded-pca
     """
-    from editable_deepsc.channel.codec_zoo import BUILTIN_KS, DEFAULT_CODEC, codec_name, load_codec
+    from editable_deepsc.channel.codec_zoo import BUILTIN_KS, codec_name, load_codec
     from editable_deepsc.errors import BadInput
     from editable_deepsc.eval.codec_bench import markdown_tables, run_codec_bench, write_results
-    from editable_deepsc.train.codec import load_inversion_encoder, resolve_generator
+    from editable_deepsc.generator import load_generator
+    from editable_deepsc.train.codec import load_inversion_encoder
+
+    from editable_deepsc.zoo.sets import load_set
 
     set_threads(threads)
-    k_list = _ints(ks) if ks else BUILTIN_KS
+    model_set = load_set(models)
+    generator_name = set_member(models, "generator", generator_name)
+    names = (model_set.codecs() if generator_name == model_set.member("generator")
+             else {k: codec_name(generator_name, k) for k in BUILTIN_KS})  # fmt: skip
+    k_list = _ints(ks) if ks else tuple(names)
     snr_list, ch_list = _floats(snrs), tuple(c.strip().lower() for c in channels.split(",") if c.strip())
     m_list = tuple(m.strip() for m in methods.split(",") if m.strip())
     if not k_list or not snr_list or not ch_list or not m_list:
         raise BadInput("--k, --snr, --channel and --method must not be empty")
     if n < 1:
         raise BadInput(f"--n must be >= 1, got {n}")
-    gen, _ = resolve_generator(generator_name)
-    codecs = {k: load_codec(codec_name(generator_name, k), generator=gen) for k in k_list}
+    gen = load_generator(generator_name)
+    names = {k: names.get(k) or codec_name(generator_name, k) for k in k_list}
+    codecs = {k: load_codec(names[k], generator=gen) for k in k_list}
     for k, c in codecs.items():
-        c.card_config["name"] = codec_name(generator_name, k)
+        c.card_config["name"] = names[k]
     encoder = load_inversion_encoder(gen) if source in ("auto", "inverted") else None
     result = run_codec_bench(
         gen, codecs, snrs=snr_list, channels=ch_list, n=n, seed=seed, source=source, encoder=encoder,
@@ -97,7 +107,7 @@ def codec(
     if out:
         parts.append(f"--out {shlex.quote(out)}")
     result["meta"]["command"] = " ".join(parts)
-    default_k = next((k for k in k_list if codec_name(generator_name, k) == DEFAULT_CODEC), None)
+    default_k = next((k for k in k_list if names[k] == model_set.codec()), None)
     if out:
         md, js = write_results(result, out, default_k)
         click.echo(f"wrote {md} and {js}", err=True)

@@ -4,6 +4,8 @@ from __future__ import annotations
 
 import click
 
+from editable_deepsc.cli.options import models_option
+
 
 @click.command("deepjscc")
 @click.option("--snr", "snr_text", default="0,5,10,15,20", show_default=True, help="SNRs in dB.")
@@ -11,7 +13,8 @@ import click
 @click.option("--channel", default="awgn", show_default=True, help="awgn or rayleigh.")
 @click.option("--json", "as_json", is_flag=True, help="Print JSON rows instead of Markdown.")
 @click.option("--seed", default=0, show_default=True, type=int)
-def deepjscc(snr_text: str, n: int, channel: str, as_json: bool, seed: int) -> None:
+@models_option()
+def deepjscc(snr_text: str, n: int, channel: str, as_json: bool, seed: int, models: str) -> None:
     """Mean PSNR (SSIM) of every built-in DeepJSCC on held-out faces, per SNR.
 
     \b
@@ -31,5 +34,5 @@ def deepjscc(snr_text: str, n: int, channel: str, as_json: bool, seed: int) -> N
     if n < 1 or not snrs:
         raise BadInput("need --n >= 1 and at least one SNR")
     make_channel(channel)
-    rows = deepjscc_table(snrs, n=n, channel=channel, seed=seed)
+    rows = deepjscc_table(snrs, n=n, channel=channel, seed=seed, models=models)
     click.echo(json.dumps(rows) if as_json else table_markdown(rows), nl=not as_json)

@@ -8,6 +8,8 @@ from pathlib import Path
 
 import click
 
+from editable_deepsc.cli.options import models_option
+
 
 
 def _write(out: Path, stem: str, payload: dict, markdown: str) -> None:
@@ -49,10 +51,11 @@ def _header(title: str, command: str, meta: dict) -> str:
 @click.option("--threads", default=None, type=int, help="torch CPU threads (default: torch's choice).")
 @click.option("--out", "out_dir", type=click.Path(file_okay=False), default="out/bench_edit", show_default=True)
 @click.option("--seed", default=0, show_default=True, type=int)
+@models_option()
 def edit(
     n, offset, presets, presets_part, jecc, codec_name, snrs, channel, jecc_n, jecc_instructions, jecc_keys,
     max_id_distance, stop_id_distance, jecc_preset, batch_size, threads,
-    out_dir, seed,
+    out_dir, seed, models,
 ) -> None:
     """Success rate, identity and seconds per edit of two presets on held-out faces; JECC vs edit→transmit.
 
@@ -64,7 +67,8 @@ def edit(
     import torch
 
     from editable_deepsc.channel import make_channel
-    from editable_deepsc.editing.builtin import build_editor, builtin_generator
+    from editable_deepsc.editing.builtin import build_editor
+    from editable_deepsc.generator import load_generator
     from editable_deepsc.eval.edit_bench import (
         DEFAULT_INSTRUCTIONS,
         compare_jecc,
@@ -77,6 +81,7 @@ def edit(
     from editable_deepsc.errors import BadInput, CheckpointError
     from editable_deepsc.cli.options import set_threads
     from editable_deepsc.rng import seed_everything
+    from editable_deepsc.zoo.sets import load_set
 
     names = [p.strip() for p in presets.split(",") if p.strip()]
     if len(names) < 2 or len(set(names)) != len(names):
@@ -87,7 +92,7 @@ def edit(
     ch = make_channel(channel)
     seed_everything(seed)
     set_threads(threads)
-    gen = builtin_generator()
+    gen = load_generator(load_set(models).member("generator"))
     gd = FaceNetGuidance()
     stop = {} if stop_id_distance is None else {"max_id_distance": stop_id_distance}
     editors = {p: build_editor(p, generator=gen, guidance=gd, **stop) for p in names}
@@ -120,9 +125,9 @@ def edit(
                "rows": rows, "seconds": time.perf_counter() - t0}  # fmt: skip
     if jecc:
         try:
-            from editable_deepsc.channel.codec_zoo import DEFAULT_CODEC, load_codec
+            from editable_deepsc.channel.codec_zoo import load_codec
 
-            codec = load_codec(codec_name or DEFAULT_CODEC, generator=gen).eval().requires_grad_(False)
+            codec = load_codec(codec_name or load_set(models).codec(), generator=gen).eval().requires_grad_(False)
         except (ImportError, CheckpointError) as e:
             click.echo(f"JECC comparison skipped: no trained codec ({e})", err=True)
             codec = None
@@ -135,7 +140,7 @@ def edit(
             jins = jins[:jecc_instructions] if jecc_instructions > 0 else jins
             jrows = compare_jecc(ed, codec, ch, snr_list, wj, jins, gd,
                                  max_id_distance, seed=seed, batch_size=batch_size)  # fmt: skip
-            cname = codec_name or DEFAULT_CODEC
+            cname = codec_name or load_set(models).codec()
             jmeta = {"codec": cname, "channel": channel, "preset": jecc_preset, "faces": int(wj.shape[0]),
                      "channel draws per step (JECC)": ed.config.channel_draws,
                      "judged": "on the received image G(decode(channel(encode(w)))), fresh channel draw"}  # fmt: skip
@@ -158,7 +163,8 @@ def edit(
               help="Install the result as the shipped table (editable_deepsc/editing/supported.json).")
 @click.option("--out", "out_dir", type=click.Path(file_okay=False), default="out/bench_edit", show_default=True)
 @click.option("--seed", default=0, show_default=True, type=int)
-def edit_support(n, offset, preset, min_success, max_id_distance, batch_size, write, out_dir, seed) -> None:
+@models_option()
+def edit_support(n, offset, preset, min_success, max_id_distance, batch_size, write, out_dir, seed, models) -> None:
     """Measure which (attribute, direction) edits the built-in editor performs reliably.
 
     \b
@@ -174,7 +180,10 @@ def edit_support(n, offset, preset, min_success, max_id_distance, batch_size, wr
     if n < 1 or not 0 < min_success <= 1:
         raise BadInput("--n must be >= 1 and --min-success in (0, 1]")
     seed_everything(seed)
-    ed = build_editor(preset, use_support=False)
+    from editable_deepsc.generator import load_generator
+    from editable_deepsc.zoo.sets import load_set
+
+    ed = build_editor(preset, generator=load_generator(load_set(models).member("generator")), use_support=False)
     command = (f"edsc bench edit-support --n {n} --offset {offset} --preset {preset} --min-success {min_success} "
                f"--max-id-distance {max_id_distance} --seed {seed}")  # fmt: skip
     table = measure_support(ed, ed.generator.name, ed.guidance, n=n, offset=offset,

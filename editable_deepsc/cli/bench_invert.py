@@ -7,8 +7,8 @@ import sys
 
 import click
 
-from editable_deepsc.cli.options import bench_options, set_threads
-from editable_deepsc.inversion.invert import DEFAULT_GENERATOR, HYBRID_DEFAULTS, OPTIMIZE_DEFAULTS
+from editable_deepsc.cli.options import bench_options, member_option, models_option, set_member, set_threads
+from editable_deepsc.inversion.invert import HYBRID_DEFAULTS, OPTIMIZE_DEFAULTS
 
 
 @click.command("invert")
@@ -17,8 +17,9 @@ from editable_deepsc.inversion.invert import DEFAULT_GENERATOR, HYBRID_DEFAULTS,
 @click.option("--hybrid-steps", default=str(HYBRID_DEFAULTS["steps"]), show_default=True,
               help="Comma-separated refinement steps, one hybrid row each (e.g. 20,50,100).")
 @click.option("--batch-size", default=8, show_default=True, type=int)
-@click.option("--generator", "generator_name", default=DEFAULT_GENERATOR, show_default=True)
-@click.option("--encoder", "encoder_name", default="edsc-e4e-faces64", show_default=True)
+@models_option()
+@member_option("--generator", "generator_name", "generator", None)
+@member_option("--encoder", "encoder_name", "encoder", None)
 @click.option("--no-single-w", is_flag=True, help="Skip the single-w optimisation row.")
 @click.option("--markdown", "--out", "markdown", default=None, type=click.Path(dir_okay=False),
               help="Write the page (e.g. docs/inversion.md) and a .json beside it.")
@@ -30,8 +31,9 @@ def invert(
     optimize_steps: int,
     hybrid_steps: str,
     batch_size: int,
-    generator_name: str,
-    encoder_name: str,
+    models: str,
+    generator_name: str | None,
+    encoder_name: str | None,
     no_single_w: bool,
     markdown: str | None,
     render_only: bool,
@@ -55,7 +57,7 @@ def invert(
         write_markdown,
     )
     from editable_deepsc.inversion.encoder import load_encoder
-    from editable_deepsc.inversion.invert import load_style_generator
+    from editable_deepsc.generator import load_generator
 
     set_threads(threads)
     from editable_deepsc.errors import BadInput
@@ -75,7 +77,9 @@ def invert(
         hybrid_list = tuple(int(k) for k in hybrid_steps.split(",") if k.strip())
     except ValueError:
         raise BadInput(f"--hybrid-steps must be comma-separated integers, got {hybrid_steps!r}") from None
-    g = load_style_generator(generator_name)
+    generator_name = set_member(models, "generator", generator_name)
+    encoder_name = set_member(models, "encoder", encoder_name)
+    g = load_generator(generator_name)
     enc = load_encoder(encoder_name, generator=g)
     result = run_invert_bench(
         g, enc, n=n, optimize_steps=optimize_steps, hybrid_steps=hybrid_list, batch_size=batch_size, seed=seed,

@@ -9,6 +9,8 @@ from pathlib import Path
 
 import click
 
+from editable_deepsc.cli.options import models_option
+
 
 @click.command("latency")
 @click.option("--n", default=10, show_default=True, type=int, help="Held-out teacher test faces (x 5 instructions).")
@@ -16,7 +18,8 @@ import click
 @click.option("--snr", type=float, default=6.0, show_default=True)
 @click.option("--out", type=click.Path(dir_okay=False), default=None, help="Write the Markdown page here (+ .json).")
 @click.option("--seed", default=0, show_default=True, type=int)
-def latency(n: int, preset: str, snr: float, out: str | None, seed: int) -> None:
+@models_option()
+def latency(n: int, preset: str, snr: float, out: str | None, seed: int, models: str) -> None:
     """Time every stage of `edsc edit` (invert, parse, edit, encode, channel, decode, synthesise).
 
     \b
@@ -29,7 +32,7 @@ def latency(n: int, preset: str, snr: float, out: str | None, seed: int) -> None
 
     if n < 1:
         raise BadInput(f"--n must be >= 1, got {n}")
-    res = run_latency_bench(n=n, preset=preset, snr_db=check_snr(snr), seed=seed)
+    res = run_latency_bench(n=n, preset=preset, snr_db=check_snr(snr), seed=seed, models=models)
     md = to_markdown(res, "edsc bench latency " + " ".join(shlex.quote(a) for a in sys.argv[3:]))
     if out:
         p = Path(out)

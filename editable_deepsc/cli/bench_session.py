@@ -9,6 +9,8 @@ from pathlib import Path
 
 import click
 
+from editable_deepsc.cli.options import models_option
+
 
 @click.command("session")
 @click.option("--n", default=8, show_default=True, type=int, help="Held-out teacher test faces.")
@@ -18,8 +20,9 @@ import click
 @click.option("--delta-k", type=int, default=None, help="Symbols per follow-up (default: a quarter of the codec's k).")
 @click.option("--out", type=click.Path(dir_okay=False), default=None, help="Write the Markdown page here (+ .json beside).")
 @click.option("--seed", default=0, show_default=True, type=int)
+@models_option()
 def session(n: int, snrs: str, channel: str, refresh_every: int, delta_k: int | None, out: str | None,
-            seed: int) -> None:
+            seed: int, models: str) -> None:
     """Scripted conversations on held-out faces: symbols and received quality per turn.
 
     \b
@@ -34,7 +37,7 @@ def session(n: int, snrs: str, channel: str, refresh_every: int, delta_k: int | 
         raise BadInput(f"--n must be >= 1, got {n}")
     snr_list = tuple(check_snr(s) for s in snrs.split(",") if s.strip())
     rows = run_session_bench(n=n, snrs=snr_list, channel=channel, refresh_every=refresh_every, seed=seed,
-                             delta_k=delta_k)
+                             delta_k=delta_k, models=models)
     md = to_markdown(rows, "edsc bench session " + " ".join(shlex.quote(a) for a in sys.argv[3:]))
     if out:
         p = Path(out)

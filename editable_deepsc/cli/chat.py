@@ -32,7 +32,7 @@ def _print_turn(t, out_dir: Path) -> None:
 @click.option("--refresh-every", type=int, default=4, show_default=True,
               help="Send the full latent every this many edits (follow-ups send only the delta).")
 @system_options
-def chat(image: str, snr: float, channel: str, out_dir: str, refresh_every: int, preset: str, inversion: str,
+def chat(image: str, snr: float, channel: str, out_dir: str, refresh_every: int, models: str, preset: str, inversion: str,
          codec: str | None, jecc: bool, no_align: bool, seed: int) -> None:
     """Edit IMAGE turn by turn: type instructions, `undo`, `show`, `quit`.
 
@@ -50,7 +50,7 @@ def chat(image: str, snr: float, channel: str, out_dir: str, refresh_every: int,
 
     ch = ChannelConfig(channel, snr)
     img = load_image(image)
-    system = build_system(preset, inversion, codec, jecc, no_align, refresh_every=refresh_every)
+    system = build_system(models, preset, inversion, codec, jecc, no_align, refresh_every=refresh_every)
     session = system.session(img, ch, seed=seed)
     out = Path(out_dir)
     save_image(session.source, out / "source.png")

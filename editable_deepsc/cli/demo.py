@@ -6,6 +6,8 @@ from pathlib import Path
 
 import click
 
+from editable_deepsc.cli.options import models_option
+
 
 @click.command()
 @click.option("--out", "out_dir", type=click.Path(file_okay=False), default="out/demo", show_default=True,
@@ -18,7 +20,9 @@ import click
 @click.option("--faces", "n_teacher", default=2, show_default=True, type=int,
               help="Held-out teacher faces to edit besides the astronaut photo.")
 @click.option("--seed", default=0, show_default=True, type=int)
-def demo(out_dir: str, snrs: str, channel: str, instructions: tuple[str, ...], n_teacher: int, seed: int) -> None:
+@models_option()
+def demo(out_dir: str, snrs: str, channel: str, instructions: tuple[str, ...], n_teacher: int, seed: int,
+         models: str) -> None:
     """Edit sample faces under instructions and send only the edited latents over a noisy channel.
 
     Prints one line per run (symbols, CBR, attribute before -> received, identity,
@@ -32,7 +36,8 @@ def demo(out_dir: str, snrs: str, channel: str, instructions: tuple[str, ...], n
     from editable_deepsc.demo import DEFAULT_INSTRUCTIONS, run_demo
 
     snr_list = [s for s in snrs.split(",") if s.strip()]
-    rows = run_demo(Path(out_dir), snr_list, channel.lower(), seed, instructions or DEFAULT_INSTRUCTIONS, n_teacher)
+    rows = run_demo(Path(out_dir), snr_list, channel.lower(), seed, instructions or DEFAULT_INSTRUCTIONS, n_teacher,
+                    models=models)
     click.echo(_table(rows))
     click.echo(f"wrote {out_dir}/grid.png, {out_dir}/summary.json and every received image")
 

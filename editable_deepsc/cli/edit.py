@@ -7,19 +7,22 @@ from pathlib import Path
 
 import click
 
-CHANNEL_CHOICES = ("awgn", "rayleigh")
+from editable_deepsc.cli.options import models_option
+from editable_deepsc.vocab import CHANNELS as CHANNEL_CHOICES
+from editable_deepsc.vocab import DEFAULT_INVERSION, DEFAULT_PRESET, PRESETS
 
 
 def system_options(f):
     """Options shared by ``edsc edit`` and ``edsc chat`` (models and policies of the system)."""
     opts = [
-        click.option("--preset", type=click.Choice(["fast", "paper", "instant"]), default="fast", show_default=True,
+        models_option(),
+        click.option("--preset", type=click.Choice(PRESETS), default=DEFAULT_PRESET, show_default=True,
                      help="Editing preset: direction jump checked by the face nets + few steps (fast), "
                           "StyleCLIP-like optimisation (paper), or a latent-critic edit without face nets whose "
                           "success is only predicted (instant)."),
-        click.option("--inversion", type=click.Choice(["encoder", "hybrid", "optimize"]), default="encoder",
+        click.option("--inversion", type=click.Choice(["encoder", "hybrid", "optimize"]), default=DEFAULT_INVERSION,
                      show_default=True, help="Image semantic encoder mode."),
-        click.option("--codec", default=None, help="Semantic codec zoo name (default: the k=128 codec)."),
+        click.option("--codec", default=None, help="Semantic codec zoo name (default: the k=128 codec of the set)."),
         click.option("--jecc", is_flag=True, help="Joint editing-channel coding: edit through the channel."),
         click.option("--no-align", is_flag=True, help="Resize photos instead of detecting and aligning the face."),
         click.option("--seed", default=0, show_default=True, type=int),
@@ -29,11 +32,12 @@ def system_options(f):
     return f
 
 
-def build_system(preset: str, inversion: str, codec: str | None, jecc: bool, no_align: bool, **extra):
+def build_system(models: str, preset: str, inversion: str, codec: str | None, jecc: bool, no_align: bool, **extra):
     """Load :class:`~editable_deepsc.system.EditableDeepSC` for the CLI options."""
     from editable_deepsc.system import EditableDeepSC, SystemConfig
 
-    cfg = SystemConfig(preset=preset, inversion=inversion, codec=codec, jecc=jecc, align=not no_align, **extra)
+    cfg = SystemConfig(models=models, preset=preset, inversion=inversion, codec=codec, jecc=jecc,
+                       align=not no_align, **extra)
     return EditableDeepSC.load(cfg)
 
 
@@ -63,7 +67,7 @@ def check_out(path: str | None) -> None:
 @click.option("--json", "as_json", is_flag=True, help="Print the result as one JSON object.")
 @system_options
 def edit(image: str, instruction: str, snr: float, channel: str, strength: float, out: str | None,
-         save_steps: str | None, as_json: bool, preset: str, inversion: str, codec: str | None, jecc: bool,
+         save_steps: str | None, as_json: bool, models: str, preset: str, inversion: str, codec: str | None, jecc: bool,
          no_align: bool, seed: int) -> None:
     """Edit IMAGE under an instruction and send only the edited latent over a noisy channel.
 
@@ -81,7 +85,7 @@ def edit(image: str, instruction: str, snr: float, channel: str, strength: float
     ch = ChannelConfig(channel, snr)
     check_out(out)
     img = load_image(image)
-    system = build_system(preset, inversion, codec, jecc, no_align)
+    system = build_system(models, preset, inversion, codec, jecc, no_align)
     result = system.edit(img, instruction, ch, seed=seed, strength=strength, record_every=5 if save_steps else 0)
     if out:
         save_image(result.rx_image, out)

@@ -4,6 +4,8 @@ from __future__ import annotations
 
 import click
 
+from editable_deepsc.cli.options import models_option
+
 
 def _floats(text: str, what: str) -> tuple[float, ...]:
     from editable_deepsc.errors import BadInput
@@ -42,9 +44,10 @@ def _floats(text: str, what: str) -> tuple[float, ...]:
               help="Where the shards run: local processes or a Ray cluster (optional extra 'ray').")
 @click.option("--out", "out_dir", type=click.Path(file_okay=False), default="results", show_default=True)
 @click.option("--seed", default=0, show_default=True, type=int)
+@models_option()
 def eval_(methods: str, snr_text: str, channel: str, instructions: str, n: int, offset: int, cbr_text: str,
           curve_cbr: str, ks: str, sweep_snr: str, headline_snr: float, codec: str | None, preset: str,
-          grid_samples: int, workers: int, engine: str, out_dir: str, seed: int) -> None:
+          grid_samples: int, workers: int, engine: str, out_dir: str, seed: int, models: str) -> None:
     """Evaluate METHODS × SNR × CBR on held-out faces and write JSONL, CSV, Markdown and plots to --out.
 
     The reference for every method is the transmitter-side edit of the original
@@ -60,17 +63,17 @@ def eval_(methods: str, snr_text: str, channel: str, instructions: str, n: int, 
     """
     import json
 
-    from editable_deepsc.channel.codec_zoo import BUILTIN_KS
     from editable_deepsc.errors import BadInput
     from editable_deepsc.eval.compare_config import EvalConfig, parse_fraction
     from editable_deepsc.eval.compare_run import run_eval
 
-    if ks == "all":
-        from editable_deepsc.channel.codec_zoo import codec_name
-        from editable_deepsc.zoo import registry
+    from editable_deepsc.vocab import DEFAULT_MODEL_SET
 
-        have = {c.name for c in registry.list_cards()}
-        k_list = tuple(k for k in BUILTIN_KS if codec_name("edsc-faces64", k) in have) or None
+    if ks == "all":
+        from editable_deepsc.zoo import registry
+        from editable_deepsc.zoo.sets import load_set
+
+        k_list = tuple(k for k, name in load_set(models).codecs().items() if registry.find_card(name)) or None
     elif ks == "default":
         k_list = None
     else:
@@ -78,14 +81,17 @@ def eval_(methods: str, snr_text: str, channel: str, instructions: str, n: int, 
             k_list = tuple(int(x) for x in ks.split(",") if x.strip())
         except ValueError:
             raise BadInput(f"bad --ks {ks!r}") from None
-    system_kwargs = {"preset": preset, **({"codec": codec} if codec else {})}
+    # the default set stays implicit, so that runs started before --models existed resume unchanged
+    other_set = {"models": models} if models != DEFAULT_MODEL_SET else {}
+    system_kwargs = {"preset": preset, **({"codec": codec} if codec else {}), **other_set}
     cfg = EvalConfig(
         methods=tuple(m for m in methods.split(",") if m.strip()), snrs=_floats(snr_text, "SNR"), channel=channel,
         instructions=instructions, n=n, offset=offset,
         cbrs=tuple(parse_fraction(c) for c in cbr_text.split(",") if c.strip()), curve_cbr=parse_fraction(curve_cbr),
         ks=k_list, sweep_snrs=_floats(sweep_snr, "sweep SNR"), headline_snr=headline_snr, seed=seed,
         grid_samples=grid_samples, system=system_kwargs)
-    summary = run_eval(cfg, out_dir, workers=workers, engine=engine, system_kwargs=system_kwargs)
+    summary = run_eval(cfg, out_dir, workers=workers, engine=engine, system_kwargs=system_kwargs,
+                       method_options={"deepjscc": other_set} if other_set else None)
     click.echo(json.dumps({k: summary[k] for k in ("samples_done", "samples_total", "records", "seconds")}))
     for metric, h in summary["headline"].items():
         for b in h["baselines"]:

@@ -7,7 +7,8 @@ from pathlib import Path
 
 import click
 
-from editable_deepsc.inversion.invert import DEFAULT_GENERATOR, METHODS
+from editable_deepsc.cli.options import member_option, models_option, set_member
+from editable_deepsc.vocab import INVERSION_METHODS as METHODS
 
 
 @click.command()
@@ -19,8 +20,9 @@ from editable_deepsc.inversion.invert import DEFAULT_GENERATOR, METHODS
 @click.option("--latent-out", type=click.Path(dir_okay=False), default=None,
               help="Write the W+ latent (key 'w_plus', (1, num_ws, w_dim) float32) as .safetensors.")
 @click.option("--steps", type=int, default=None, help="Adam steps (default: 200 optimize, 100 hybrid).")
-@click.option("--generator", "generator_name", default=DEFAULT_GENERATOR, show_default=True, help="Generator zoo name or path.")
-@click.option("--encoder", "encoder_name", default="edsc-e4e-faces64", show_default=True, help="Encoder zoo name or path.")
+@models_option()
+@member_option("--generator", "generator_name", "generator", "Generator zoo name or path.")
+@member_option("--encoder", "encoder_name", "encoder", "Encoder zoo name or path.")
 @click.option("--no-align", is_flag=True, help="Resize photos instead of detecting and aligning the face.")
 @click.option("--json", "as_json", is_flag=True, help="Print the result as JSON.")
 @click.option("--threads", default=None, type=int,
@@ -32,8 +34,9 @@ def invert(
     out: str | None,
     latent_out: str | None,
     steps: int | None,
-    generator_name: str,
-    encoder_name: str,
+    models: str,
+    generator_name: str | None,
+    encoder_name: str | None,
     no_align: bool,
     as_json: bool,
     threads: int | None,
@@ -57,8 +60,9 @@ def invert(
 
         torch.set_num_threads(threads)
     result = run_invert_file(
-        image, method=method, out=out, latent_out=latent_out, steps=steps, generator=generator_name,
-        encoder=encoder_name, align=not no_align, seed=seed,
+        image, method=method, out=out, latent_out=latent_out, steps=steps,
+        generator=set_member(models, "generator", generator_name), encoder=set_member(models, "encoder", encoder_name),
+        align=not no_align, seed=seed,
     )
     if as_json:
         click.echo(json.dumps(result, indent=1))

@@ -10,6 +10,8 @@ from typing import Callable, TypeVar
 
 import click
 
+from editable_deepsc.vocab import DEFAULT_MODEL_SET, MODEL_SETS
+
 F = TypeVar("F", bound=Callable)
 
 #: ``--no-export`` of the trainers.
@@ -57,9 +59,50 @@ def trainer_options(device: bool = False) -> Callable[[F], F]:
     )
 
 
+def _known_set(ctx: click.Context, param: click.Parameter, value: str) -> str:
+    from editable_deepsc.errors import BadInput
+
+    if value not in MODEL_SETS:
+        raise BadInput(f"unknown model set {value!r} (choose from: {', '.join(MODEL_SETS)})")
+    return value
+
+
+def _usable_set(ctx: click.Context, param: click.Parameter, value: str) -> str:
+    from editable_deepsc.zoo.sets import load_set
+
+    load_set(_known_set(ctx, param, value)).check()
+    return value
+
+
+def models_option(help: str = "Model set: the generator and the models trained for it.",
+                  check: bool = True) -> Callable[[F], F]:
+    """``--models SET`` (default :data:`~editable_deepsc.vocab.DEFAULT_MODEL_SET`).
+
+    An unknown set exits 2; with ``check`` (verbs that use the set's models, not
+    the trainers that make them) so does a set with a missing or corrupt member,
+    named in the message.
+    """
+    return click.option("--models", "models", default=DEFAULT_MODEL_SET, show_default=True, metavar="SET",
+                        callback=_usable_set if check else _known_set, help=help)
+
+
+def member_option(flag: str, dest: str, role: str, help: str) -> Callable[[F], F]:
+    """An option naming one model explicitly; unset, :func:`set_member` takes the ``role`` of ``--models``."""
+    return click.option(flag, dest, default=None, show_default=f"the {role} of --models", help=help)
+
+
+def set_member(models: str, role: str, given: str | None = None) -> str:
+    """``given`` if an option named a model, else the ``role`` member of the model set ``models``."""
+    if given:
+        return given
+    from editable_deepsc.zoo.sets import load_set
+
+    return load_set(models).member(role)
+
+
 def generator_option(help: str = "Zoo name of the generator.") -> Callable[[F], F]:
-    """``--generator`` (zoo name, default edsc-faces64) bound to the ``generator_name`` argument."""
-    return click.option("--generator", "generator_name", default="edsc-faces64", show_default=True, help=help)
+    """``--models SET --generator NAME`` of the trainers (the generator defaults to the set's)."""
+    return stack(models_option(check=False), member_option("--generator", "generator_name", "generator", help))
 
 
 def artefact_options(zoo_name: str) -> Callable[[F], F]:

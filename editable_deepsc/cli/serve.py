@@ -18,8 +18,8 @@ from editable_deepsc.cli.edit import system_options
 @click.option("--refresh-every", type=int, default=4, show_default=True,
               help="Send the full latent every this many edits (follow-ups send only the delta).")
 @system_options
-def serve(host: str, port: int, snr: float, max_queue: int, max_sessions: int, refresh_every: int, preset: str,
-          inversion: str, codec: str | None, jecc: bool, no_align: bool, seed: int) -> None:
+def serve(host: str, port: int, snr: float, max_queue: int, max_sessions: int, refresh_every: int, models: str,
+          preset: str, inversion: str, codec: str | None, jecc: bool, no_align: bool, seed: int) -> None:
     """Start the web demo on http://HOST:PORT (Ctrl-C stops it).
 
     The page: upload a photo or pick a sample, type instructions turn by turn,
@@ -48,7 +48,7 @@ def serve(host: str, port: int, snr: float, max_queue: int, max_sessions: int, r
     from editable_deepsc.web.sessions import SessionLimits
 
     click.echo("loading models ...", err=True)
-    system = build_system(preset, inversion, codec, jecc, no_align, refresh_every=refresh_every)
+    system = build_system(models, preset, inversion, codec, jecc, no_align, refresh_every=refresh_every)
     app = create_app(system, max_queue=max_queue, session_limits=SessionLimits(max_sessions=max_sessions),
                      default_channel=channel, default_seed=seed)
     click.echo(f"Editable-DeepSC demo on http://{host}:{port}  (Ctrl-C to stop)", err=True)

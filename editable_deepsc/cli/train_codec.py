@@ -6,7 +6,7 @@ import json
 
 import click
 
-from editable_deepsc.cli.options import set_threads, trainer_options
+from editable_deepsc.cli.options import member_option, models_option, set_member, set_threads, trainer_options
 from editable_deepsc.train.codec import CodecTrainConfig, train_codec
 
 _D = CodecTrainConfig
@@ -14,8 +14,9 @@ _D = CodecTrainConfig
 
 @click.command("codec")
 @click.option("--k", "k", default=_D.k, show_default=True, type=int, help="Complex channel symbols per latent.")
-@click.option("--generator", default=_D.generator, show_default=True,
-              help="Generator zoo name (edsc-faces64-init: the untrained teacher copy, for development).")
+@models_option(check=False)
+@member_option("--generator", "generator", "generator",
+               "Generator zoo name (edsc-faces64@teacher-init: the untrained teacher copy, for development).")
 @click.option("--workdir", default=None, help="Checkpoints and log (resumed if present) [runs/<codec name>].")
 @click.option("--steps", default=_D.steps, show_default=True, type=int, help="Total steps.")
 @click.option("--warmup-steps", default=_D.warmup_steps, show_default=True, type=int,
@@ -35,7 +36,8 @@ _D = CodecTrainConfig
 @trainer_options()
 def codec(
     k: int,
-    generator: str,
+    models: str,
+    generator: str | None,
     workdir: str | None,
     steps: int,
     warmup_steps: int,
@@ -58,11 +60,12 @@ def codec(
     \b
     Examples:
       edsc train codec --k 128 --generator edsc-faces64 --seed 0
-      edsc train codec --k 16 --generator edsc-faces64-init --steps 20 --warmup-steps 10 --no-export
+      edsc train codec --k 16 --generator edsc-faces64@teacher-init --steps 20 --warmup-steps 10 --no-export
     """
     from editable_deepsc.channel.codec_zoo import codec_name
 
     set_threads(threads)
+    generator = set_member(models, "generator", generator)
     cfg = CodecTrainConfig(
         k=k, generator=generator, steps=steps, warmup_steps=min(warmup_steps, steps), batch_size=batch_size,
         image_batch=image_batch, hidden=hidden, lr=lr, pixel_weight=pixel_weight,

@@ -9,6 +9,7 @@ import click
 from editable_deepsc.cli.options import (
     artefact_options,
     generator_option,
+    set_member,
     quiet_option,
     seed_option,
     set_threads,
@@ -30,7 +31,7 @@ from editable_deepsc.cli.options import (
 @seed_option()
 @threads_option()
 @quiet_option()
-def critic(generator_name: str, n: int, variants: int, steps: int, n_val: int, calibration_faces: int, workdir: str,
+def critic(models: str, generator_name: str | None, n: int, variants: int, steps: int, n_val: int, calibration_faces: int, workdir: str,
            register: bool, out: str | None, seed: int, threads: int | None, quiet: bool) -> None:
     """Score training faces and edited variants with the face nets; fit an MLP that predicts them from W+.
 
@@ -49,6 +50,7 @@ def critic(generator_name: str, n: int, variants: int, steps: int, n_val: int, c
     if not 0 <= calibration_faces <= n_val:
         raise BadInput(f"--calibration-faces must be in [0, --n-val], got {calibration_faces}")
     set_threads(threads)
+    generator_name = set_member(models, "generator", generator_name)
     res = train_critic(generator_name=generator_name, n=n, variants=variants, steps=steps, n_val=n_val,
                        workdir=workdir, seed=seed, register=register, out=out, progress=not quiet,
                        calibration_faces=calibration_faces)

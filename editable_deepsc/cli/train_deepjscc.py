@@ -4,6 +4,8 @@ from __future__ import annotations
 
 import click
 
+from editable_deepsc.cli.options import models_option
+
 
 @click.command("deepjscc")
 @click.option("--cbr", "cbr_text", default="1/12", show_default=True,
@@ -20,8 +22,10 @@ import click
               help="Checkpoints (default runs/deepjscc/c<C>); an existing run resumes.")
 @click.option("--register/--no-register", default=True, show_default=True, help="Export to the zoo.")
 @click.option("--seed", default=0, show_default=True, type=int)
+@models_option("Model set the trained model is registered in (named after it).", check=False)
 def deepjscc(cbr_text: str, width: int, steps: int, batch: int, lr: float, snr_min: float, snr_max: float,
-             pool: int, max_minutes: float | None, workdir: str | None, register: bool, seed: int) -> None:
+             pool: int, max_minutes: float | None, workdir: str | None, register: bool, seed: int,
+             models: str) -> None:
     """Train the Bourtsoulatze et al. DeepJSCC on teacher faces over AWGN, SNR uniform in [min, max] dB.
 
     \b
@@ -32,7 +36,7 @@ def deepjscc(cbr_text: str, width: int, steps: int, batch: int, lr: float, snr_m
 
     from editable_deepsc.baselines.deepjscc import channels_for_cbr
     from editable_deepsc.eval.compare_config import parse_fraction
-    from editable_deepsc.train.deepjscc import DeepJSCCTrainConfig, register_deepjscc, train_deepjscc
+    from editable_deepsc.train.deepjscc import DeepJSCCTrainConfig, export_deepjscc, train_deepjscc
 
     c = channels_for_cbr(parse_fraction(cbr_text))
     cfg = DeepJSCCTrainConfig(c=c, width=width, steps=steps, batch=batch, lr=lr, snr_min=snr_min,
@@ -41,6 +45,6 @@ def deepjscc(cbr_text: str, width: int, steps: int, batch: int, lr: float, snr_m
     if register:
         command = (f"edsc train deepjscc --cbr {cbr_text} --width {width} --steps {steps} --batch {batch} "
                    f"--lr {lr} --snr-min {snr_min} --snr-max {snr_max} --pool {pool} --seed {seed}")
-        p = register_deepjscc(model, summary, command)
+        p = export_deepjscc(model, summary, command, models)
         click.echo(f"registered {p.stem} -> {p}")
     click.echo(json.dumps(summary))

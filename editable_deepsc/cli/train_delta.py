@@ -6,7 +6,7 @@ import json
 
 import click
 
-from editable_deepsc.cli.options import artefact_options, generator_option, seed_option
+from editable_deepsc.cli.options import artefact_options, generator_option, seed_option, set_member
 
 
 @click.command("delta")
@@ -14,7 +14,7 @@ from editable_deepsc.cli.options import artefact_options, generator_option, seed
 @click.option("--n", default=512, show_default=True, type=int, help="Training faces to edit (one or two edits each).")
 @artefact_options("edsc-delta-<generator>")
 @seed_option()
-def delta(generator_name: str, n: int, register: bool, out: str | None, seed: int) -> None:
+def delta(models: str, generator_name: str | None, n: int, register: bool, out: str | None, seed: int) -> None:
     """Edit inverted training faces with the fast editor and fit the principal axes of the deltas.
 
     \b
@@ -23,5 +23,6 @@ def delta(generator_name: str, n: int, register: bool, out: str | None, seed: in
     """
     from editable_deepsc.train.delta import train_delta
 
+    generator_name = set_member(models, "generator", generator_name)
     click.echo(json.dumps(train_delta(n=n, seed=seed, generator_name=generator_name, register=register, out=out),
                           indent=1))

@@ -6,7 +6,7 @@ from pathlib import Path
 
 import click
 
-from editable_deepsc.cli.options import artefact_options, generator_option, seed_option
+from editable_deepsc.cli.options import artefact_options, generator_option, seed_option, set_member
 
 
 @click.command("directions")
@@ -20,7 +20,7 @@ from editable_deepsc.cli.options import artefact_options, generator_option, seed
               help="Scores are cached here (a rerun with the same settings resumes).")
 @artefact_options("<generator>-directions")
 @seed_option()
-def directions(generator_name: str, n: int, mode: str, identity_aware: bool, workdir: str, register: bool, out: str | None, seed: int) -> None:
+def directions(models: str, generator_name: str | None, n: int, mode: str, identity_aware: bool, workdir: str, register: bool, out: str | None, seed: int) -> None:
     """Sample latents (training seeds), score their faces with the face nets, fit a direction per attribute.
 
     \b
@@ -29,22 +29,23 @@ def directions(generator_name: str, n: int, mode: str, identity_aware: bool, wor
     """
     import torch
 
-    from editable_deepsc.editing.builtin import builtin_generator
     from editable_deepsc.editing.face_guidance import FaceNetGuidance
     from editable_deepsc.errors import BadInput
+    from editable_deepsc.generator import load_generator
     from editable_deepsc.rng import make_generator
     from editable_deepsc.train.directions import (
         DIRECTION_ATTRIBUTES,
         directions_markdown,
+        export_directions,
         fit_directions,
-        register_directions,
     )
     from editable_deepsc.train.latents import sample_latents, score_latents
     from editable_deepsc.zoo.registry import load_state_dict, save_state_dict
 
     if n < 20:
         raise BadInput(f"--n must be at least 20, got {n}")
-    gen = builtin_generator(generator_name)
+    generator_name = set_member(models, "generator", generator_name)
+    gen = load_generator(generator_name)
     guidance = FaceNetGuidance()
     cache = Path(workdir) / f"scores-{generator_name}-{mode}-n{n}-seed{seed}.safetensors"
     if cache.is_file():
@@ -62,7 +63,7 @@ def directions(generator_name: str, n: int, mode: str, identity_aware: bool, wor
     flag = "" if identity_aware else " --plain"
     command = f"edsc train directions --generator {generator_name} --n {n} --mode {mode}{flag} --seed {seed}"
     if register:
-        p = register_directions(d, command, "face-api nets (editable_deepsc.editing.face_guidance.FaceNetGuidance)")
+        p = export_directions(d, command, "face-api nets (editable_deepsc.editing.face_guidance.FaceNetGuidance)")
         click.echo(f"registered {p.stem} -> {p}")
     if out:
         d.save(out)

@@ -7,14 +7,16 @@ import sys
 
 import click
 
-from editable_deepsc.cli.options import set_threads, trainer_options
+from editable_deepsc.cli.options import member_option, models_option, set_member, set_threads, trainer_options
 from editable_deepsc.train.encoder import EncoderTrainConfig
 
 
 @click.command("encoder")
-@click.option("--workdir", default="runs/edsc-e4e-faces64", show_default=True, help="Checkpoints and log (resumed if present).")
-@click.option("--generator", "generator_name", default="edsc-faces64", show_default=True,
-              help="Generator (zoo name or path); 'edsc-faces64@teacher-init' = untrained faces64 from the teacher.")
+@models_option(check=False)
+@click.option("--workdir", default=None, show_default="runs/<the encoder of --models>",
+              help="Checkpoints and log (resumed if present).")
+@member_option("--generator", "generator_name", "generator",
+               "Generator (zoo name or path); 'edsc-faces64@teacher-init' = untrained faces64 from the teacher.")
 @click.option("--steps", default=EncoderTrainConfig.steps, show_default=True, type=int, help="Total steps.")
 @click.option("--batch-size", default=EncoderTrainConfig.batch_size, show_default=True, type=int)
 @click.option("--lr", default=EncoderTrainConfig.lr, show_default=True, type=float)
@@ -34,8 +36,9 @@ from editable_deepsc.train.encoder import EncoderTrainConfig
 @click.option("--init", "init", default=None, help="Encoder weights (name or path) to warm-start from.")
 @trainer_options(device=True)
 def encoder(
-    workdir: str,
-    generator_name: str,
+    models: str,
+    workdir: str | None,
+    generator_name: str | None,
     steps: int,
     batch_size: int,
     lr: float,
@@ -67,7 +70,8 @@ def encoder(
       edsc train encoder --generator edsc-faces64 --init runs/e4e-warmup/checkpoint.safetensors \\
         --workdir runs/edsc-e4e-faces64 --steps 1500 --progressive-every 100 --threads 1 --max-minutes 40
     """
-    from editable_deepsc.train.encoder import command_line, resolve_generator, train_encoder
+    from editable_deepsc.generator import load_generator
+    from editable_deepsc.train.encoder import command_line, train_encoder
 
     set_threads(threads)
     cfg = EncoderTrainConfig(
@@ -82,12 +86,14 @@ def encoder(
         seed=seed,
     )
     cfg.validate()
-    g = resolve_generator(generator_name, device=device)
+    name = set_member(models, "encoder")
+    workdir = workdir or f"runs/{name}"
+    g = load_generator(set_member(models, "generator", generator_name), device=device)
     argv = [a for a in sys.argv[1:] if a not in ("train", "encoder")] if sys.argv[0].endswith("edsc") else []
     summary = train_encoder(
         workdir, cfg, g, device=device, init=init, progress=not quiet, export=not no_export,
         command=command_line(argv) if argv else None,
         max_seconds=None if max_minutes is None else 60.0 * max_minutes,
-        stop_at=stop_at,
+        stop_at=stop_at, name=name,
     )
     click.echo(json.dumps({k: summary.get(k) for k in ("steps", "seconds", "device", "generator", "final")}))

@@ -6,6 +6,8 @@ import json
 
 import click
 
+from editable_deepsc.cli.options import models_option
+
 
 @click.command()
 @click.argument("image", type=click.Path(dir_okay=True))
@@ -20,8 +22,9 @@ import click
 @click.option("--out", "out_path", type=click.Path(dir_okay=False), default=None, help="Write the received image here.")
 @click.option("--json", "as_json", is_flag=True, help="Print one JSON object.")
 @click.option("--seed", default=0, show_default=True, type=int, help="Seeds channel noise and fading.")
+@models_option("Model set of the learned methods (deepjscc).")
 def transmit(image: str, method: str, cbr_text: str, snr_db: float, channel: str, codec: str, decoder: str | None,
-             fading_block: int | None, out_path: str | None, as_json: bool, seed: int) -> None:
+             fading_block: int | None, out_path: str | None, as_json: bool, seed: int, models: str) -> None:
     """Send IMAGE over a noisy channel and report what the receiver gets.
 
     Channel failures (CRC, undecodable data, nothing fits the budget) are
@@ -52,7 +55,8 @@ def transmit(image: str, method: str, cbr_text: str, snr_db: float, channel: str
 
     cbr = parse_fraction(cbr_text)
     img = load_image(image)
-    res = transmit_image(img, method, cbr=cbr, channel=ChannelConfig(channel, snr_db, fading_block), codec=codec, decoder=decoder, seed=seed)
+    res = transmit_image(img, method, cbr=cbr, channel=ChannelConfig(channel, snr_db, fading_block), codec=codec,
+                         decoder=decoder, seed=seed, models=models)
     row = res.to_json()
     if out_path is not None:
         save_image(res.image, out_path)

@@ -6,6 +6,7 @@ import json
 
 import click
 
+from editable_deepsc.cli.options import models_option
 from editable_deepsc.errors import CheckpointError, EdscError
 
 
@@ -23,22 +24,46 @@ def zoo() -> None:
     Examples:
       edsc zoo list
       edsc zoo verify
+      edsc zoo verify --models faces64
       edsc zoo card --out docs/models.md
     """
+
+
+SHARED = "shared"
+"""Group of the repository models no set names (used by every set: the face nets)."""
+USER = "user"
+"""Group of the cache cards no set names (user checkpoints, converted third-party weights)."""
+
+
+def _groups() -> dict[str, str]:
+    """Zoo name → the model set that names it (first set wins)."""
+    from editable_deepsc.zoo.sets import list_sets, load_set
+
+    out: dict[str, str] = {}
+    for s in list_sets():
+        for _, name in load_set(s).names():
+            out.setdefault(name, s)
+    return out
 
 
 @zoo.command("list")
 @click.option("--json", "as_json", is_flag=True, help="One JSON object per model.")
 def list_(as_json: bool) -> None:
-    """Name, kind, size, resolution and licence of every registered model."""
+    """Name, kind, size, resolution and licence of every registered model, grouped by model set."""
     from editable_deepsc.zoo import catalog
+    from editable_deepsc.zoo.sets import list_sets, load_set
 
+    groups, builtin = _groups(), {c.name for c in catalog.registry.list_cards()}
+    order = [*list_sets(), SHARED, USER]
     rows = []
     for c in catalog.all_cards():
         size = catalog.file_size_mb(c)
+        group = groups.get(c.name, SHARED if c.name in builtin else USER)
         rows.append(
-            {"name": c.name, "kind": c.kind, "size_mb": size, "resolution": c.resolution, "licence": c.licence}
+            {"name": c.name, "kind": c.kind, "size_mb": size, "resolution": c.resolution, "licence": c.licence,
+             "set": group}
         )
+    rows.sort(key=lambda r: order.index(r["set"]))
     if as_json:
         for r in rows:
             click.echo(json.dumps(r))
@@ -50,16 +75,27 @@ def list_(as_json: bool) -> None:
         for r in rows
     ]  # fmt: skip
     widths = [max(len(header[i]), *(len(t[i]) for t in table)) if table else len(header[i]) for i in range(4)]
+    titles = {s: f"[{s}] {load_set(s).description}" for s in list_sets()}
+    titles.update({SHARED: f"[{SHARED}] used by every model set", USER: f"[{USER}] registered in the user cache"})
     click.echo("  ".join(h.ljust(w) for h, w in zip(header[:4], widths)) + "  " + header[4])
-    for t in table:
+    group = None
+    for r, t in zip(rows, table):
+        if r["set"] != group:
+            group = r["set"]
+            click.echo(titles[group])
         click.echo("  ".join(v.ljust(w) for v, w in zip(t[:4], widths)) + "  " + t[4])
 
 
 @zoo.command("verify")
-def verify() -> None:
+@click.option("--models", default=None, metavar="SET",
+              help="Check one model set: every member registered and matching its sha256.")
+def verify(models: str | None) -> None:
     """Recompute the sha256 of every registered file; exit 1 if any is missing or differs."""
     from editable_deepsc.zoo import catalog
 
+    if models is not None:
+        _verify_set(models)
+        return
     rows = catalog.verify_cards()
     for r in rows:
         click.echo(f"{'ok  ' if r.ok else 'FAIL'}  {r.name}  {r.message}")
@@ -67,6 +103,22 @@ def verify() -> None:
     click.echo(f"{len(rows) - len(bad)}/{len(rows)} files verified")
     if bad:
         raise VerificationFailed(f"{len(bad)} of {len(rows)} files failed verification: {', '.join(r.name for r in bad)}")
+
+
+def _verify_set(name: str) -> None:
+    """``edsc zoo verify --models SET``: one row per member; exit 1 naming each bad member."""
+    from editable_deepsc.zoo.sets import load_set
+
+    rows = load_set(name).verify()
+    for r in rows:
+        click.echo(f"{'ok  ' if r.ok else 'FAIL'}  {r.role}  {r.name}  {r.message}")
+    bad = [r for r in rows if not r.ok]
+    click.echo(f"{len(rows) - len(bad)}/{len(rows)} members of {name} verified")
+    if bad:
+        raise VerificationFailed(
+            f"model set {name!r}: {len(bad)} of {len(rows)} members failed verification: "
+            + ", ".join(f"{r.role} ({r.name}: {r.message})" for r in bad)
+        )
 
 
 @zoo.command("card")
@@ -79,17 +131,22 @@ def verify() -> None:
               help="EfficientNet input side of the proxy FID (224 = the metric's default, 12x slower).")
 @click.option("--no-cache", is_flag=True, help="Recompute every number (FID features, inversions).")
 @click.option("--seed", default=0, show_default=True, type=int, help="Seed of the inversion noise.")
+@models_option("Model set whose generator the card describes (its teacher is the reference).")
 def card(
     out: str, img_dir: str, fid_samples: int, inversion_faces: int, inversion_steps: int, fid_input_size: int,
-    no_cache: bool, seed: int,
+    no_cache: bool, seed: int, models: str,
 ) -> None:
     """Regenerate the generator model card (docs/models.md) from measurements.
 
     Expensive parts (FID features, inversions) are cached under .edsc-cache/model-card,
     keyed by the weights' sha256 and the settings; --no-cache recomputes them.
     """
-    from editable_deepsc.eval.model_card import write_model_card
+    from editable_deepsc.errors import BadInput
+    from editable_deepsc.eval.model_card import CARD_GENERATOR, write_model_card
+    from editable_deepsc.zoo.sets import load_set
 
+    if load_set(models).member("generator") != CARD_GENERATOR:
+        raise BadInput(f"the model card measures {CARD_GENERATOR} against its teacher; set {models!r} has no card yet")
     try:
         path = write_model_card(
             out, img_dir, fid_samples=fid_samples, inversion_faces=inversion_faces,

@@ -1,4 +1,4 @@
-"""The editor of the built-in model set: ``edsc-faces64`` + face-api guidance + directions + support table."""
+"""The editor of a model set: its generator + face-api guidance + its directions, critic and support table."""
 
 from __future__ import annotations
 
@@ -8,28 +8,11 @@ from editable_deepsc.editing.editor import Editor
 from editable_deepsc.editing.face_guidance import FaceNetGuidance
 from editable_deepsc.editing.support import load_support
 from editable_deepsc.generator.base import StyleGenerator
-
-BUILTIN_GENERATOR = "edsc-faces64"
+from editable_deepsc.generator.loading import load_generator
+from editable_deepsc.zoo.sets import load_set
 
 BUILTIN_MAX_ID_LOSS = 0.05
 """Identity stop criterion of the built-in editor (``1 − cos`` of face-api descriptors ≈ distance 0.42)."""
-
-
-def builtin_generator(name: str = BUILTIN_GENERATOR) -> StyleGenerator:
-    """The generator ``name`` from the zoo, frozen (``load_generator``); before the trained
-    ``edsc-faces64`` weights exist, the teacher-initialised generator stands in for it."""
-    from editable_deepsc.zoo import registry
-
-    if name == BUILTIN_GENERATOR and not (registry.CARDS_DIR / f"{name}.json").is_file():
-        from editable_deepsc.generator.faces64 import Faces64Generator
-        from editable_deepsc.generator.teacher import load_teacher
-
-        g = Faces64Generator.from_teacher(load_teacher())
-    else:
-        from editable_deepsc.generator import load_generator
-
-        g = load_generator(name)
-    return g.eval().requires_grad_(False)
 
 
 def build_editor(
@@ -48,7 +31,7 @@ def build_editor(
     preset : str or EditConfig
         ``"paper"``, ``"fast"`` or ``"instant"`` (or a config).
     generator : StyleGenerator, optional
-        Default: :func:`builtin_generator`.
+        Default: the generator of the default model set (:func:`~editable_deepsc.generator.load_generator`).
     guidance : FaceNetGuidance, optional
         Shared face-net guidance (also the identity loss).
     use_support : bool
@@ -60,7 +43,7 @@ def build_editor(
     **overrides
         :class:`EditConfig` fields to change.
     """
-    gen = generator if generator is not None else builtin_generator()
+    gen = generator if generator is not None else load_generator(load_set().member("generator"))
     gd = guidance if guidance is not None else FaceNetGuidance()
     overrides.setdefault("max_id_loss", BUILTIN_MAX_ID_LOSS)
     cfg = edit_config(preset, **overrides)

@@ -305,10 +305,10 @@ def _zoo_digests() -> dict[str, str]:
 
 def _default_k(system_spec: str, system_kwargs: dict | None) -> tuple[int, int]:
     if system_spec == DEFAULT_SYSTEM:
-        from editable_deepsc.channel.codec_zoo import DEFAULT_CODEC
         from editable_deepsc.zoo import registry
+        from editable_deepsc.zoo.sets import load_set
 
-        codec = (system_kwargs or {}).get("codec") or DEFAULT_CODEC
+        codec = (system_kwargs or {}).get("codec") or load_set((system_kwargs or {}).get("models")).codec()
         c = registry.card(codec)
         return int(c.config["k"]), int(c.config.get("image_size", c.resolution or 64))
     system = _resolve(system_spec)(**(system_kwargs or {}))

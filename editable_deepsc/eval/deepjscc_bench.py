@@ -15,7 +15,7 @@ from editable_deepsc.rng import derive_seed, make_generator
 
 @torch.no_grad()
 def deepjscc_table(snrs: Sequence[float], n: int = 200, channel: str = "awgn", seed: int = 0,
-                   channels: Sequence[int] | None = None) -> list[dict]:
+                   channels: Sequence[int] | None = None, models: str | None = None) -> list[dict]:
     """Mean PSNR (dB) and SSIM of every built-in DeepJSCC at each SNR on ``n`` held-out faces.
 
     Returns
@@ -26,17 +26,17 @@ def deepjscc_table(snrs: Sequence[float], n: int = 200, channel: str = "awgn", s
     from editable_deepsc.generator.teacher import teacher_faces, test_seeds
     from editable_deepsc.metrics.image import psnr, ssim
 
-    cs = tuple(channels) if channels is not None else available_channels()
+    cs = tuple(channels) if channels is not None else available_channels(models)
     if not cs:
         raise CheckpointError("no DeepJSCC model in the zoo (edsc train deepjscc --cbr 1/12)")
     faces = teacher_faces(test_seeds(n))
     rows = []
     for c in cs:
-        net = load_model(model_name(c))
+        net = load_model(model_name(c, models))
         for s in snrs:
             g = make_generator(derive_seed(seed, "deepjscc-bench", c, s))
             rx = torch.cat([net(x, float(s), channel=make_channel(channel), generator=g) for x in faces.split(50)])
-            rows.append({"model": model_name(c), "c": c, "cbr": cbr_of(c), "k": int(c * 64 * 64 // 32),
+            rows.append({"model": model_name(c, models), "c": c, "cbr": cbr_of(c), "k": int(c * 64 * 64 // 32),
                          "snr_db": float(s), "channel": channel, "psnr": float(psnr(rx, faces).mean()),
                          "ssim": float(ssim(rx, faces).mean()), "n": n})
     return rows

@@ -26,14 +26,14 @@ def _q(values: list[float], q: float) -> float:
 
 
 def run_latency_bench(n: int = 10, instructions: tuple[str, ...] = DEFAULT_INSTRUCTIONS, snr_db: float = 6.0,
-                      channel: str = "awgn", preset: str = "fast", seed: int = 0) -> dict:
+                      channel: str = "awgn", preset: str = "fast", seed: int = 0, models: str | None = None) -> dict:
     """Edit ``n`` faces × ``instructions``; return load time and per-stage latency statistics (seconds)."""
     from editable_deepsc.generator.teacher import teacher_faces, test_seeds
     from editable_deepsc.records import STAGES
     from editable_deepsc.system import EditableDeepSC, SystemConfig
 
     t0 = time.perf_counter()
-    system = EditableDeepSC.load(SystemConfig(preset=preset))
+    system = EditableDeepSC.load(SystemConfig(preset=preset, **({"models": models} if models else {})))
     load_s = time.perf_counter() - t0
     faces = teacher_faces(test_seeds(n))
     ch = ChannelConfig(channel, snr_db)

@@ -35,6 +35,8 @@ from editable_deepsc.zoo import registry
 CACHE_DIR = Path(".edsc-cache") / "model-card"
 #: EfficientNet input side of the card's proxy FID (the faces' own size; 224 costs 12x more CPU)
 FID_INPUT_SIZE = 64
+CARD_GENERATOR = FACES64_NAME
+"""The generator this card measures (against the teacher ``TEACHER_NAME``)."""
 
 
 def _cached_array(path: Path, use_cache: bool, compute) -> np.ndarray:

@@ -38,7 +38,8 @@ DEFAULT_SCRIPT: tuple[str, ...] = ("make her smile", "a bit more", "turn the hea
 
 def run_session_bench(n: int = 8, snrs: tuple[float, ...] = (0.0, 6.0, 12.0), channel: str = "awgn",
                       script: tuple[str, ...] = DEFAULT_SCRIPT, refresh_every: int = 4, seed: int = 0,
-                      delta_k: int | None = None, system=None, progress: bool = True) -> list[dict]:
+                      delta_k: int | None = None, system=None, progress: bool = True,
+                      models: str | None = None) -> list[dict]:
     """Run the scripted sessions; return one record per (mode, SNR, face, turn).
 
     Records: ``mode``, ``snr_db``, ``channel``, ``face`` (test seed), ``turn``, ``instruction``,
@@ -48,7 +49,8 @@ def run_session_bench(n: int = 8, snrs: tuple[float, ...] = (0.0, 6.0, 12.0), ch
     from editable_deepsc.system import EditableDeepSC, SystemConfig
 
     if system is None:
-        system = EditableDeepSC.load(SystemConfig(refresh_every=refresh_every, delta_k=delta_k))
+        system = EditableDeepSC.load(SystemConfig(refresh_every=refresh_every, delta_k=delta_k,
+                                                  **({"models": models} if models else {})))
     seeds = list(test_seeds(n))
     faces = teacher_faces(seeds)
     base = system.config

@@ -33,6 +33,7 @@ from editable_deepsc.generator.base import StyleGenerator
 from editable_deepsc.generator.faces64 import FACES64_FORMAT, FACES64_NAME, Faces64Generator
 from editable_deepsc.generator.teacher import TEACHER_FORMAT, TEACHER_NAME, TeacherDCGAN, load_teacher
 from editable_deepsc.zoo import loader, registry
+from editable_deepsc.zoo.sets import load_set
 
 BUILTIN_GENERATORS = (TEACHER_NAME, FACES64_NAME)
 #: ``<generator>@teacher-init``: the style generator initialised from the teacher, untrained (warm-up runs).
@@ -73,14 +74,15 @@ def load_faces64(name_or_path: str | os.PathLike = FACES64_NAME) -> Faces64Gener
     return g
 
 
-def load_generator(name_or_path: str | os.PathLike, device: str | torch.device = "cpu") -> StyleGenerator:
+def load_generator(name_or_path: str | os.PathLike | None = None, device: str | torch.device = "cpu") -> StyleGenerator:
     """Load a generator by registry name or by path (see the module docstring).
 
     Parameters
     ----------
-    name_or_path : str or path-like
+    name_or_path : str or path-like, optional
         ``"teacher-dcgan64"``, ``"edsc-faces64"``, ``"edsc-faces64@teacher-init"``,
-        a registered user name, or a path to a rosinality ``.pt``/``.pth`` or a ``.safetensors`` file.
+        a registered user name, or a path to a rosinality ``.pt``/``.pth`` or a ``.safetensors`` file;
+        ``None``: the generator of the default model set.
     device : str or torch.device
         Where the returned module lives.
 
@@ -96,7 +98,7 @@ def load_generator(name_or_path: str | os.PathLike, device: str | torch.device =
     """
     from editable_deepsc.generator import stylegan2
 
-    s = str(name_or_path)
+    s = str(name_or_path) if name_or_path is not None else load_set().member("generator")
     p = Path(s).expanduser()
     if s.endswith(UNTRAINED_SUFFIX):
         base = s[: -len(UNTRAINED_SUFFIX)]

@@ -37,8 +37,10 @@ from torch.nn import functional as F
 from editable_deepsc.errors import BadInput, CheckpointError
 from editable_deepsc.generator.base import StyleGenerator
 from editable_deepsc.zoo import registry
+from editable_deepsc.zoo.sets import load_set
 
-ENCODER_NAME = "edsc-e4e-faces64"
+#: The encoder of the default model set (``edsc-e4e-faces64``).
+ENCODER_NAME: str = load_set().member("encoder")
 DEFAULT_CHANNELS: tuple[int, ...] = (24, 32, 64, 128, 128)
 HEAD_WIDTH = 64
 FORMAT = "edsc-e4e-encoder"

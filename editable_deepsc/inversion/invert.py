@@ -34,12 +34,13 @@ import torch
 
 from editable_deepsc.errors import BadInput, CheckpointError
 from editable_deepsc.generator.base import StyleGenerator
-from editable_deepsc.inversion.encoder import ENCODER_NAME, E4EEncoder, load_encoder
+from editable_deepsc.inversion.encoder import E4EEncoder, load_encoder
 from editable_deepsc.inversion.losses import ReconstructionLoss
 from editable_deepsc.inversion.optimize import invert_optimize
+from editable_deepsc.vocab import INVERSION_METHODS
+from editable_deepsc.zoo.sets import load_set
 
-METHODS = ("encoder", "optimize", "hybrid")
-DEFAULT_GENERATOR = "edsc-faces64"
+METHODS = INVERSION_METHODS
 #: Defaults per method: Adam steps, peak learning rate, exploration noise, and the fraction of the
 #: steps with the W+ layers tied (progressive untying from the mean; 25 %: the value ``edsc zoo card``
 #: selects on training-seed faces, see docs/models.md; the hybrid starts from the encoder's W+).
@@ -73,19 +74,6 @@ class InversionOutput:
     method: str = "encoder"
     seconds: float = 0.0
     config: dict[str, Any] = field(default_factory=dict)
-
-
-def load_style_generator(name_or_path: str | Path = DEFAULT_GENERATOR, device: str = "cpu") -> StyleGenerator:
-    """Load a generator by zoo name or path (see :func:`editable_deepsc.generator.loading.load_generator`).
-
-    Raises
-    ------
-    CheckpointError
-        Unknown name, missing or corrupt weights.
-    """
-    from editable_deepsc.generator.loading import load_generator
-
-    return load_generator(name_or_path, device=device)
 
 
 _IDENTITY_UNSET = object()
@@ -156,7 +144,7 @@ def reconstruction_stats(
 
 
 def _encoder_label(encoder: E4EEncoder | str | Path | None) -> str:
-    return "in-memory" if isinstance(encoder, E4EEncoder) else str(encoder or ENCODER_NAME)
+    return "in-memory" if isinstance(encoder, E4EEncoder) else str(encoder or load_set().member("encoder"))
 
 
 def invert(
@@ -214,7 +202,7 @@ def invert(
         raise BadInput(f"method must be one of {', '.join(METHODS)}, got {method!r}")
     if batch_size < 1:
         raise BadInput(f"batch_size must be >= 1, got {batch_size}")
-    g = load_style_generator(generator) if generator is None or isinstance(generator, (str, Path)) else generator
+    g = _generator(generator) if generator is None or isinstance(generator, (str, Path)) else generator
     r = g.resolution
     if not isinstance(images, torch.Tensor) or images.dim() != 4 or tuple(images.shape[1:]) != (3, r, r):
         shape = tuple(images.shape) if isinstance(images, torch.Tensor) else type(images).__name__
@@ -222,7 +210,7 @@ def invert(
     enc = None
     if method in ("encoder", "hybrid"):
         if encoder is None or isinstance(encoder, (str, Path)):
-            enc = load_encoder(encoder or ENCODER_NAME, generator=g)
+            enc = load_encoder(encoder or load_set().member("encoder"), generator=g)
         else:
             enc = encoder
             if (enc.num_ws, enc.w_dim) != (g.num_ws, g.w_dim):
@@ -305,8 +293,8 @@ def run_invert_file(
     out: str | Path | None = None,
     latent_out: str | Path | None = None,
     steps: int | None = None,
-    generator: str | StyleGenerator = DEFAULT_GENERATOR,
-    encoder: str | E4EEncoder = ENCODER_NAME,
+    generator: str | StyleGenerator | None = None,
+    encoder: str | E4EEncoder | None = None,
     align: bool = True,
     seed: int = 0,
 ) -> dict[str, Any]:
@@ -326,8 +314,8 @@ def run_invert_file(
         ``.safetensors`` file receiving ``{"w_plus": (1, num_ws, w_dim) float32}``.
     steps : int, optional
         Adam steps of ``optimize``/``hybrid``.
-    generator, encoder : str or module
-        Zoo names, paths or loaded modules.
+    generator, encoder : str or module, optional
+        Zoo names, paths or loaded modules (default: the default model set's).
     align : bool
         Align photos with the face detector + landmarks.
     seed : int
@@ -348,11 +336,14 @@ def run_invert_file(
     _check_out_suffix(out)
     _check_out_suffix(latent_out, (".safetensors",))
     x = load_image(image)
-    g = load_style_generator(generator) if isinstance(generator, (str, Path)) else generator
+    g = _generator(generator) if generator is None or isinstance(generator, (str, Path)) else generator
     prepared = prepare_image(x, g.resolution, align=align)
     enc = None
     if method != "optimize":
-        enc = load_encoder(encoder, generator=g) if isinstance(encoder, (str, Path)) else encoder
+        if encoder is None or isinstance(encoder, (str, Path)):
+            enc = load_encoder(encoder or load_set().member("encoder"), generator=g)
+        else:
+            enc = encoder
     torch.manual_seed(seed)
     res = invert(prepared.image, method=method, generator=g, encoder=enc, steps=steps, seed=seed)
     stats = res.stats[0]
@@ -379,3 +370,10 @@ def run_invert_file(
         save_state_dict({"w_plus": res.w_plus}, latent_out, metadata={"generator": g.name, "method": method})
         result["latent_out"] = str(latent_out)
     return result
+
+
+def _generator(generator: str | Path | None) -> StyleGenerator:
+    """The generator named ``generator`` (default: the default model set's)."""
+    from editable_deepsc.generator.loading import load_generator
+
+    return load_generator(generator if generator is not None else load_set().member("generator"))

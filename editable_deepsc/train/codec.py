@@ -50,7 +50,7 @@ from __future__ import annotations
 
 import json
 import math
-from dataclasses import asdict, dataclass
+from dataclasses import asdict, dataclass, field
 from pathlib import Path
 
 import torch
@@ -62,16 +62,16 @@ from editable_deepsc.channel.codec_zoo import codec_name, export_codec
 from editable_deepsc.channel.rayleigh import RayleighBlockFading
 from editable_deepsc.errors import BadInput, CheckpointError
 from editable_deepsc.generator.base import StyleGenerator
+from editable_deepsc.generator.loading import load_generator
 from editable_deepsc.generator.teacher import face_latents, random_train_seeds
 from editable_deepsc.rng import derive_seed, make_generator
 from editable_deepsc.train.loop import ResumableRun, cosine_decay
 from editable_deepsc.zoo import registry
+from editable_deepsc.zoo.sets import load_set
 
 CHECKPOINT_FILE = "checkpoint.safetensors"
 LOG_FILE = "log.jsonl"
 INVERSIONS_FILE = "inversions.safetensors"
-#: generator name for the untrained style generator copied from the teacher (development only)
-INIT_GENERATOR = "edsc-faces64-init"
 #: floor inside the log of the squared-error terms (-40 dB)
 LOG_EPS = 1e-4
 
@@ -85,8 +85,8 @@ class CodecTrainConfig:
     k : int
         Complex channel symbols per latent (``2k`` must not exceed ``num_ws·w_dim``).
     generator : str
-        Registry name of the generator (``"edsc-faces64"``), or ``"edsc-faces64-init"``
-        for the teacher-initialised, untrained one.
+        Registry name of the generator (``"edsc-faces64"``), or ``"edsc-faces64@teacher-init"``
+        for the teacher-initialised, untrained one (:func:`~editable_deepsc.generator.loading.load_generator`).
     steps, warmup_steps : int
         Total steps; the first ``warmup_steps`` use the latent loss only.
     batch_size, image_batch : int
@@ -111,7 +111,7 @@ class CodecTrainConfig:
     """
 
     k: int = 128
-    generator: str = "edsc-faces64"
+    generator: str = field(default_factory=lambda: load_set().member("generator"))
     steps: int = 3000
     warmup_steps: int = 1500
     batch_size: int = 256
@@ -155,39 +155,6 @@ class CodecTrainConfig:
             raise BadInput("lr > 0, lr_min >= 0, hidden >= 1 and depth >= 1 required")
         if min(self.latent_weight, self.pixel_weight, self.perceptual_weight, self.identity_weight) < 0:
             raise BadInput("loss weights must be >= 0")
-
-
-def resolve_generator(name: str, device: str | torch.device = "cpu") -> tuple[StyleGenerator, str | None]:
-    """Load the generator a codec serves; return ``(generator, sha256 of its weights or None)``.
-
-    ``"edsc-faces64-init"`` is the teacher-initialised, untrained style
-    generator (for development); other names go through the generator zoo.
-
-    Raises
-    ------
-    CheckpointError
-        Unknown generator or unloadable weights.
-    """
-    from editable_deepsc.generator.faces64 import Faces64Generator
-    from editable_deepsc.generator.teacher import load_teacher
-
-    if name == INIT_GENERATOR:
-        g = Faces64Generator.from_teacher(load_teacher())
-        g.name = INIT_GENERATOR
-        sha = None
-    else:
-        try:
-            from editable_deepsc.generator import load_generator
-        except ImportError:
-            raise CheckpointError(
-                f"generator {name!r} cannot be loaded (no generator factory yet); use {INIT_GENERATOR!r}"
-            ) from None
-        g = load_generator(name)
-        try:
-            sha = registry.card(name).sha256
-        except CheckpointError:
-            sha = None
-    return g.to(device).eval().requires_grad_(False), sha
 
 
 def load_inversion_encoder(generator: StyleGenerator):
@@ -472,7 +439,7 @@ def train_codec(
         data mixture, final loss terms.
     """
     workdir = Path(workdir)
-    generator, gen_sha = resolve_generator(cfg.generator)
+    generator, gen_sha = load_generator(cfg.generator), registry.sha256_of(cfg.generator)
     cfg.validate(generator.num_ws * generator.w_dim)
     workdir.mkdir(parents=True, exist_ok=True)
     pool = inversion_pool(

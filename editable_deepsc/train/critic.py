@@ -21,12 +21,12 @@ from __future__ import annotations
 import time
 from pathlib import Path
 
-from editable_deepsc.editing.builtin import builtin_generator
-from editable_deepsc.editing.critic import critic_name, save_metadata
+from editable_deepsc.editing.critic import LatentCritic, critic_name, save_metadata
 from editable_deepsc.editing.directions import load_directions
 from editable_deepsc.editing.face_guidance import FaceNetGuidance
 from editable_deepsc.editing.support import load_support
 from editable_deepsc.errors import BadInput
+from editable_deepsc.generator.loading import load_generator
 from editable_deepsc.train.critic_calibration import calibrate
 from editable_deepsc.train.critic_data import collect
 from editable_deepsc.train.critic_fit import fit, new_critic
@@ -34,7 +34,7 @@ from editable_deepsc.zoo import registry
 
 
 def train_critic(
-    generator_name: str = "edsc-faces64", n: int = 3000, variants: int = 4, steps: int = 3000, batch: int = 64,
+    generator_name: str | None = None, n: int = 3000, variants: int = 4, steps: int = 3000, batch: int = 64,
     lr: float = 1e-3, n_val: int = 300, hidden: int = 512, depth: int = 3, workdir: str | Path = "runs/critic",
     seed: int = 0, register: bool = True, out: str | Path | None = None, progress: bool = True,
     calibration_faces: int = 50,
@@ -53,7 +53,8 @@ def train_critic(
     if variants < 1 or steps < 1:
         raise BadInput("--variants and --steps must be >= 1")
     t0 = time.perf_counter()
-    gen = builtin_generator(generator_name)
+    gen = load_generator(generator_name)  # None: the default model set's generator
+    generator_name = gen.name
     guidance = FaceNetGuidance()
     data = collect(workdir, gen, guidance, load_directions(generator_name), n, variants, seed, progress=progress)
     critic = new_critic(gen.num_ws, gen.w_dim, hidden, depth, seed)
@@ -72,17 +73,20 @@ def train_critic(
     if out is not None:
         registry.save_state_dict(state, out, metadata=md)
     if register:
-        try:
-            gen_sha = registry.card(generator_name).sha256
-        except Exception:  # noqa: BLE001 - user generator outside the zoo
-            gen_sha = None
-        registry.publish(
-            name, state, kind="latent-critic",
-            licence="MIT (trained by this project on its own generator, scored by the face-api nets)",
-            source=f"`{command}`", resolution=None,
-            description=f"Latent critic of {generator_name}: face-net attributes and descriptor predicted from W+ "
-                        "(instant editing preset)",
-            config={"generator": generator_name, "generator_sha256": gen_sha, **critic.config(), **meta},
-            metadata=md,
-        )  # fmt: skip
+        export_critic(critic, state, md, generator_name, command, meta)
     return {"name": name, "errors": errors, "seconds": round(time.perf_counter() - t0, 1)}
+
+
+def export_critic(critic: LatentCritic, state: dict, metadata: dict, generator_name: str, command: str,
+                  meta: dict) -> Path:
+    """Publish a fitted critic to the zoo as ``<generator>-critic`` (weights + card); return the weights path."""
+    return registry.publish(
+        critic_name(generator_name), state, kind="latent-critic",
+        licence="MIT (trained by this project on its own generator, scored by the face-api nets)",
+        source=f"`{command}`", resolution=None,
+        description=f"Latent critic of {generator_name}: face-net attributes and descriptor predicted from W+ "
+                    "(instant editing preset)",
+        config={"generator": generator_name, "generator_sha256": registry.sha256_of(generator_name),
+                **critic.config(), **meta},
+        metadata=metadata,
+    )  # fmt: skip

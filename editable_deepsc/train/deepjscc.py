@@ -159,11 +159,11 @@ def train_deepjscc(cfg: DeepJSCCTrainConfig, workdir: str | Path, max_minutes: f
     return model, summary
 
 
-def register_deepjscc(model: DeepJSCC, summary: dict, command: str) -> Path:
-    """Export ``model`` to ``zoo/weights`` and write its card (name :func:`model_name`)."""
+def export_deepjscc(model: DeepJSCC, summary: dict, command: str, models: str | None = None) -> Path:
+    """Export ``model`` to ``zoo/weights`` and write its card (name :func:`model_name` in model set ``models``)."""
     from editable_deepsc.zoo import registry
 
-    name = model_name(model.c)
+    name = model_name(model.c, models)
     registry.publish(
         name, model.state_dict(), metadata=model_metadata(model, {"cbr": model.config.cbr}), kind="deepjscc",
         licence="MIT (trained by this project on teacher faces; DigiFace-1M-derived teacher: research only)",
@@ -176,4 +176,4 @@ def register_deepjscc(model: DeepJSCC, summary: dict, command: str) -> Path:
     return registry.CARDS_DIR / f"{name}.json"
 
 
-__all__ = ["DeepJSCCTrainConfig", "face_pool", "register_deepjscc", "train_deepjscc"]
+__all__ = ["DeepJSCCTrainConfig", "face_pool", "export_deepjscc", "train_deepjscc"]

@@ -18,11 +18,13 @@ from pathlib import Path
 import torch
 from tqdm import tqdm
 
-from editable_deepsc.channel.delta import delta_stats_name, fit_delta_statistics, save_delta_statistics
+from editable_deepsc.channel.delta import delta_metadata, delta_stats_name, fit_delta_statistics, save_delta_statistics
+from editable_deepsc.channel.latent_pca import LatentPCA
 from editable_deepsc.errors import BadInput
 from editable_deepsc.rng import make_generator
 from editable_deepsc.text.targets import EditTarget
 from editable_deepsc.zoo import registry
+from editable_deepsc.zoo.sets import load_set
 
 STRENGTHS = (0.5, 1.0, 1.5)
 
@@ -41,7 +43,7 @@ def supported_targets(editor) -> list[EditTarget]:
     return out
 
 
-def collect_deltas(n: int, seed: int = 0, batch: int = 16, generator_name: str = "edsc-faces64",
+def collect_deltas(n: int, seed: int = 0, batch: int = 16, generator_name: str | None = None,
                    progress: bool = True) -> torch.Tensor:
     """Edit ``n`` inverted training faces with the fast editor and return their deltas.
 
@@ -50,11 +52,13 @@ def collect_deltas(n: int, seed: int = 0, batch: int = 16, generator_name: str =
     Tensor, float32, shape (M, num_ws, w_dim)
         ``M`` between ``n`` and ``2n`` deltas (chained follow-ups add the second ones).
     """
-    from editable_deepsc.editing.builtin import build_editor, builtin_generator
+    from editable_deepsc.editing.builtin import build_editor
+    from editable_deepsc.generator import load_generator
     from editable_deepsc.generator.teacher import random_train_seeds, teacher_faces
     from editable_deepsc.inversion.invert import invert
 
-    gen = builtin_generator(generator_name)
+    generator_name = generator_name or load_set().member("generator")
+    gen = load_generator(generator_name)
     editor = build_editor("fast", generator=gen)
     targets = supported_targets(editor)
     if not targets:
@@ -82,7 +86,7 @@ def collect_deltas(n: int, seed: int = 0, batch: int = 16, generator_name: str =
     return torch.cat(deltas)
 
 
-def train_delta(n: int = 512, seed: int = 0, generator_name: str = "edsc-faces64", register: bool = True,
+def train_delta(n: int = 512, seed: int = 0, generator_name: str | None = None, register: bool = True,
                 out: str | Path | None = None, progress: bool = True) -> dict:
     """Collect deltas, fit their statistics and (optionally) register them in the zoo.
 
@@ -94,6 +98,7 @@ def train_delta(n: int = 512, seed: int = 0, generator_name: str = "edsc-faces64
     if n < 8:
         raise BadInput(f"--n must be at least 8, got {n}")
     t0 = time.perf_counter()
+    generator_name = generator_name or load_set().member("generator")
     deltas = collect_deltas(n, seed=seed, generator_name=generator_name, progress=progress)
     pca = fit_delta_statistics(deltas)
     name = delta_stats_name(generator_name)
@@ -102,14 +107,16 @@ def train_delta(n: int = 512, seed: int = 0, generator_name: str = "edsc-faces64
     if out is not None:
         save_delta_statistics(pca, out, generator_name)
     if register:
-        path = registry.WEIGHTS_DIR / f"{name}.safetensors"
-        sha = save_delta_statistics(pca, path, generator_name)
-        registry.register_card(registry.ModelCard(
-            name=name, kind="delta-statistics", file=path.name, sha256=sha, licence="MIT",
-            source=f"edsc train delta --n {n} --seed {seed} --generator {generator_name}",
-            resolution=None,
-            description=f"Principal axes of fast-editor deltas in W+ of {generator_name} (follow-up session turns)",
-            config={"generator": generator_name, "num_ws": pca.num_ws, "w_dim": pca.w_dim, "deltas": int(deltas.shape[0]),
-                    "explained_variance": explained},
-        ))
+        export_delta(pca, generator_name, f"edsc train delta --n {n} --seed {seed} --generator {generator_name}",
+                     {"deltas": int(deltas.shape[0]), "explained_variance": explained})
     return {"name": name, "m": int(deltas.shape[0]), "seconds": round(seconds, 1), "explained": explained}
+
+
+def export_delta(pca: LatentPCA, generator_name: str, command: str, extra_config: dict) -> Path:
+    """Publish delta statistics to the zoo as ``edsc-delta-<generator>`` (weights + card); return the weights path."""
+    return registry.publish(
+        delta_stats_name(generator_name), pca.state_dict(), metadata=delta_metadata(pca, generator_name),
+        kind="delta-statistics", licence="MIT", source=command, resolution=None,
+        description=f"Principal axes of fast-editor deltas in W+ of {generator_name} (follow-up session turns)",
+        config={"generator": generator_name, "num_ws": pca.num_ws, "w_dim": pca.w_dim, **extra_config},
+    )

@@ -314,12 +314,9 @@ def fit_directions(
     )
 
 
-def register_directions(d: AttributeDirections, command: str, guidance_name: str) -> Path:
+def export_directions(d: AttributeDirections, command: str, guidance_name: str) -> Path:
     """Save ``d`` to the zoo as ``<generator>-directions`` and register its card; return the file path."""
-    try:
-        gen_sha = registry.card(d.generator).sha256
-    except Exception:  # noqa: BLE001 - generator not in the zoo (user model)
-        gen_sha = None
+    gen_sha = registry.sha256_of(d.generator)
     return registry.publish(
         directions_name(d.generator),
         d.state_dict(),

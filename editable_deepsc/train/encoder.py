@@ -255,6 +255,7 @@ def train_encoder(
     progress: bool = True,
     export: bool = True,
     export_dir: Path | None = None,
+    name: str = ENCODER_NAME,
     command: str | None = None,
     stop_at: int | None = None,
     max_seconds: float | None = None,
@@ -276,9 +277,11 @@ def train_encoder(
     progress : bool
         tqdm progress bar.
     export : bool
-        Write ``edsc-e4e-faces64`` weights + card at the end.
+        Write the weights + card (``name``) at the end.
     export_dir : Path, optional
         Weights folder of the export (default: the zoo's); cards go to its sibling ``cards``.
+    name : str
+        Zoo name of the exported encoder (the model set's ``encoder``).
     command : str, optional
         The command line recorded as the card's source.
     stop_at : int, optional
@@ -346,7 +349,7 @@ def train_encoder(
     }
     (workdir / "summary.json").write_text(json.dumps(summary, indent=2) + "\n")
     if export:
-        export_encoder(enc.eval(), summary, generator, weights_dir=export_dir, command=command)
+        export_encoder(enc.eval(), summary, generator, weights_dir=export_dir, name=name, command=command)
     return summary
 
 
@@ -381,23 +384,6 @@ def export_encoder(
         f"({encoder.num_ws} x {encoder.w_dim}), {n_params / 1e6:.2f}M parameters",
         config={**encoder.config(), "generator": generator.name},
     )
-
-
-#: Generator name that selects ``Faces64Generator.from_teacher`` (untrained styles), for warm-up runs.
-TEACHER_INIT_GENERATOR = "edsc-faces64@teacher-init"
-
-
-def resolve_generator(name_or_path: str, device: str = "cpu") -> StyleGenerator:
-    """The generator to train against: a zoo name or path, or :data:`TEACHER_INIT_GENERATOR`."""
-    if name_or_path == TEACHER_INIT_GENERATOR:
-        from editable_deepsc.generator.faces64 import Faces64Generator
-
-        g = Faces64Generator.from_teacher(load_teacher())
-        g.name = TEACHER_INIT_GENERATOR
-        return g.to(device).eval().requires_grad_(False)
-    from editable_deepsc.inversion.invert import load_style_generator
-
-    return load_style_generator(name_or_path, device=device)
 
 
 def command_line(argv: list[str]) -> str:

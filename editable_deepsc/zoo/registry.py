@@ -144,6 +144,12 @@ def card(name: str) -> ModelCard:
     return c
 
 
+def sha256_of(name: str) -> str | None:
+    """The registered sha256 of model ``name``, or ``None`` for a model outside the zoo (a path, a user model)."""
+    c = find_card(str(name))
+    return c.sha256 if c is not None else None
+
+
 def weights_path(name: str) -> Path:
     """Path of the weights file of model ``name``."""
     return card(name).path

@@ -29,7 +29,8 @@ import json
 from dataclasses import dataclass, field
 from fractions import Fraction
 from pathlib import Path
-from typing import Any
+from contextlib import contextmanager
+from typing import Any, Callable, Iterator
 
 from editable_deepsc.errors import BadInput, CheckpointError
 from editable_deepsc.vocab import DEFAULT_MODEL_SET, SET_ROLES
@@ -141,6 +142,17 @@ class ModelSet:
             rows.append(SetCheck(role, name, problem is None, problem or "ok"))
         return rows
 
+    @contextmanager
+    def member_errors(self, role: str, name: str | None = None) -> Iterator[None]:
+        """Re-raise a :class:`CheckpointError` of loading ``role`` (when ``name`` is the set's) naming set and member."""
+        try:
+            yield
+        except CheckpointError as e:
+            mine = self.members.get(role.split("[")[0])
+            if name is not None and name != mine and not (isinstance(mine, dict) and name in mine.values()):
+                raise
+            raise CheckpointError(f"model set {self.name!r}: member {role} ({name or mine}) is unusable: {e}") from None
+
     def check(self) -> None:
         """Raise :class:`CheckpointError` naming the first member that is missing or corrupt."""
         for r in self.verify():
@@ -188,3 +200,17 @@ def set_of(model_name: str) -> str | None:
         if any(n == model_name for _, n in load_set(s).names()):
             return s
     return None
+
+
+def member_for(generator_name: str, role: str, derive: Callable[[str], str]) -> str:
+    """The ``role`` model serving generator ``generator_name``.
+
+    The member of the shipped set whose generator it is, when that set names
+    one; otherwise the conventional name ``derive(generator_name)`` (user
+    generators, models registered outside a set).
+    """
+    for s in list_sets():
+        ms = load_set(s)
+        if ms.members.get("generator") == generator_name and ms.has(role):
+            return ms.member(role)
+    return derive(generator_name)
