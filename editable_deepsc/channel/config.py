@@ -10,9 +10,7 @@ from editable_deepsc.channel.awgn import AWGN
 from editable_deepsc.channel.rayleigh import RayleighBlockFading
 from editable_deepsc.channel.snr import check_snr, snr_to_no
 from editable_deepsc.errors import BadInput
-
-CHANNELS: tuple[str, ...] = ("awgn", "rayleigh")
-"""Channel names understood by :func:`make_channel` and :class:`ChannelConfig`."""
+from editable_deepsc.vocab import CHANNELS  # the channel names make_channel and ChannelConfig understand
 
 
 def make_channel(name: str, block_length: int | None = None) -> nn.Module:

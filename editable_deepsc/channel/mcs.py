@@ -38,6 +38,7 @@ from editable_deepsc.channel.digital import send_bits
 from editable_deepsc.channel.ldpc import DEFAULT_DECODER, get_code
 from editable_deepsc.channel.qam import MODULATIONS, Modulation
 from editable_deepsc.errors import BadInput
+from editable_deepsc.vocab import CHANNELS
 
 TABLE_PATH = Path(__file__).with_name("mcs_bler.json")
 TABLE_K = 1024
@@ -160,7 +161,7 @@ def rayleigh_from_awgn(entry: dict, awgn_grid, rayleigh_grid, num_quantiles: int
 
 
 def measure_table(
-    channels: tuple[str, ...] = ("awgn", "rayleigh"),
+    channels: tuple[str, ...] = CHANNELS,
     num_blocks: int = 100,
     seed: int = 0,
     decoder: str = DEFAULT_DECODER,

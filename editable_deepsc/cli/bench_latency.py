@@ -10,11 +10,12 @@ from pathlib import Path
 import click
 
 from editable_deepsc.cli.options import models_option
+from editable_deepsc.vocab import DEFAULT_PRESET, PRESETS
 
 
 @click.command("latency")
 @click.option("--n", default=10, show_default=True, type=int, help="Held-out teacher test faces (x 5 instructions).")
-@click.option("--preset", type=click.Choice(["fast", "paper", "instant"]), default="fast", show_default=True)
+@click.option("--preset", type=click.Choice(PRESETS), default=DEFAULT_PRESET, show_default=True)
 @click.option("--snr", type=float, default=6.0, show_default=True)
 @click.option("--out", type=click.Path(dir_okay=False), default=None, help="Write the Markdown page here (+ .json).")
 @click.option("--seed", default=0, show_default=True, type=int)

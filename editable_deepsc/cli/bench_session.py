@@ -10,12 +10,13 @@ from pathlib import Path
 import click
 
 from editable_deepsc.cli.options import models_option
+from editable_deepsc.vocab import CHANNELS
 
 
 @click.command("session")
 @click.option("--n", default=8, show_default=True, type=int, help="Held-out teacher test faces.")
 @click.option("--snr", "snrs", default="0,6,12", show_default=True, help="Comma-separated SNRs in dB.")
-@click.option("--channel", type=click.Choice(["awgn", "rayleigh"]), default="awgn", show_default=True)
+@click.option("--channel", type=click.Choice(CHANNELS), default="awgn", show_default=True)
 @click.option("--refresh-every", default=4, show_default=True, type=int, help="Full refresh period of the delta policy.")
 @click.option("--delta-k", type=int, default=None, help="Symbols per follow-up (default: a quarter of the codec's k).")
 @click.option("--out", type=click.Path(dir_okay=False), default=None, help="Write the Markdown page here (+ .json beside).")

@@ -7,13 +7,14 @@ from pathlib import Path
 import click
 
 from editable_deepsc.cli.options import models_option
+from editable_deepsc.vocab import CHANNELS
 
 
 @click.command()
 @click.option("--out", "out_dir", type=click.Path(file_okay=False), default="out/demo", show_default=True,
               help="Folder for received images, grid.png and summary.json.")
 @click.option("--snr", "snrs", default="0,6,12", show_default=True, help="Comma-separated SNRs in dB.")
-@click.option("--channel", type=click.Choice(["awgn", "rayleigh"], case_sensitive=False), default="awgn",
+@click.option("--channel", type=click.Choice(CHANNELS, case_sensitive=False), default="awgn",
               show_default=True)
 @click.option("-i", "--instruction", "instructions", multiple=True,
               help="Instruction to apply (repeatable; default: smile, turn left, open the mouth).")

@@ -9,7 +9,7 @@ import click
 
 from editable_deepsc.cli.options import models_option
 from editable_deepsc.vocab import CHANNELS as CHANNEL_CHOICES
-from editable_deepsc.vocab import DEFAULT_INVERSION, DEFAULT_PRESET, PRESETS
+from editable_deepsc.vocab import DEFAULT_INVERSION, DEFAULT_PRESET, INVERSION_METHODS, PRESETS
 
 
 def system_options(f):
@@ -20,7 +20,7 @@ def system_options(f):
                      help="Editing preset: direction jump checked by the face nets + few steps (fast), "
                           "StyleCLIP-like optimisation (paper), or a latent-critic edit without face nets whose "
                           "success is only predicted (instant)."),
-        click.option("--inversion", type=click.Choice(["encoder", "hybrid", "optimize"]), default=DEFAULT_INVERSION,
+        click.option("--inversion", type=click.Choice(INVERSION_METHODS), default=DEFAULT_INVERSION,
                      show_default=True, help="Image semantic encoder mode."),
         click.option("--codec", default=None, help="Semantic codec zoo name (default: the k=128 codec of the set)."),
         click.option("--jecc", is_flag=True, help="Joint editing-channel coding: edit through the channel."),

@@ -5,6 +5,7 @@ from __future__ import annotations
 import click
 
 from editable_deepsc.cli.options import models_option
+from editable_deepsc.vocab import DEFAULT_PRESET, PRESETS
 
 
 def _floats(text: str, what: str) -> tuple[float, ...]:
@@ -36,7 +37,7 @@ def _floats(text: str, what: str) -> tuple[float, ...]:
 @click.option("--sweep-snr", default="6", show_default=True, help="SNRs with the full CBR/k sweep.")
 @click.option("--headline-snr", default=6.0, show_default=True, type=float)
 @click.option("--codec", default=None, help="Editable-DeepSC default codec (zoo name).")
-@click.option("--preset", type=click.Choice(["fast", "paper", "instant"]), default="fast", show_default=True,
+@click.option("--preset", type=click.Choice(PRESETS), default=DEFAULT_PRESET, show_default=True,
               help="Editing preset (transmitter and baseline receivers alike).")
 @click.option("--grid-samples", default=4, show_default=True, type=int, help="Samples shown in the image grid.")
 @click.option("--workers", default=1, show_default=True, type=int, help="Shards run in parallel.")

@@ -45,9 +45,9 @@ from editable_deepsc.generator.base import StyleGenerator
 from editable_deepsc.generator.teacher import face_latents, teacher_faces, test_seeds
 from editable_deepsc.metrics.image import ssim
 from editable_deepsc.rng import derive_seed, make_generator
+from editable_deepsc.vocab import CHANNELS
 
 SNRS_DB: tuple[float, ...] = (0.0, 3.0, 6.0, 9.0, 12.0, 15.0, 20.0)
-CHANNELS: tuple[str, ...] = ("awgn", "rayleigh")
 METHODS: tuple[str, ...] = ("semantic", "uncoded-pca", "digital-ldpc", "digital-ideal")
 TABLE_START = "<!-- codec-table:start -->"
 TABLE_END = "<!-- codec-table:end -->"
