@@ -48,7 +48,7 @@ class LatentPCA(nn.Module):
             pca = cls(int(shape["num_ws"]), int(shape["w_dim"]))
         except (KeyError, TypeError, ValueError):
             raise CheckpointError(f"{card.name}: no latent shape (num_ws, w_dim) on its card") from None
-        return fit_state(pca, state, f"statistics {card.name}")
+        return fit_state(pca, state, f"statistics {card.name}").eval()
 
     @property
     def dim(self) -> int:
