@@ -19,7 +19,7 @@ from editable_deepsc.inversion.encoder import load_encoder
 from editable_deepsc.zoo.sets import load_set, member_for
 
 if TYPE_CHECKING:
-    from editable_deepsc.system import SystemConfig
+    from editable_deepsc.config import SystemConfig
 
 
 @dataclass

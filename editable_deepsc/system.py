@@ -25,12 +25,11 @@ The CLI (``edsc edit``, ``edsc chat``), the benches and the web demo all use thi
 from __future__ import annotations
 
 import time
-from dataclasses import asdict, dataclass
-from typing import TYPE_CHECKING
 
 import torch
 
 from editable_deepsc.channel.link import check_finite, send_latent
+from editable_deepsc.config import ChannelConfig, SystemConfig
 from editable_deepsc.errors import BadInput, UnsupportedInstruction
 from editable_deepsc.receiver import Receiver
 from editable_deepsc.records import EditOutcome, Link
@@ -39,76 +38,6 @@ from editable_deepsc.session import Session
 from editable_deepsc.text.targets import ParsedInstruction
 from editable_deepsc.timing import timed
 from editable_deepsc.transmitter import Transmitter
-from editable_deepsc.vocab import DEFAULT_MODEL_SET, INVERSION_METHODS, PRESETS
-from editable_deepsc.zoo.sets import load_set
-
-if TYPE_CHECKING:
-    from editable_deepsc.channel.config import ChannelConfig
-
-
-@dataclass(frozen=True)
-class SystemConfig:
-    """Everything that defines an Editable-DeepSC system (models and policies).
-
-    Parameters
-    ----------
-    models : str
-        Model set (:mod:`editable_deepsc.zoo.sets`) whose members fill every model not named here.
-    generator : str or None
-        Generator zoo name or path (``None``: the set's; a StyleGAN2 checkpoint, ...).
-    encoder : str or None
-        Inversion encoder zoo name or path (``None``: the set's).
-    codec : str or None
-        Semantic codec zoo name (``None``: the default codec of the set).
-    inversion : {"encoder", "hybrid", "optimize"}
-        Image semantic encoder mode.
-    preset : {"fast", "paper", "instant"}
-        Editing preset (:data:`~editable_deepsc.editing.config.PRESETS`): ``fast``
-        (default) and ``paper`` check every edit with the face nets, so
-        ``target_met_tx`` and the session's fall-back decisions are measured;
-        ``instant`` edits against the latent critic and reports its predictions.
-    jecc : bool
-        Joint editing-channel coding: edit through codec + sampled channel + decoder.
-    delta_k : int or None
-        Symbols per follow-up turn (``None``: a quarter of the codec's ``k``).
-    refresh_every : int
-        Send the full latent again every this many turns (≥ 1; 1 = never send deltas).
-    delta_subspace : bool
-        Make follow-up edits inside the span of the axes the delta codec sends, so
-        that a delta loses nothing to truncation (only channel noise); an edit
-        that cannot meet its targets there is made freely and sent in full.
-    align : bool
-        Detect and align faces in photos larger than the generator's resolution.
-    """
-
-    generator: str | None = None
-    encoder: str | None = None
-    codec: str | None = None
-    inversion: str = "encoder"
-    preset: str = "fast"
-    jecc: bool = False
-    delta_k: int | None = None
-    refresh_every: int = 4
-    delta_subspace: bool = True
-    align: bool = True
-    models: str = DEFAULT_MODEL_SET
-
-    def __post_init__(self) -> None:
-        if self.inversion not in INVERSION_METHODS:
-            raise BadInput(f"inversion must be encoder, hybrid or optimize, got {self.inversion!r}")
-        if self.preset not in PRESETS:
-            raise BadInput(f"preset must be fast, paper or instant, got {self.preset!r}")
-        models = load_set(self.models)
-        for role in ("generator", "encoder"):
-            if getattr(self, role) is None:
-                object.__setattr__(self, role, models.member(role))
-        if int(self.refresh_every) < 1:
-            raise BadInput(f"refresh_every must be >= 1, got {self.refresh_every}")
-        if self.delta_k is not None and int(self.delta_k) < 1:
-            raise BadInput(f"delta_k must be >= 1, got {self.delta_k}")
-
-    def to_json(self) -> dict:
-        return asdict(self)
 
 
 class EditableDeepSC:
@@ -148,7 +77,7 @@ class EditableDeepSC:
             A model the system needs is missing or corrupt (named in the message).
         """
         if config is None:
-            config = SystemConfig(models=models or DEFAULT_MODEL_SET)
+            config = SystemConfig() if models is None else SystemConfig(models=models)
         elif models is not None and models != config.models:
             raise BadInput(f"models={models!r} contradicts the config's model set {config.models!r}")
         tx = Transmitter.load(config)

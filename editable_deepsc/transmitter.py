@@ -26,7 +26,7 @@ if TYPE_CHECKING:
     from editable_deepsc.channel.codec import SemanticCodec
     from editable_deepsc.channel.delta import DeltaCodec
     from editable_deepsc.channel.config import ChannelConfig
-    from editable_deepsc.system import SystemConfig
+    from editable_deepsc.config import SystemConfig
 
 
 class Transmitter:

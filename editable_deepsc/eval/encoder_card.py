@@ -15,9 +15,14 @@ from pathlib import Path
 
 from editable_deepsc.eval import generator_quality as gq
 from editable_deepsc.eval.invert_bench import training_section, encoder_training_info, read_table
+from editable_deepsc.generator.loading import load_generator
 from editable_deepsc.inversion.encoder import ENCODER_NAME, load_encoder
-from editable_deepsc.inversion.invert import DEFAULT_GENERATOR, invert, load_style_generator
+from editable_deepsc.inversion.invert import invert
 from editable_deepsc.zoo import registry
+from editable_deepsc.zoo.sets import load_set
+
+#: The generator the card's encoder serves (the default model set's).
+DEFAULT_GENERATOR = load_set().member("generator")
 
 
 def cache_key(n: int) -> str:
@@ -36,7 +41,7 @@ def encoder_numbers(n: int) -> dict:
         ``lpips``, ``lpips_metric``, ``identity`` (None without the face nets) and the
         per-image ``psnr_per_image``.
     """
-    generator = load_style_generator(DEFAULT_GENERATOR)
+    generator = load_generator(DEFAULT_GENERATOR)
     encoder = load_encoder(ENCODER_NAME, generator=generator)
     out = invert(gq.inversion_targets(n), method="encoder", generator=generator, encoder=encoder, with_stats=True)
     stats = out.stats

@@ -40,6 +40,11 @@ BUILTIN_GENERATORS = (TEACHER_NAME, FACES64_NAME)
 UNTRAINED_SUFFIX = "@teacher-init"
 
 
+def default_generator_name() -> str:
+    """The generator of the default model set (``edsc-faces64``)."""
+    return load_set().member("generator")
+
+
 def untrained_name(generator_name: str = FACES64_NAME) -> str:
     """The one spelling of the untrained copy of ``generator_name``: ``edsc-faces64@teacher-init``."""
     return f"{generator_name}{UNTRAINED_SUFFIX}"
@@ -98,7 +103,7 @@ def load_generator(name_or_path: str | os.PathLike | None = None, device: str | 
     """
     from editable_deepsc.generator import stylegan2
 
-    s = str(name_or_path) if name_or_path is not None else load_set().member("generator")
+    s = str(name_or_path) if name_or_path is not None else default_generator_name()
     p = Path(s).expanduser()
     if s.endswith(UNTRAINED_SUFFIX):
         base = s[: -len(UNTRAINED_SUFFIX)]

@@ -34,11 +34,10 @@ import torch
 
 from editable_deepsc.errors import BadInput, CheckpointError
 from editable_deepsc.generator.base import StyleGenerator
-from editable_deepsc.inversion.encoder import E4EEncoder, load_encoder
+from editable_deepsc.inversion.encoder import ENCODER_NAME, E4EEncoder, load_encoder
 from editable_deepsc.inversion.losses import ReconstructionLoss
 from editable_deepsc.inversion.optimize import invert_optimize
 from editable_deepsc.vocab import INVERSION_METHODS
-from editable_deepsc.zoo.sets import load_set
 
 METHODS = INVERSION_METHODS
 #: Defaults per method: Adam steps, peak learning rate, exploration noise, and the fraction of the
@@ -144,7 +143,7 @@ def reconstruction_stats(
 
 
 def _encoder_label(encoder: E4EEncoder | str | Path | None) -> str:
-    return "in-memory" if isinstance(encoder, E4EEncoder) else str(encoder or load_set().member("encoder"))
+    return "in-memory" if isinstance(encoder, E4EEncoder) else str(encoder or ENCODER_NAME)
 
 
 def invert(
@@ -210,7 +209,7 @@ def invert(
     enc = None
     if method in ("encoder", "hybrid"):
         if encoder is None or isinstance(encoder, (str, Path)):
-            enc = load_encoder(encoder or load_set().member("encoder"), generator=g)
+            enc = load_encoder(encoder or ENCODER_NAME, generator=g)
         else:
             enc = encoder
             if (enc.num_ws, enc.w_dim) != (g.num_ws, g.w_dim):
@@ -341,7 +340,7 @@ def run_invert_file(
     enc = None
     if method != "optimize":
         if encoder is None or isinstance(encoder, (str, Path)):
-            enc = load_encoder(encoder or load_set().member("encoder"), generator=g)
+            enc = load_encoder(encoder or ENCODER_NAME, generator=g)
         else:
             enc = encoder
     torch.manual_seed(seed)
@@ -376,4 +375,4 @@ def _generator(generator: str | Path | None) -> StyleGenerator:
     """The generator named ``generator`` (default: the default model set's)."""
     from editable_deepsc.generator.loading import load_generator
 
-    return load_generator(generator if generator is not None else load_set().member("generator"))
+    return load_generator(generator)  # None: the default model set's generator

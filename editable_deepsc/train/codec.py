@@ -62,12 +62,11 @@ from editable_deepsc.channel.codec_zoo import codec_name, export_codec
 from editable_deepsc.channel.rayleigh import RayleighBlockFading
 from editable_deepsc.errors import BadInput, CheckpointError
 from editable_deepsc.generator.base import StyleGenerator
-from editable_deepsc.generator.loading import load_generator
+from editable_deepsc.generator.loading import default_generator_name, load_generator
 from editable_deepsc.generator.teacher import face_latents, random_train_seeds
 from editable_deepsc.rng import derive_seed, make_generator
 from editable_deepsc.train.loop import ResumableRun, cosine_decay
 from editable_deepsc.zoo import registry
-from editable_deepsc.zoo.sets import load_set
 
 CHECKPOINT_FILE = "checkpoint.safetensors"
 LOG_FILE = "log.jsonl"
@@ -111,7 +110,7 @@ class CodecTrainConfig:
     """
 
     k: int = 128
-    generator: str = field(default_factory=lambda: load_set().member("generator"))
+    generator: str = field(default_factory=default_generator_name)
     steps: int = 3000
     warmup_steps: int = 1500
     batch_size: int = 256

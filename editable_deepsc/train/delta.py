@@ -18,13 +18,18 @@ from pathlib import Path
 import torch
 from tqdm import tqdm
 
-from editable_deepsc.channel.delta import delta_metadata, delta_stats_name, fit_delta_statistics, save_delta_statistics
-from editable_deepsc.channel.latent_pca import LatentPCA
+from editable_deepsc.channel.delta import (
+    LatentPCA,
+    delta_metadata,
+    delta_stats_name,
+    fit_delta_statistics,
+    save_delta_statistics,
+)
 from editable_deepsc.errors import BadInput
+from editable_deepsc.generator.loading import default_generator_name, load_generator
 from editable_deepsc.rng import make_generator
 from editable_deepsc.text.targets import EditTarget
 from editable_deepsc.zoo import registry
-from editable_deepsc.zoo.sets import load_set
 
 STRENGTHS = (0.5, 1.0, 1.5)
 
@@ -53,12 +58,10 @@ def collect_deltas(n: int, seed: int = 0, batch: int = 16, generator_name: str |
         ``M`` between ``n`` and ``2n`` deltas (chained follow-ups add the second ones).
     """
     from editable_deepsc.editing.builtin import build_editor
-    from editable_deepsc.generator import load_generator
     from editable_deepsc.generator.teacher import random_train_seeds, teacher_faces
     from editable_deepsc.inversion.invert import invert
 
-    generator_name = generator_name or load_set().member("generator")
-    gen = load_generator(generator_name)
+    gen = load_generator(generator_name)  # None: the default model set's generator
     editor = build_editor("fast", generator=gen)
     targets = supported_targets(editor)
     if not targets:
@@ -98,7 +101,7 @@ def train_delta(n: int = 512, seed: int = 0, generator_name: str | None = None, 
     if n < 8:
         raise BadInput(f"--n must be at least 8, got {n}")
     t0 = time.perf_counter()
-    generator_name = generator_name or load_set().member("generator")
+    generator_name = generator_name or default_generator_name()
     deltas = collect_deltas(n, seed=seed, generator_name=generator_name, progress=progress)
     pca = fit_delta_statistics(deltas)
     name = delta_stats_name(generator_name)
