@@ -13,7 +13,8 @@ from editable_deepsc.baselines.deepjscc import DeepJSCC, DeepJSCCConfig, save_mo
 from editable_deepsc.errors import BadInput
 from editable_deepsc.eval.compare_config import EvalConfig
 from editable_deepsc.eval.compare_report import headline, smallest_cbr
-from editable_deepsc.eval.compare_run import read_records, run_eval, shard_samples
+from editable_deepsc.eval.compare_records import read_records
+from editable_deepsc.eval.compare_run import run_eval, shard_samples
 
 pytestmark = pytest.mark.usefixtures("one_torch_thread")
 

@@ -29,6 +29,7 @@ from typing import Sequence
 import numpy as np
 
 from editable_deepsc.eval.compare_config import SEMANTIC, Condition, EvalConfig, fraction_label
+from editable_deepsc.eval.compare_records import read_records
 
 PAPER_RATIOS: dict[str, float] = {"deepjscc": 0.125, "jpeg-ldpc": 0.214}
 """Editable-DeepSC CBR / baseline CBR at equal quality, 6 dB (Yu et al., VTC2024-Spring)."""
@@ -225,8 +226,6 @@ def write_reports(out: Path, config: EvalConfig, conditions: Sequence[Condition]
     """Merge the shard records and write ``records.jsonl``, ``records.csv``, ``summary.csv``,
     ``summary.json``, ``summary.md`` and the plots into ``out``; return the summary dict."""
     from editable_deepsc.eval.compare_plots import write_plots
-    from editable_deepsc.eval.compare_run import read_records
-
     out = Path(out)
     recs = [r for r in merge_records(read_records(out)) if int(r["sample_id"]) < config.n]
     conds = list(conditions)

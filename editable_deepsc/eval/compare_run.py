@@ -32,6 +32,8 @@ from tqdm import tqdm
 
 from editable_deepsc.errors import BadInput
 from editable_deepsc.eval.compare_config import EvalConfig
+from editable_deepsc.eval.compare_records import done_samples
+from editable_deepsc.eval.compare_report import write_reports
 from editable_deepsc.eval.compare_sample import Instruction, Scorer, evaluate_sample
 
 DEFAULT_SYSTEM = "editable_deepsc.eval.compare_run:load_builtin_system"
@@ -106,27 +108,6 @@ def shard_samples(sample_ids: Sequence[int], num_shards: int) -> list[list[int]]
     for i, s in enumerate(sample_ids):
         shards[i % int(num_shards)].append(int(s))
     return [s for s in shards if s] or [[]]
-
-
-def read_records(out: Path) -> list[dict]:
-    """Every well-formed record in ``out/shards/*.jsonl`` (torn last lines are skipped)."""
-    recs = []
-    for f in sorted((Path(out) / "shards").glob("shard-*.jsonl")):
-        for line in f.read_text().splitlines():
-            try:
-                recs.append(json.loads(line))
-            except json.JSONDecodeError:
-                continue
-    return recs
-
-
-def done_samples(out: Path, n_conditions: int) -> set[int]:
-    """Sample ids with a record for every condition and a feature file."""
-    keys: dict[int, set[str]] = {}
-    for r in read_records(out):
-        keys.setdefault(int(r["sample_id"]), set()).add(r["condition"])
-    feat = Path(out) / "features"
-    return {s for s, k in keys.items() if len(k) >= n_conditions and (feat / f"sample-{s}.npy").is_file()}
 
 
 def _save_images(out: Path, sample_id: int, images: dict[str, torch.Tensor]) -> None:
@@ -244,8 +225,6 @@ def run_eval(config: EvalConfig, out: str | Path, workers: int = 1, engine: str 
     dict
         ``samples_done`` (this call), ``samples_total``, ``seconds``, ``records`` (count) and the report paths.
     """
-    from editable_deepsc.eval.compare_report import write_reports
-
     if engine not in ENGINES:
         raise BadInput(f"unknown engine {engine!r} (choose from: {', '.join(ENGINES)})")
     if int(workers) < 1:
@@ -316,4 +295,4 @@ def _default_k(system_spec: str, system_kwargs: dict | None) -> tuple[int, int]:
 
 
 __all__ = ["DEFAULT_SYSTEM", "ENGINES", "done_samples", "load_builtin_system", "load_instructions",
-           "read_records", "run_eval", "run_shard", "shard_samples", "usable_instructions"]
+           "run_eval", "run_shard", "shard_samples", "usable_instructions"]

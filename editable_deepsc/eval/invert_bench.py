@@ -28,14 +28,9 @@ from editable_deepsc.errors import BadInput
 from editable_deepsc.generator.base import StyleGenerator
 from editable_deepsc.generator.teacher import teacher_faces, test_seeds
 from editable_deepsc.inversion.encoder import E4EEncoder
-from editable_deepsc.inversion.invert import (
-    HYBRID_DEFAULTS,
-    OPTIMIZE_DEFAULTS,
-    identity_similarity_or_none,
-    invert,
-    reconstruction_stats,
-)
+from editable_deepsc.inversion.invert import HYBRID_DEFAULTS, OPTIMIZE_DEFAULTS, invert
 from editable_deepsc.inversion.optimize import invert_optimize
+from editable_deepsc.inversion.quality import identity_similarity_or_none, reconstruction_stats
 
 TABLE_START = "<!-- inversion-table:start -->"
 TABLE_END = "<!-- inversion-table:end -->"

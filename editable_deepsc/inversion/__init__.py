@@ -3,14 +3,16 @@
 * :func:`invert` -- one entry for the three methods (``encoder``, ``optimize``, ``hybrid``);
 * :class:`E4EEncoder`, :func:`load_encoder` -- the e4e-style encoder (``edsc-e4e-faces64``);
 * :func:`invert_optimize` -- Adam on W+ or on a single ``w``;
-* :func:`prepare_image` -- size checks and face alignment of user photos.
+* :func:`prepare_image` -- size checks and face alignment of user photos;
+* :func:`reconstruction_stats` -- PSNR, SSIM, LPIPS and identity of a reconstruction.
 """
 
 from editable_deepsc.inversion.encoder import ENCODER_NAME, E4EEncoder, load_encoder, save_encoder
-from editable_deepsc.inversion.invert import METHODS, InversionOutput, invert, reconstruction_stats, run_invert_file
+from editable_deepsc.inversion.invert import METHODS, InversionOutput, invert, run_invert_file
 from editable_deepsc.inversion.losses import ReconstructionLoss
 from editable_deepsc.inversion.optimize import OptimizeResult, invert_optimize
 from editable_deepsc.inversion.prepare import PreparedImage, prepare_image
+from editable_deepsc.inversion.quality import reconstruction_stats
 
 __all__ = [
     "ENCODER_NAME",
