@@ -21,8 +21,13 @@ from pathlib import Path
 
 import torch
 
+from editable_deepsc.baselines.jpeg_ldpc import transmit_jpeg_ldpc
 from editable_deepsc.channel.config import ChannelConfig
-from editable_deepsc.imaging import from_pil, save_image
+from editable_deepsc.errors import EdscError
+from editable_deepsc.generator.teacher import teacher_faces, test_seeds
+from editable_deepsc.imaging import from_pil, resize, save_image
+from editable_deepsc.rng import derive_seed
+from editable_deepsc.system import EditableDeepSC
 
 DEFAULT_INSTRUCTIONS: tuple[str, ...] = ("make her smile", "turn the head to the left", "open the mouth")
 DIGITAL_CBR = 1 / 6
@@ -42,16 +47,12 @@ def sample_face(size: int = 64) -> torch.Tensor:
     from PIL import Image
     from skimage import data
 
-    from editable_deepsc.imaging import resize
-
     img = Image.fromarray(data.astronaut()).crop((140, 20, 340, 220))
     return resize(from_pil(img), size, mode="bicubic")
 
 
 def sample_faces(n_teacher: int = 2) -> dict[str, torch.Tensor]:
     """Named sample images: ``n_teacher`` held-out teacher faces (64x64) and the astronaut photo."""
-    from editable_deepsc.generator.teacher import teacher_faces, test_seeds
-
     seeds = test_seeds(n_teacher)
     faces = teacher_faces(seeds)
     out = {f"teacher{s}": faces[i:i + 1] for i, s in enumerate(seeds)}
@@ -89,9 +90,6 @@ def run_demo(out_dir: Path, snrs: list[float], channel: str = "awgn", seed: int 
     """
     from tqdm import tqdm
 
-    from editable_deepsc.errors import EdscError
-    from editable_deepsc.system import EditableDeepSC
-
     channels = [ChannelConfig(channel, s) for s in snrs]  # validate before any work
     out_dir = Path(out_dir)
     system = EditableDeepSC.load(models=models)
@@ -126,10 +124,6 @@ def run_demo(out_dir: Path, snrs: list[float], channel: str = "awgn", seed: int 
 
 def _digital_rows(faces: dict[str, torch.Tensor], channels: list[ChannelConfig], seed: int, out_dir: Path) -> list[dict]:
     """JPEG + 5G LDPC sending each 64x64 source at CBR 1/6 (for scale: what sending pixels costs)."""
-    from editable_deepsc.baselines.jpeg_ldpc import transmit_jpeg_ldpc
-    from editable_deepsc.imaging import resize
-    from editable_deepsc.rng import derive_seed
-
     rows = []
     for name, img in faces.items():
         img64 = resize(img, 64)

@@ -44,6 +44,7 @@ from editable_deepsc.channel.snr import snr_to_no
 from editable_deepsc.errors import BadInput, CheckpointError
 from editable_deepsc.metrics.image import psnr, ssim
 from editable_deepsc.rng import make_generator
+from editable_deepsc.zoo import registry
 
 DOWNSAMPLE = 4
 """Spatial downsampling of the encoder (two stride-2 convolutions)."""
@@ -205,9 +206,7 @@ def model_metadata(model: DeepJSCC, extra: dict | None = None) -> dict[str, str]
 
 def save_model(model: DeepJSCC, path: str | Path, extra: dict | None = None) -> str:
     """Write ``model`` as safetensors (float32) with its config in the metadata; return the sha256."""
-    from editable_deepsc.zoo.registry import save_state_dict
-
-    return save_state_dict(model.state_dict(), path, metadata=model_metadata(model, extra))
+    return registry.save_state_dict(model.state_dict(), path, metadata=model_metadata(model, extra))
 
 
 def load_model(name_or_path: str) -> DeepJSCC:
@@ -236,8 +235,6 @@ def builtin_model(c: int, models: str | None = None) -> DeepJSCC:
 
 def available_channels(models: str | None = None) -> tuple[int, ...]:
     """``c`` of the built-in models of model set ``models`` whose zoo cards exist."""
-    from editable_deepsc.zoo import registry
-
     return tuple(c for c in BUILTIN_CHANNELS if registry.find_card(model_name(c, models)) is not None)
 
 

@@ -38,7 +38,10 @@ from functools import lru_cache
 import numpy as np
 import torch
 
+from editable_deepsc.channel.digital import send_bits
 from editable_deepsc.channel.latent_pca import LatentPCA
+from editable_deepsc.channel.mcs import select_mcs
+from editable_deepsc.channel.transport import decode_payload, encode_payload, plan_blocks
 
 MAX_BITS = 10
 
@@ -191,10 +194,6 @@ def digital_latent_link(
     -------
     DigitalResult
     """
-    from editable_deepsc.channel.digital import send_bits
-    from editable_deepsc.channel.mcs import select_mcs
-    from editable_deepsc.channel.transport import decode_payload, encode_payload, plan_blocks
-
     choice = select_mcs(float(snr_db), channel)
     plan = plan_blocks(k, choice.modulation, choice.code_rate)
     n = w_plus.shape[0]

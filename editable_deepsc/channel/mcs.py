@@ -38,6 +38,7 @@ from editable_deepsc.channel.digital import send_bits
 from editable_deepsc.channel.ldpc import DEFAULT_DECODER, get_code
 from editable_deepsc.channel.qam import MODULATIONS, Modulation
 from editable_deepsc.errors import BadInput
+from editable_deepsc.rng import derive_seed, make_generator
 from editable_deepsc.vocab import CHANNELS
 
 TABLE_PATH = Path(__file__).with_name("mcs_bler.json")
@@ -184,8 +185,6 @@ def measure_table(
     give ±0.03 at 10% BLER), else the Monte-Carlo values.
     """
     from tqdm import tqdm
-
-    from editable_deepsc.rng import derive_seed, make_generator
 
     stop = {"awgn": 0.0, "rayleigh": 0.02, **(stop_bler or {})}
     entries = []

@@ -8,6 +8,7 @@ import torch
 
 from editable_deepsc.clip.model import ClipModel
 from editable_deepsc.clip.tokenizer import ClipTokenizer
+from editable_deepsc.errors import CheckpointError
 
 
 class ClipTextEncoder:
@@ -23,8 +24,6 @@ class ClipTextEncoder:
 
     def __init__(self, model: ClipModel, tokenizer: ClipTokenizer):
         if tokenizer.vocab_size != model.cfg.vocab_size:
-            from editable_deepsc.errors import CheckpointError
-
             raise CheckpointError(f"tokenizer has {tokenizer.vocab_size} tokens, the CLIP text tower "
                                   f"{model.cfg.vocab_size}: wrong vocabulary file for these weights")
         self.model = model

@@ -42,8 +42,10 @@ from editable_deepsc.channel.digital_latent import digital_latent_link, ideal_di
 from editable_deepsc.channel.snr import check_snr
 from editable_deepsc.errors import BadInput
 from editable_deepsc.generator.base import StyleGenerator
-from editable_deepsc.generator.teacher import face_latents, teacher_faces, test_seeds
+from editable_deepsc.generator.teacher import face_latents, random_train_seeds, teacher_faces, test_seeds
+from editable_deepsc.guidance.identity import IdentityLoss
 from editable_deepsc.metrics.image import ssim
+from editable_deepsc.metrics.lpips import LPIPS, normalize_channels
 from editable_deepsc.rng import derive_seed, make_generator
 from editable_deepsc.vocab import CHANNELS
 
@@ -92,8 +94,6 @@ def source_spectrum(
     Drawn from *training* seeds (``n`` mapped latents, or ``n // 4`` inversions
     of training faces), so the held-out set is not used to build its own bound.
     """
-    from editable_deepsc.generator.teacher import random_train_seeds
-
     rng = make_generator(derive_seed(seed, "codec-bench-spectrum"))
     if source == "inverted":
         faces = teacher_faces(random_train_seeds(max(n // 4, 64), rng))
@@ -116,8 +116,6 @@ class _ImageMetrics:
     """
 
     def __init__(self, ref: torch.Tensor, identity: bool = True, lpips_size: int = 128):
-        from editable_deepsc.metrics.lpips import LPIPS, normalize_channels
-
         self.ref = ref
         self.lpips = LPIPS(proxy_input_size=lpips_size)
         self.lpips_size = lpips_size if self.lpips.is_proxy else None
@@ -129,8 +127,6 @@ class _ImageMetrics:
         self.identity = None
         if identity:
             try:
-                from editable_deepsc.guidance.identity import IdentityLoss
-
                 self.identity = IdentityLoss()
                 with torch.no_grad():
                     self._ref_id = self.identity.embed(ref)

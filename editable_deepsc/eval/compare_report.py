@@ -29,7 +29,9 @@ from typing import Sequence
 import numpy as np
 
 from editable_deepsc.eval.compare_config import SEMANTIC, Condition, EvalConfig, fraction_label
+from editable_deepsc.eval.compare_plots import write_plots
 from editable_deepsc.eval.compare_records import read_records
+from editable_deepsc.metrics.fid import fid_from_features
 
 PAPER_RATIOS: dict[str, float] = {"deepjscc": 0.125, "jpeg-ldpc": 0.214}
 """Editable-DeepSC CBR / baseline CBR at equal quality, 6 dB (Yu et al., VTC2024-Spring)."""
@@ -60,8 +62,6 @@ def frechet_distance(fa: np.ndarray, fb: np.ndarray) -> float:
     so ``tr((Sa Sb)^½)`` is the nuclear norm of ``M``: an (Na × Nb) SVD instead of D × D
     eigen-decompositions. Equals :func:`editable_deepsc.metrics.fid.fid_from_features`.
     """
-    from editable_deepsc.metrics.fid import fid_from_features
-
     fa, fb = np.asarray(fa, np.float64), np.asarray(fb, np.float64)
     na, nb = fa.shape[0], fb.shape[0]
     if min(na, nb) >= fa.shape[1] or min(na, nb) < 2:
@@ -225,7 +225,6 @@ def rows_markdown(rows: Sequence[dict]) -> str:
 def write_reports(out: Path, config: EvalConfig, conditions: Sequence[Condition], default_k: int) -> dict:
     """Merge the shard records and write ``records.jsonl``, ``records.csv``, ``summary.csv``,
     ``summary.json``, ``summary.md`` and the plots into ``out``; return the summary dict."""
-    from editable_deepsc.eval.compare_plots import write_plots
     out = Path(out)
     recs = [r for r in merge_records(read_records(out)) if int(r["sample_id"]) < config.n]
     conds = list(conditions)

@@ -30,11 +30,16 @@ import numpy as np
 import torch
 from tqdm import tqdm
 
+from editable_deepsc.channel.codec_zoo import codec_name, load_codec
+from editable_deepsc.editing.measure import measurable_attributes
 from editable_deepsc.errors import BadInput
 from editable_deepsc.eval.compare_config import EvalConfig
 from editable_deepsc.eval.compare_records import done_samples
 from editable_deepsc.eval.compare_report import write_reports
 from editable_deepsc.eval.compare_sample import Instruction, Scorer, evaluate_sample
+from editable_deepsc.generator.teacher import load_teacher, teacher_faces, test_seeds
+from editable_deepsc.imaging.io import save_image
+from editable_deepsc.system import EditableDeepSC, SystemConfig
 
 DEFAULT_SYSTEM = "editable_deepsc.eval.compare_run:load_builtin_system"
 """``module:function`` building the system in each worker (the built-in models)."""
@@ -43,8 +48,6 @@ ENGINES: tuple[str, ...] = ("local", "ray")
 
 def load_builtin_system(**config: Any):
     """The built-in :class:`~editable_deepsc.system.EditableDeepSC` (``config`` → :class:`SystemConfig`)."""
-    from editable_deepsc.system import EditableDeepSC, SystemConfig
-
     return EditableDeepSC.load(SystemConfig(**config))
 
 
@@ -88,8 +91,6 @@ def usable_instructions(instructions: Sequence[Instruction], system) -> list[Ins
     BadInput
         None is usable.
     """
-    from editable_deepsc.editing.measure import measurable_attributes
-
     editor = system.tx.editor
     attrs = set(measurable_attributes(editor.guidance))
     support = getattr(editor, "support", None)
@@ -111,8 +112,6 @@ def shard_samples(sample_ids: Sequence[int], num_shards: int) -> list[list[int]]
 
 
 def _save_images(out: Path, sample_id: int, images: dict[str, torch.Tensor]) -> None:
-    from editable_deepsc.imaging.io import save_image
-
     d = Path(out) / "images" / f"sample-{sample_id}"
     d.mkdir(parents=True, exist_ok=True)
     for key, img in images.items():
@@ -126,9 +125,6 @@ def run_shard(out: str, config: dict, sample_ids: list[int], shard_id: str, syst
 
     Runs in the calling process, a local worker process or a Ray task; returns the samples done.
     """
-    from editable_deepsc.channel.codec_zoo import codec_name, load_codec
-    from editable_deepsc.generator.teacher import load_teacher, test_seeds
-
     if threads:
         torch.set_num_threads(int(threads))
     cfg = EvalConfig(**{k: (tuple(v) if isinstance(v, list) else v) for k, v in config.items()})
@@ -167,8 +163,6 @@ def run_shard(out: str, config: dict, sample_ids: list[int], shard_id: str, syst
 
 def _face(seed: int, resolution: int, teacher) -> torch.Tensor:
     """The held-out teacher face of ``seed`` (1, 3, R, R), area-resized when the generator is not 64 px."""
-    from editable_deepsc.generator.teacher import teacher_faces
-
     face = teacher_faces([seed], teacher)
     if face.shape[-1] != resolution:
         face = torch.nn.functional.interpolate(face, size=(resolution, resolution), mode="area")

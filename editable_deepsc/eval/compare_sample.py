@@ -32,8 +32,13 @@ import torch
 
 from editable_deepsc.channel.config import ChannelConfig
 from editable_deepsc.channel.link import send_latent
+from editable_deepsc.editing.criteria import target_met
 from editable_deepsc.errors import EdscError
 from editable_deepsc.eval.compare_config import SEMANTIC, Condition
+from editable_deepsc.metrics.features import EfficientNetFeatures
+from editable_deepsc.metrics.fid import FID, PROXY_NAME
+from editable_deepsc.metrics.image import ms_ssim, psnr, ssim
+from editable_deepsc.metrics.lpips import LPIPS, normalize_channels
 from editable_deepsc.rng import derive_seed, make_generator
 from editable_deepsc.text.targets import EditTarget
 
@@ -74,9 +79,6 @@ def _f(x: Any) -> float | None:
 
 def _proxy_fid(input_size: int):
     """An EfficientNet-Lite0 proxy :class:`~editable_deepsc.metrics.fid.FID` built without the Inception module."""
-    from editable_deepsc.metrics.features import EfficientNetFeatures
-    from editable_deepsc.metrics.fid import FID, PROXY_NAME
-
     fid = FID.__new__(FID)
     fid.is_proxy, fid.name, fid.dim = True, PROXY_NAME, 1280
     fid._inception_path = ""
@@ -97,9 +99,6 @@ class Scorer:
     """
 
     def __init__(self, system, proxy_input_size: int = 224):
-        from editable_deepsc.metrics.fid import FID
-        from editable_deepsc.metrics.lpips import LPIPS
-
         self.system = system
         self.guidance = system.guidance
         self.size = int(proxy_input_size)
@@ -141,8 +140,6 @@ class Scorer:
         Same numbers as ``LPIPS()(rx, ref.expand(N, ...))`` (per-stage channel-normalised squared
         differences, spatial mean, stage mean), at about half the cost.
         """
-        from editable_deepsc.metrics.lpips import normalize_channels
-
         feats = getattr(self.lpips, "_features", None)
         if not self.lpips.is_proxy or feats is None:
             return self.lpips(rx, ref.expand(rx.shape[0], -1, -1, -1))
@@ -156,8 +153,6 @@ class Scorer:
     @torch.no_grad()
     def image_metrics(self, rx: torch.Tensor, ref: torch.Tensor) -> dict[str, list[float | None]]:
         """PSNR, SSIM, MS-SSIM (None below 33 px) and LPIPS of each rx (N,3,R,R) against ref (1,3,R,R)."""
-        from editable_deepsc.metrics.image import ms_ssim, psnr, ssim
-
         refs = ref.expand(rx.shape[0], -1, -1, -1)
         out: dict[str, list[float | None]] = {
             "psnr": [100.0 if _f(v) is None else min(float(v), 100.0) for v in psnr(rx, refs)],
@@ -178,8 +173,6 @@ def success_of(targets: Sequence[EditTarget], before: dict[str, torch.Tensor], a
     ``met``: every target met by ``after`` relative to ``before``; ``success``: met and
     identity distance ≤ ``max_id_distance`` (distance ignored when NaN).
     """
-    from editable_deepsc.editing.criteria import target_met
-
     if not targets or any(t.attribute not in after or t.attribute not in before for t in targets):
         return None, None
     n = next(iter(after.values())).shape[0]

@@ -10,6 +10,8 @@ from editable_deepsc.baselines.deepjscc import available_channels, cbr_of, load_
 from editable_deepsc.channel import make_channel
 from editable_deepsc.errors import CheckpointError
 from editable_deepsc.eval.compare_config import fraction_label
+from editable_deepsc.generator.teacher import teacher_faces, test_seeds
+from editable_deepsc.metrics.image import psnr, ssim
 from editable_deepsc.rng import derive_seed, make_generator
 
 
@@ -23,9 +25,6 @@ def deepjscc_table(snrs: Sequence[float], n: int = 200, channel: str = "awgn", s
     list of dict
         ``{model, c, cbr, k, snr_db, channel, psnr, ssim, n}`` per (model, SNR).
     """
-    from editable_deepsc.generator.teacher import teacher_faces, test_seeds
-    from editable_deepsc.metrics.image import psnr, ssim
-
     cs = tuple(channels) if channels is not None else available_channels(models)
     if not cs:
         raise CheckpointError("no DeepJSCC model in the zoo (edsc train deepjscc --cbr 1/12)")

@@ -28,7 +28,12 @@ import torch
 
 from editable_deepsc.errors import BadInput
 from editable_deepsc.generator.base import StyleGenerator
-from editable_deepsc.generator.teacher import face_latents, teacher_faces, test_seeds
+from editable_deepsc.generator.teacher import face_latents, random_train_seeds, teacher_faces, test_seeds
+from editable_deepsc.inversion.optimize import invert_optimize
+from editable_deepsc.metrics.features import EfficientNetFeatures
+from editable_deepsc.metrics.image import psnr
+from editable_deepsc.metrics.lpips import LPIPS
+from editable_deepsc.rng import make_generator
 
 INVERSION_OFFSET = 900_000
 GRID_OFFSET = 950_000
@@ -65,8 +70,6 @@ def proxy_fid_features(
     is 12x cheaper), global-average-pooled head activations.
     """
     from tqdm.auto import tqdm
-
-    from editable_deepsc.metrics.features import EfficientNetFeatures
 
     net = EfficientNetFeatures(input_size=input_size)
     chunks = list(images.split(batch_size))
@@ -148,10 +151,6 @@ def inversion_comparison(
     -------
     list of InversionRow
     """
-    from editable_deepsc.inversion.optimize import invert_optimize
-    from editable_deepsc.metrics.image import psnr
-    from editable_deepsc.metrics.lpips import LPIPS
-
     lpips = LPIPS(prefer_standard=False)
     rows = []
     for space in spaces:
@@ -182,9 +181,6 @@ def inversion_comparison(
 
 def validation_targets(n: int, seed: int = 0) -> torch.Tensor:
     """``n`` teacher faces from *training* seeds (for choosing settings; never the test faces), (n, 3, 64, 64)."""
-    from editable_deepsc.generator.teacher import random_train_seeds
-    from editable_deepsc.rng import make_generator
-
     return teacher_faces(random_train_seeds(n, make_generator(seed + 11)))
 
 

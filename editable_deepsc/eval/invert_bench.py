@@ -24,13 +24,15 @@ from typing import Any
 
 import torch
 
-from editable_deepsc.errors import BadInput
+from editable_deepsc.errors import BadInput, CheckpointError
 from editable_deepsc.generator.base import StyleGenerator
 from editable_deepsc.generator.teacher import teacher_faces, test_seeds
 from editable_deepsc.inversion.encoder import E4EEncoder
 from editable_deepsc.inversion.invert import HYBRID_DEFAULTS, OPTIMIZE_DEFAULTS, invert
 from editable_deepsc.inversion.optimize import invert_optimize
 from editable_deepsc.inversion.quality import identity_similarity_or_none, reconstruction_stats
+from editable_deepsc.metrics.lpips import LPIPS
+from editable_deepsc.zoo import registry
 
 TABLE_START = "<!-- inversion-table:start -->"
 TABLE_END = "<!-- inversion-table:end -->"
@@ -119,8 +121,6 @@ def run_invert_bench(
     """
     if n < 1:
         raise BadInput(f"n must be >= 1, got {n}")
-    from editable_deepsc.metrics.lpips import LPIPS
-
     metric = LPIPS()
     faces = teacher_faces(test_seeds(n))
     # warm-up (first-call costs of the backbone and autograd), not timed
@@ -228,9 +228,6 @@ def targets(result: BenchResult) -> dict[str, Any]:
 
 def encoder_training_info(name: str) -> dict[str, Any] | None:
     """Card source, sha256 and training summary of a registered encoder (None for paths / unknown names)."""
-    from editable_deepsc.errors import CheckpointError
-    from editable_deepsc.zoo import registry
-
     if Path(name).suffix:
         return None
     try:

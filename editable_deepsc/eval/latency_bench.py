@@ -15,6 +15,9 @@ import time
 import torch
 
 from editable_deepsc.channel.config import ChannelConfig
+from editable_deepsc.generator.teacher import teacher_faces, test_seeds
+from editable_deepsc.records import STAGES
+from editable_deepsc.system import EditableDeepSC, SystemConfig
 
 DEFAULT_INSTRUCTIONS: tuple[str, ...] = ("make her smile", "turn the head to the left", "open the mouth",
                                          "make him older", "look up")
@@ -28,10 +31,6 @@ def _q(values: list[float], q: float) -> float:
 def run_latency_bench(n: int = 10, instructions: tuple[str, ...] = DEFAULT_INSTRUCTIONS, snr_db: float = 6.0,
                       channel: str = "awgn", preset: str = "fast", seed: int = 0, models: str | None = None) -> dict:
     """Edit ``n`` faces × ``instructions``; return load time and per-stage latency statistics (seconds)."""
-    from editable_deepsc.generator.teacher import teacher_faces, test_seeds
-    from editable_deepsc.records import STAGES
-    from editable_deepsc.system import EditableDeepSC, SystemConfig
-
     t0 = time.perf_counter()
     system = EditableDeepSC.load(SystemConfig(preset=preset, **({"models": models} if models else {})))
     load_s = time.perf_counter() - t0

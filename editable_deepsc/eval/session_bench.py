@@ -29,6 +29,8 @@ from collections import defaultdict
 from tqdm import tqdm
 
 from editable_deepsc.channel.config import ChannelConfig
+from editable_deepsc.generator.teacher import teacher_faces, test_seeds
+from editable_deepsc.system import EditableDeepSC, SystemConfig
 
 MODES: tuple[str, ...] = ("delta", "delta-free", "full")
 """The three transmission policies compared (see the module docstring)."""
@@ -45,9 +47,6 @@ def run_session_bench(n: int = 8, snrs: tuple[float, ...] = (0.0, 6.0, 12.0), ch
     Records: ``mode``, ``snr_db``, ``channel``, ``face`` (test seed), ``turn``, ``instruction``,
     ``kind`` (full/delta), ``symbols``, ``psnr``, ``ssim``, ``power``.
     """
-    from editable_deepsc.generator.teacher import teacher_faces, test_seeds
-    from editable_deepsc.system import EditableDeepSC, SystemConfig
-
     if system is None:
         system = EditableDeepSC.load(SystemConfig(refresh_every=refresh_every, delta_k=delta_k,
                                                   **({"models": models} if models else {})))

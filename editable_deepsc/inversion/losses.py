@@ -23,6 +23,9 @@ from dataclasses import dataclass
 import torch
 
 from editable_deepsc.errors import BadInput
+from editable_deepsc.guidance.identity import IdentityLoss
+from editable_deepsc.metrics.image import ssim
+from editable_deepsc.metrics.lpips import LPIPS
 
 #: EfficientNet input size of the perceptual *loss* (the metric uses 224).
 LOSS_PERCEPTUAL_SIZE = 64
@@ -38,8 +41,6 @@ def identity_loss_or_none() -> IdentityFn | None:
     returns ``None``: identity is optional everywhere in inversion.
     """
     try:
-        from editable_deepsc.guidance.identity import IdentityLoss
-
         loss = IdentityLoss()
     except Exception:  # noqa: BLE001 - optional component, absent or unweighted
         return None
@@ -85,8 +86,6 @@ class ReconstructionLoss:
 
     def _perceptual(self, a: torch.Tensor, b: torch.Tensor) -> torch.Tensor:
         if self._lpips is None:
-            from editable_deepsc.metrics.lpips import LPIPS
-
             self._lpips = LPIPS(prefer_standard=False, proxy_input_size=self.perceptual_size)
         return self._lpips(a, b)
 
@@ -104,8 +103,6 @@ class ReconstructionLoss:
         if self.perceptual > 0:
             out["perceptual"] = self._perceptual(images, targets)
         if self.ssim > 0:
-            from editable_deepsc.metrics.image import ssim
-
             out["ssim"] = 1.0 - ssim(images, targets)
         if self.identity > 0 and self.identity_fn is not None:
             out["identity"] = self.identity_fn(images, targets)

@@ -31,6 +31,7 @@ import numpy as np
 import torch
 
 from editable_deepsc.errors import BadInput
+from editable_deepsc.metrics import inception
 from editable_deepsc.metrics.features import DEFAULT_INPUT_SIZE, EfficientNetFeatures
 
 PROXY_NAME = "fid-proxy(effnet-lite0)"
@@ -161,8 +162,6 @@ class FID:
     """
 
     def __init__(self, prefer_standard: bool = True, proxy_input_size: int = DEFAULT_INPUT_SIZE):
-        from editable_deepsc.metrics import inception
-
         path = inception.fid_inception_path()
         self.is_proxy = not (prefer_standard and path is not None)
         self.name = PROXY_NAME if self.is_proxy else STANDARD_NAME
@@ -176,8 +175,6 @@ class FID:
     def _extract(self, batch: torch.Tensor) -> torch.Tensor:
         if self.is_proxy:
             return self._proxy.pooled(batch)
-        from editable_deepsc.metrics import inception
-
         return inception.load_fid_inception(self._inception_path, str(batch.device))(batch.float())
 
     @torch.no_grad()

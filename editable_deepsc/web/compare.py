@@ -22,8 +22,11 @@ from typing import Any, Callable
 
 import torch
 
+from editable_deepsc.baselines.edit_at_receiver import edit_at_receiver, invert_received
+from editable_deepsc.baselines.registry import TRANSMIT_METHODS, get_method, transmit_image
 from editable_deepsc.channel.config import ChannelConfig
 from editable_deepsc.errors import BadInput, CheckpointError, EdscError
+from editable_deepsc.rng import derive_seed
 
 
 @dataclass(frozen=True)
@@ -54,10 +57,6 @@ COMPARE_BASELINES: tuple[BaselineSpec, ...] = (
 
 def availability(spec: BaselineSpec) -> tuple[bool, str | None]:
     """Whether ``spec``'s method can run here, and why not."""
-    try:
-        from editable_deepsc.baselines.registry import TRANSMIT_METHODS, get_method
-    except ImportError as e:  # pragma: no cover - registry module missing
-        return False, f"baseline registry unavailable ({e})"
     if spec.name not in TRANSMIT_METHODS:
         return False, f"{spec.label} is not available yet (no '{spec.name}' method in the baseline registry)"
     try:
@@ -68,8 +67,6 @@ def availability(spec: BaselineSpec) -> tuple[bool, str | None]:
 
 
 def _transmit(spec: BaselineSpec) -> Callable[..., Any]:
-    from editable_deepsc.baselines.registry import transmit_image
-
     return lambda image, **kw: transmit_image(image, spec.name, **kw)
 
 
@@ -88,9 +85,6 @@ class BaselineCache:
         EdscError
             The method refused the settings (e.g. a CBR too small to carry anything).
         """
-        from editable_deepsc.baselines.edit_at_receiver import invert_received
-        from editable_deepsc.rng import derive_seed
-
         key = (spec.name, round(float(cbr), 8), channel.name, float(channel.snr_db), channel.block_length)
         if key not in self._links:
             t0 = time.perf_counter()
@@ -132,8 +126,6 @@ def compare_turn(system, session, cache: BaselineCache, channel: ChannelConfig,
         ``error``: why the method or its receiver could not deliver an edit (then
         ``image`` is what arrived unedited, or absent if nothing was sent).
     """
-    from editable_deepsc.baselines.edit_at_receiver import edit_at_receiver
-
     out = []
     edits = list(session.last_targets)
     for spec in baselines:

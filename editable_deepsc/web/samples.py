@@ -16,6 +16,8 @@ from typing import Callable
 import torch
 
 from editable_deepsc.errors import BadInput
+from editable_deepsc.generator.photos import real_photo
+from editable_deepsc.generator.teacher import teacher_faces, test_seeds
 
 
 @dataclass(frozen=True)
@@ -41,8 +43,6 @@ def teacher_face_sample(seed: int) -> Sample:
     """The teacher test face of ``seed`` as a :class:`Sample`."""
 
     def load() -> torch.Tensor:
-        from editable_deepsc.generator.teacher import teacher_faces
-
         return teacher_faces([int(seed)])
 
     return Sample(f"face-{int(seed)}", f"test face (seed {int(seed)})", load)
@@ -52,8 +52,6 @@ def astronaut_sample() -> Sample:
     """The scikit-image astronaut photo (Eileen Collins, NASA, public domain)."""
 
     def load() -> torch.Tensor:
-        from editable_deepsc.generator.photos import real_photo
-
         return real_photo("astronaut").unsqueeze(0)
 
     return Sample("astronaut", "astronaut photo (scikit-image)", load)
@@ -61,8 +59,6 @@ def astronaut_sample() -> Sample:
 
 def builtin_samples(n_faces: int = 6) -> list[Sample]:
     """``n_faces`` teacher test faces (the first reserved test seeds) and the astronaut photo."""
-    from editable_deepsc.generator.teacher import test_seeds
-
     return [teacher_face_sample(s) for s in test_seeds(n_faces)] + [astronaut_sample()]
 
 
