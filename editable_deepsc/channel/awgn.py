@@ -57,12 +57,7 @@ class AWGN(nn.Module):
         Only with ``return_h=True``.
     """
 
-    def forward(
-        self,
-        x: torch.Tensor,
-        no: float | torch.Tensor,
-        generator: torch.Generator | None = None,
-        return_h: bool = False,
-    ) -> torch.Tensor | tuple[torch.Tensor, torch.Tensor]:
+    def forward(self, x: torch.Tensor, no: float | torch.Tensor, generator: torch.Generator | None = None,
+                return_h: bool = False) -> torch.Tensor | tuple[torch.Tensor, torch.Tensor]:
         y = x + complex_noise(tuple(x.shape), no, generator, device=x.device)
         return (y, torch.ones_like(y)) if return_h else y
