@@ -37,9 +37,12 @@ from editable_deepsc.eval.compare_config import EvalConfig
 from editable_deepsc.eval.compare_records import done_samples
 from editable_deepsc.eval.compare_report import write_reports
 from editable_deepsc.eval.compare_sample import Instruction, Scorer, evaluate_sample
+from editable_deepsc.eval.edit_bench import DEFAULT_INSTRUCTIONS
 from editable_deepsc.generator.teacher import load_teacher, teacher_faces, test_seeds
 from editable_deepsc.imaging.io import save_image
 from editable_deepsc.system import EditableDeepSC, SystemConfig
+from editable_deepsc.zoo import registry
+from editable_deepsc.zoo.sets import load_set
 
 DEFAULT_SYSTEM = "editable_deepsc.eval.compare_run:load_builtin_system"
 """``module:function`` building the system in each worker (the built-in models)."""
@@ -68,8 +71,6 @@ def load_instructions(spec: str, system=None) -> list[Instruction]:
         Missing file, empty set. UnsupportedInstruction: a line the parser refuses.
     """
     if spec == "default":
-        from editable_deepsc.eval.edit_bench import DEFAULT_INSTRUCTIONS
-
         return [Instruction(b.text, tuple(b.targets)) for b in DEFAULT_INSTRUCTIONS]
     p = Path(spec)
     if not p.is_file():
@@ -271,16 +272,11 @@ UNUSED_KINDS = frozenset({"delta-statistics"})
 
 def _zoo_digests() -> dict[str, str]:
     """sha256 of every registered model the evaluation may use (which weights produced the numbers)."""
-    from editable_deepsc.zoo import registry
-
     return {c.name: c.sha256 for c in registry.list_cards() if c.kind not in UNUSED_KINDS}
 
 
 def _default_k(system_spec: str, system_kwargs: dict | None) -> tuple[int, int]:
     if system_spec == DEFAULT_SYSTEM:
-        from editable_deepsc.zoo import registry
-        from editable_deepsc.zoo.sets import load_set
-
         codec = (system_kwargs or {}).get("codec") or load_set((system_kwargs or {}).get("models")).codec()
         c = registry.card(codec)
         return int(c.config["k"]), int(c.config.get("image_size", c.resolution or 64))

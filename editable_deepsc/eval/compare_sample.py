@@ -30,11 +30,13 @@ from typing import Any, Sequence
 import numpy as np
 import torch
 
+from editable_deepsc.baselines.edit_at_receiver import deliver_and_edit, edit_at_receiver
 from editable_deepsc.channel.config import ChannelConfig
 from editable_deepsc.channel.link import send_latent
 from editable_deepsc.editing.criteria import target_met
 from editable_deepsc.errors import EdscError
 from editable_deepsc.eval.compare_config import SEMANTIC, Condition
+from editable_deepsc.eval.edit_bench import MAX_ID_DISTANCE
 from editable_deepsc.metrics.features import EfficientNetFeatures
 from editable_deepsc.metrics.fid import FID, PROXY_NAME
 from editable_deepsc.metrics.image import ms_ssim, psnr, ssim
@@ -215,9 +217,6 @@ def evaluate_sample(system, scorer: Scorer, codecs: dict[int, Any], sample_id: i
     -------
     SampleResult
     """
-    from editable_deepsc.baselines.edit_at_receiver import deliver_and_edit, edit_at_receiver
-    from editable_deepsc.eval.edit_bench import MAX_ID_DISTANCE
-
     s = derive_seed(seed, "sample", sample_id)
     targets = tuple(instruction.targets)
     attrs = tuple(dict.fromkeys(t.attribute for t in targets))

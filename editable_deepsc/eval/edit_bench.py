@@ -25,7 +25,7 @@ from torch import nn
 from editable_deepsc.editing.criteria import target_met
 from editable_deepsc.editing.editor import Editor
 from editable_deepsc.editing.measure import can_measure, measure_attributes
-from editable_deepsc.editing.support import SupportTable, edit_key
+from editable_deepsc.editing.support import SupportTable, edit_key, phrase
 from editable_deepsc.errors import UnsupportedInstruction
 from editable_deepsc.generator.base import StyleGenerator
 from editable_deepsc.generator.teacher import face_latents, test_seeds
@@ -431,8 +431,6 @@ def jecc_markdown(rows: list[dict]) -> str:
 
 def support_markdown(table: SupportTable) -> str:
     """Markdown table of a :class:`SupportTable`."""
-    from editable_deepsc.editing.support import phrase
-
     head = (
         "| edit | key | success | target met | id-sim | id-dist | already met | mean steps | s/edit | supported |\n"
         "|---|---|---|---|---|---|---|---|---|---|\n"

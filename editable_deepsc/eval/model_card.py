@@ -29,6 +29,8 @@ from editable_deepsc.generator.faces64 import FACES64_NAME
 from editable_deepsc.generator.loading import load_generator
 from editable_deepsc.generator.teacher import TEACHER_NAME, face_latents, test_seeds
 from editable_deepsc.imaging.io import save_image
+from editable_deepsc.inversion.losses import ReconstructionLoss
+from editable_deepsc.metrics.fid import PROXY_NAME, fid_from_features
 from editable_deepsc.train.generator import SUMMARY_FILE, mix_styles
 from editable_deepsc.zoo import registry
 
@@ -91,8 +93,6 @@ def fid_numbers(n: int, use_cache: bool = True, progress: bool = True, input_siz
         ``[0, n)`` and B = ``[n, 2n)``. ``input_size`` is the EfficientNet input side
         (the card uses the faces' own 64 px: 12x cheaper than 224 on these CPUs).
     """
-    from editable_deepsc.metrics.fid import PROXY_NAME, fid_from_features
-
     sha = registry.card(FACES64_NAME).sha256[:16]
     teacher = load_generator(TEACHER_NAME)
     fa = _cached_features("fid-teacher", teacher, 0, n, use_cache, progress, input_size)
@@ -184,8 +184,6 @@ def mixing_effect(n: int = 64) -> list[dict]:
 
 
 def _loss_text() -> str:
-    from editable_deepsc.inversion.losses import ReconstructionLoss
-
     r = ReconstructionLoss()
     return f"{r.pixel} x pixel MSE + {r.perceptual} x proxy LPIPS at {r.perceptual_size} px"
 
