@@ -53,7 +53,7 @@ def invert(
       edsc invert face.png --method encoder --out recon.png --json
       edsc invert photo.jpg --method hybrid --steps 60 --latent-out w.safetensors
     """
-    from editable_deepsc.inversion.invert import run_invert_file
+    from editable_deepsc.inversion.files import run_invert_file
 
     if threads:
         import torch

@@ -8,7 +8,8 @@
 """
 
 from editable_deepsc.inversion.encoder import ENCODER_NAME, E4EEncoder, load_encoder, save_encoder
-from editable_deepsc.inversion.invert import METHODS, InversionOutput, invert, run_invert_file
+from editable_deepsc.inversion.files import run_invert_file
+from editable_deepsc.inversion.invert import METHODS, InversionOutput, invert
 from editable_deepsc.inversion.losses import ReconstructionLoss
 from editable_deepsc.inversion.optimize import OptimizeResult, invert_optimize
 from editable_deepsc.inversion.prepare import PreparedImage, prepare_image

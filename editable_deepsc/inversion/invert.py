@@ -34,6 +34,7 @@ import torch
 
 from editable_deepsc.errors import BadInput, CheckpointError
 from editable_deepsc.generator.base import StyleGenerator
+from editable_deepsc.generator.loading import load_generator
 from editable_deepsc.inversion.encoder import ENCODER_NAME, E4EEncoder, load_encoder
 from editable_deepsc.inversion.losses import ReconstructionLoss
 from editable_deepsc.inversion.optimize import invert_optimize
@@ -205,108 +206,6 @@ def invert(
     return InversionOutput(w_plus=w_plus, images=recon, stats=stats, method=method, seconds=t_total, config=config)
 
 
-def _check_out_suffix(path: str | Path | None, allowed: tuple[str, ...] | None = None) -> None:
-    if path is None:
-        return
-    from PIL import Image
-
-    from editable_deepsc.errors import ImageError
-
-    suffix = Path(path).suffix.lower()
-    if allowed is not None:
-        if suffix not in allowed:
-            raise BadInput(f"{path}: expected a {' or '.join(allowed)} file")
-    elif suffix not in Image.registered_extensions():
-        raise ImageError(f"unsupported output format: {suffix or '(no suffix)'}")
-
-
-def run_invert_file(
-    image: str | Path,
-    method: str = "hybrid",
-    out: str | Path | None = None,
-    latent_out: str | Path | None = None,
-    steps: int | None = None,
-    generator: str | StyleGenerator | None = None,
-    encoder: str | E4EEncoder | None = None,
-    align: bool = True,
-    seed: int = 0,
-) -> dict[str, Any]:
-    """Read, align and invert one image file; optionally write the reconstruction and the latent.
-
-    Everything is validated (image, size, face, checkpoints, output formats) before
-    anything is written.
-
-    Parameters
-    ----------
-    image : str or Path
-        Image file: a ``R x R`` generator-sized face or a larger square photo.
-    method : {"encoder", "optimize", "hybrid"}
-    out : str or Path, optional
-        Reconstruction image file.
-    latent_out : str or Path, optional
-        ``.safetensors`` file receiving ``{"w_plus": (1, num_ws, w_dim) float32}``.
-    steps : int, optional
-        Adam steps of ``optimize``/``hybrid``.
-    generator, encoder : str or module, optional
-        Zoo names, paths or loaded modules (default: the default model set's).
-    align : bool
-        Align photos with the face detector + landmarks.
-    seed : int
-
-    Returns
-    -------
-    dict
-        ``image, method, psnr, ssim, lpips, lpips_metric, lpips_is_proxy, identity,
-        seconds, num_ws, w_dim, generator, encoder, steps, aligned, seed`` (+ output paths).
-    """
-    from editable_deepsc.imaging.io import load_image, save_image
-    from editable_deepsc.inversion.prepare import prepare_image
-
-    if method not in METHODS:
-        raise BadInput(f"method must be one of {', '.join(METHODS)}, got {method!r}")
-    if steps is not None and steps < 0:
-        raise BadInput(f"steps must be >= 0, got {steps}")
-    _check_out_suffix(out)
-    _check_out_suffix(latent_out, (".safetensors",))
-    x = load_image(image)
-    g = _generator(generator) if generator is None or isinstance(generator, (str, Path)) else generator
-    prepared = prepare_image(x, g.resolution, align=align)
-    enc = None
-    if method != "optimize":
-        if encoder is None or isinstance(encoder, (str, Path)):
-            enc = load_encoder(encoder or ENCODER_NAME, generator=g)
-        else:
-            enc = encoder
-    torch.manual_seed(seed)
-    res = invert(prepared.image, method=method, generator=g, encoder=enc, steps=steps, seed=seed)
-    stats = res.stats[0]
-    result: dict[str, Any] = {
-        "image": str(image),
-        "method": method,
-        **{k: stats[k] for k in ("psnr", "ssim", "lpips", "lpips_metric", "lpips_is_proxy", "identity")},
-        "seconds": res.seconds,
-        "num_ws": g.num_ws,
-        "w_dim": g.w_dim,
-        "generator": g.name,
-        "encoder": None if enc is None else str(encoder) if isinstance(encoder, (str, Path)) else "in-memory",
-        "steps": res.config["steps"],
-        "aligned": prepared.aligned,
-        "source_size": list(prepared.source_size),
-        "seed": seed,
-    }
-    if out is not None:
-        save_image(res.images, out)
-        result["out"] = str(out)
-    if latent_out is not None:
-        from editable_deepsc.zoo.registry import save_state_dict
-
-        save_state_dict({"w_plus": res.w_plus}, latent_out, metadata={"generator": g.name, "method": method})
-        result["latent_out"] = str(latent_out)
-    return result
-
-
 def _generator(generator: str | Path | None) -> StyleGenerator:
     """The generator named ``generator`` (default: the default model set's)."""
-    from editable_deepsc.generator.loading import load_generator
-
     return load_generator(generator)  # None: the default model set's generator
