@@ -28,6 +28,7 @@ VERBS: dict[str, tuple[str, str]] = {
     "zoo": ("editable_deepsc.cli.zoo:zoo", "Registered models: list, verify sha256, model card."),
     "invert": ("editable_deepsc.cli.invert:invert", "Invert a face image into the generator's W+ latent space."),
     "analyze": ("editable_deepsc.cli.analyze:analyze", "Face analysis of an image: identity, age, gender, expression, pose."),
+    "data": ("editable_deepsc.cli.data:data", "Real photos to measure on: list the sets, extract a split."),
     "eval": ("editable_deepsc.cli.eval:eval_", "Compare Editable-DeepSC with DeepJSCC and JPEG+LDPC (methods x SNR x CBR)."),
 }
 
