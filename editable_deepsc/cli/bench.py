@@ -10,6 +10,7 @@ from editable_deepsc.cli.lazy import LazyGroup
 BENCHES: dict[str, tuple[str, str]] = {
     "codec": ("editable_deepsc.cli.bench_codec:codec", "Semantic codec vs uncoded PCA vs quantised latent over 5G LDPC."),
     "edit": ("editable_deepsc.cli.bench_edit:edit", "Editing: paper vs fast preset, JECC vs edit-then-transmit."),
+    "identity": ("editable_deepsc.cli.bench_identity:identity", "Face descriptor on real photos: Olivetti same/different person, CelebA."),
     "faces": ("editable_deepsc.cli.bench_faces:faces", "Face-api score reliability (face vs mirror) and identity distances."),
     "edit-support": ("editable_deepsc.cli.bench_edit:edit_support", "Measure which edits the built-in editor supports."),
     "invert": ("editable_deepsc.cli.bench_invert:invert", "Inversion: encoder vs optimisation vs hybrid on held-out faces."),

@@ -162,7 +162,7 @@ def align_quad(photo: torch.Tensor, quad: torch.Tensor, size: int = 256, blur_pa
     """
     photo = _as_photo(photo)
     h, w = photo.shape[-2:]
-    quad = quad.detach().to(torch.float32).reshape(4, 2)
+    quad = quad.detach().to(torch.float64).reshape(4, 2)
     if not torch.isfinite(quad).all():
         raise BadInput("alignment quad has non-finite corners")
     transform = AlignTransform.from_quad(quad, size, (h, w))

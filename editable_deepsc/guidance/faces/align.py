@@ -26,8 +26,10 @@ from editable_deepsc.guidance.faces.analyzer import FaceAnalyzer
 from editable_deepsc.guidance.faces.detector import IOU_THRESHOLD, Detection, TinyFaceDetector, non_max_suppression
 from editable_deepsc.guidance.faces.weights import load_into
 
-FRAMINGS: dict[str, tuple[float, float]] = {"ffhq": (1.0, 0.1), "teacher": (0.78, 0.14)}
-"""Framing name → (scale of the FFHQ square's side, centre shift along eye-to-mouth)."""
+FRAMINGS: dict[str, tuple[float, float]] = {"ffhq": (1.0, 0.1), "teacher": (0.78, 0.14), "descriptor": (0.7, 0.5)}
+"""Framing name → (scale of the FFHQ square's side, centre shift along eye-to-mouth).
+``"descriptor"`` is the tighter chip the identity descriptor is computed on (see
+:mod:`~editable_deepsc.guidance.faces.descriptor_chip`)."""
 
 DETECTOR_INPUT_SIZES: tuple[int, ...] = (416, 224)
 """Detector resolutions tried: 416 (face-api's default) finds small faces, 224 large close-ups."""
@@ -64,7 +66,7 @@ def face_quad(landmarks: torch.Tensor, framing: str = "ffhq") -> torch.Tensor:
     ----------
     landmarks : torch.Tensor
         (68, 2) or (N, 68, 2) float, ``(x, y)`` pixels.
-    framing : {"ffhq", "teacher"}
+    framing : {"ffhq", "teacher", "descriptor"}
         See :data:`FRAMINGS`.
 
     Returns

@@ -1,0 +1,244 @@
+"""Does the identity descriptor separate people on real photos? (``edsc bench identity``)
+
+* **Olivetti** (40 people × 10 grey 64×64 images, labelled): every pair of images is a
+  same-person or a different-person pair (1,800 and 78,000 pairs). Reported per framing: the
+  distance distributions, the threshold at 1% false accepts (the 1% quantile of the
+  different-person distances), the true-accept rate there, and both rates at face-api's 0.6.
+* **CelebA train** (000001–000700, no identity labels): the distances between different photos
+  (nearly all of different people) as a sanity check: their quantiles and the share below the
+  Olivetti threshold and below 0.6.
+
+Faces are located the way user photos are (face-api's landmarks, :class:`FaceAligner`; the
+Olivetti images are already tight crops, so the landmark net is run on the whole image, upsampled
+as the nets need) and embedded on a chip cut from the landmarks
+(:func:`~editable_deepsc.guidance.faces.descriptor_chip.descriptor_chips`). Framings compared:
+``descriptor`` (the chip), ``ffhq`` (the whole FFHQ-aligned crop), and for Olivetti ``raw`` (the
+64×64 image as is).
+"""
+
+from __future__ import annotations
+
+import time
+from collections.abc import Sequence
+
+import numpy as np
+import torch
+from tqdm import tqdm
+
+from editable_deepsc.errors import BadInput, NoFaceFound
+
+FAR_TARGET = 0.01
+"""False-accept rate at which the threshold is set."""
+FACEAPI_THRESHOLD = 0.6
+"""face-api's customary same-person threshold (Euclidean descriptor distance)."""
+OLIVETTI_SIDE = 256
+"""Side the 64×64 Olivetti faces are upsampled to before landmarks and chips."""
+QUANTILES = (0.01, 0.05, 0.25, 0.5, 0.75, 0.95)
+
+
+def pair_distances(embeddings: torch.Tensor) -> np.ndarray:
+    """Euclidean distances of all unordered pairs, (N·(N−1)/2,) float64, in ``np.triu_indices`` order."""
+    d = torch.cdist(embeddings.double(), embeddings.double()).numpy()
+    return d[np.triu_indices(len(embeddings), 1)]
+
+
+def same_pairs(labels: np.ndarray) -> np.ndarray:
+    """Boolean (N·(N−1)/2,) mask of same-label pairs, same order as :func:`pair_distances`."""
+    labels = np.asarray(labels)
+    return (labels[:, None] == labels[None, :])[np.triu_indices(len(labels), 1)]
+
+
+def summary(values: np.ndarray) -> dict[str, float]:
+    """Mean, std and :data:`QUANTILES` of a distance sample."""
+    v = np.asarray(values, dtype=np.float64)
+    out = {"n": int(v.size), "mean": float(v.mean()), "std": float(v.std())}
+    out.update({f"q{round(q * 100):02d}": float(np.quantile(v, q)) for q in QUANTILES})
+    return out
+
+
+def separation(same: np.ndarray, different: np.ndarray, far: float = FAR_TARGET,
+               fixed_threshold: float = FACEAPI_THRESHOLD) -> dict:
+    """Threshold at a false-accept rate and the true-accept rate there.
+
+    Parameters
+    ----------
+    same, different : numpy.ndarray
+        Distances of same-person and different-person pairs.
+    far : float
+        Target false-accept rate: the threshold is the largest ``t`` with
+        ``mean(different < t) <= far``.
+    fixed_threshold : float
+        Also report both rates at this threshold.
+
+    Returns
+    -------
+    dict
+        ``threshold``, ``far`` (achieved), ``tar``, ``at_fixed`` (``threshold``, ``tar``, ``far``),
+        ``auc`` (probability that a random different pair is farther than a random same pair).
+    """
+    same, different = np.sort(np.asarray(same, float)), np.sort(np.asarray(different, float))
+    if same.size == 0 or different.size == 0:
+        raise BadInput("need both same-person and different-person pairs")
+    k = int(np.floor(far * different.size))  # at most k different pairs strictly below the threshold
+    t = float(different[k]) if k < different.size else float(different[-1]) + 1e-9
+    ranks = np.searchsorted(different, same, side="right")  # different pairs <= each same distance
+    auc = float(1.0 - ranks.mean() / different.size)
+    return {
+        "threshold": t,
+        "far": float(np.mean(different < t)),
+        "tar": float(np.mean(same < t)),
+        "at_fixed": {"threshold": fixed_threshold, "tar": float(np.mean(same < fixed_threshold)),
+                     "far": float(np.mean(different < fixed_threshold))},
+        "auc": auc,
+    }
+
+
+def _embed(analyzer, chips: torch.Tensor, batch: int = 50) -> torch.Tensor:
+    with torch.no_grad():
+        return torch.cat([analyzer.embedding(chips[i : i + batch]) for i in range(0, len(chips), batch)])
+
+
+def olivetti_identity(framings: Sequence[str] = ("descriptor", "ffhq", "raw"), aligner=None,
+                      progress: bool = False) -> dict:
+    """Same- vs different-person descriptor distances on the 400 Olivetti faces, per framing.
+
+    Returns
+    -------
+    dict
+        Per framing: ``same`` and ``different`` distance summaries and :func:`separation`;
+        plus ``seconds_per_face`` (landmarks + chips + descriptors, all framings) and counts.
+    """
+    from editable_deepsc.data.olivetti import load_olivetti, olivetti_rgb
+    from editable_deepsc.guidance.faces.align import FaceAligner
+    from editable_deepsc.guidance.faces.descriptor_chip import descriptor_chips
+
+    aligner = aligner or FaceAligner(_analyzer())
+    analyzer = aligner.analyzer
+    images, labels = load_olivetti()
+    t0 = time.perf_counter()
+    big = olivetti_rgb(images, OLIVETTI_SIDE)
+    need_lm = any(f != "raw" for f in framings)
+    lms = []
+    if need_lm:
+        box = (0.0, 0.0, float(OLIVETTI_SIDE), float(OLIVETTI_SIDE))
+        for k in tqdm(range(len(big)), disable=not progress, desc="olivetti landmarks"):
+            lms.append(aligner.landmarks_in_box(big[k : k + 1], box))
+    lm = torch.stack(lms) if lms else None
+    mask = same_pairs(labels)
+    out: dict = {"faces": int(len(images)), "people": int(labels.max() + 1),
+                 "same_pairs": int(mask.sum()), "different_pairs": int((~mask).sum()), "framings": {}}
+    for framing in framings:
+        chips = olivetti_rgb(images, 64) if framing == "raw" else descriptor_chips(big, lm, framing=framing)
+        d = pair_distances(_embed(analyzer, chips))
+        out["framings"][framing] = {"same": summary(d[mask]), "different": summary(d[~mask]),
+                                    "separation": separation(d[mask], d[~mask])}
+    out["seconds_per_face"] = (time.perf_counter() - t0) / len(images)
+    return out
+
+
+def celeba_identity(n: int = 700, framings: Sequence[str] = ("descriptor", "ffhq"), thresholds: dict | None = None,
+                    aligner=None, progress: bool = False) -> dict:
+    """Distances between different CelebA train photos (000001–000700; no identity labels).
+
+    Parameters
+    ----------
+    n : int
+        The first ``n`` train photos (≤ 700; the split refuses anything held out).
+    framings : sequence of str
+        Framings to embed.
+    thresholds : dict, optional
+        framing → threshold (from Olivetti) at which to report the share of pairs below it.
+
+    Returns
+    -------
+    dict
+        ``photos``, ``no_face`` (numbers of photos without a detected face), per framing the
+        ``different_photos`` summary and shares below the thresholds; ``seconds_per_photo``
+        (detection + landmarks + chips + descriptors).
+    """
+    from editable_deepsc.data.celeba import SPLITS, decode_photo, iter_celeba
+    from editable_deepsc.guidance.faces.align import FaceAligner
+    from editable_deepsc.guidance.faces.descriptor_chip import descriptor_chips
+
+    lo, hi = SPLITS["train"]
+    if not 2 <= n <= hi - lo + 1:
+        raise BadInput(f"--celeba-n must be in 2..{hi - lo + 1} (CelebA train photos), got {n}")
+    aligner = aligner or FaceAligner(_analyzer())
+    analyzer = aligner.analyzer
+    t0 = time.perf_counter()
+    chips: dict[str, list[torch.Tensor]] = {f: [] for f in framings}
+    used, missed = [], []
+    for number, jpeg in tqdm(list(iter_celeba("train", limit=n)), disable=not progress, desc="celeba"):
+        photo = decode_photo(jpeg)
+        found = aligner.detect(photo)
+        if not found:
+            missed.append(number)
+            continue
+        best = max(found, key=lambda d: d.box[2] * d.box[3])  # the largest face
+        lm = aligner.landmarks_in_box(photo, best.box).unsqueeze(0)
+        for f in framings:
+            chips[f].append(descriptor_chips(photo, lm, framing=f))
+        used.append(number)
+    if len(used) < 2:
+        raise NoFaceFound(f"faces found in only {len(used)} of {n} CelebA photos")
+    out: dict = {"photos": len(used), "no_face": missed, "pairs": len(used) * (len(used) - 1) // 2, "framings": {}}
+    for f in framings:
+        d = pair_distances(_embed(analyzer, torch.cat(chips[f])))
+        entry = {"different_photos": summary(d), "below_0.6": float(np.mean(d < FACEAPI_THRESHOLD))}
+        if thresholds and f in thresholds:
+            entry["olivetti_threshold"] = thresholds[f]
+            entry["below_olivetti_threshold"] = float(np.mean(d < thresholds[f]))
+        out["framings"][f] = entry
+    out["seconds_per_photo"] = (time.perf_counter() - t0) / n
+    return out
+
+
+def identity_bench(celeba_n: int = 700, progress: bool = False) -> dict:
+    """Olivetti separation, then the CelebA train sanity check at the Olivetti thresholds."""
+    from editable_deepsc.guidance.faces.align import FaceAligner
+
+    aligner = FaceAligner(_analyzer())
+    oli = olivetti_identity(aligner=aligner, progress=progress)
+    thresholds = {f: v["separation"]["threshold"] for f, v in oli["framings"].items()}
+    cel = celeba_identity(celeba_n, thresholds=thresholds, aligner=aligner, progress=progress) if celeba_n else None
+    return {"descriptor": "face-api recognition net (dlib ResNet-34 descriptor), Euclidean distance",
+            "far_target": FAR_TARGET, "olivetti": oli, "celeba_train": cel, "threads": torch.get_num_threads()}
+
+
+def _analyzer():
+    from editable_deepsc.guidance.faces.analyzer import FaceAnalyzer
+
+    return FaceAnalyzer(heads=("recognition", "landmarks"))
+
+
+def markdown_table(result: dict) -> str:
+    """The bench's two short tables (Olivetti separation; CelebA different-photo distances)."""
+    oli = result["olivetti"]
+    lines = [
+        f"Olivetti: {oli['faces']} faces, {oli['people']} people; {oli['same_pairs']} same-person and "
+        f"{oli['different_pairs']} different-person pairs.",
+        "",
+        "| framing | same-person median | different-person median | threshold at 1% FAR | TAR there | "
+        "TAR / FAR at 0.6 | AUC |",
+        "|---|---:|---:|---:|---:|---:|---:|",
+    ]
+    for f, v in oli["framings"].items():
+        s = v["separation"]
+        lines.append(f"| {f} | {v['same']['q50']:.3f} | {v['different']['q50']:.3f} | {s['threshold']:.3f} | "
+                     f"{s['tar']:.3f} | {s['at_fixed']['tar']:.3f} / {s['at_fixed']['far']:.3f} | {s['auc']:.4f} |")
+    cel = result.get("celeba_train")
+    if cel:
+        lines += [
+            "",
+            f"CelebA train: {cel['photos']} photos with a face ({len(cel['no_face'])} without), "
+            f"{cel['pairs']} pairs of different photos (identities unknown).",
+            "",
+            "| framing | q01 | q05 | median | q95 | below the Olivetti threshold | below 0.6 |",
+            "|---|---:|---:|---:|---:|---:|---:|",
+        ]
+        for f, v in cel["framings"].items():
+            d = v["different_photos"]
+            below = v.get("below_olivetti_threshold")
+            lines.append(f"| {f} | {d['q01']:.3f} | {d['q05']:.3f} | {d['q50']:.3f} | {d['q95']:.3f} | "
+                         f"{'' if below is None else f'{below:.4f}'} | {v['below_0.6']:.4f} |")
+    return "\n".join(lines)
