@@ -65,3 +65,12 @@ def test_the_descriptor_separates_olivetti_people(one_torch_thread):
     assert s["tar"] > 0.97
     cel = celeba_identity(20, framings=("descriptor",), thresholds={"descriptor": s["threshold"]})
     assert cel["framings"]["descriptor"]["different_photos"]["q50"] > s["threshold"] + 0.15
+
+
+def test_explicit_framings_match_the_named_ones():
+    from editable_deepsc.guidance.faces.descriptor_chip import framed_quads
+
+    lm = torch.rand(3, 68, 2, dtype=torch.float64, generator=torch.Generator().manual_seed(0)) * 100
+    assert torch.allclose(framed_quads(lm, (1.0, 0.1)), face_quad(lm, "ffhq"), atol=1e-9)
+    assert torch.allclose(framed_quads(lm, (0.7, 0.5)), face_quad(lm, "descriptor"), atol=1e-9)
+    assert not torch.allclose(framed_quads(lm, (0.7, 0.3)), face_quad(lm, "descriptor"), atol=1e-3)

@@ -13,11 +13,13 @@ from editable_deepsc.cli.options import quiet_option, set_threads, threads_optio
 @click.command("identity")
 @click.option("--celeba-n", default=700, show_default=True, type=int,
               help="CelebA train photos (000001..) for the different-photo distances; 0 skips them.")
+@click.option("--grid", is_flag=True,
+              help="Instead: Olivetti TAR at 1% FAR for chips of several (scale, shift) of the FFHQ square.")
 @click.option("--out", default=None, type=click.Path(dir_okay=False), help="Write the result as JSON here.")
 @click.option("--json", "as_json", is_flag=True, help="Print JSON instead of tables.")
 @threads_option()
 @quiet_option()
-def identity(celeba_n: int, out: str | None, as_json: bool, threads: int | None, quiet: bool) -> None:
+def identity(celeba_n: int, grid: bool, out: str | None, as_json: bool, threads: int | None, quiet: bool) -> None:
     """Same- vs different-person descriptor distances on the 400 Olivetti faces (the threshold at
     1% false accepts and the true-accept rate there), and distances between different CelebA
     train photos as a sanity check. Needs the real-photo data (see `edsc data list`).
@@ -26,10 +28,11 @@ def identity(celeba_n: int, out: str | None, as_json: bool, threads: int | None,
     Examples:
       edsc bench identity --out docs/identity.json
       edsc bench identity --celeba-n 0 --json
+      edsc bench identity --grid --out docs/identity_grid.json
     """
     from editable_deepsc.data.wheel import wheel_path
     from editable_deepsc.errors import BadInput
-    from editable_deepsc.eval.identity_bench import identity_bench, markdown_table
+    from editable_deepsc.eval.identity_bench import grid_table, identity_bench, markdown_table, olivetti_framing_grid
 
     if celeba_n != 0 and not 2 <= celeba_n <= 700:
         raise BadInput(f"--celeba-n must be 0 or in 2..700 (CelebA train photos), got {celeba_n}")
@@ -37,9 +40,16 @@ def identity(celeba_n: int, out: str | None, as_json: bool, threads: int | None,
         raise BadInput(f"--out must be a file, {out} is a folder")
     wheel_path()  # missing data: one line naming the fetch command, before any work
     set_threads(threads)
-    result = identity_bench(celeba_n=celeba_n, progress=not quiet)
-    result["command"] = f"edsc bench identity --celeba-n {celeba_n}"
+    if grid:
+        result = olivetti_framing_grid(progress=not quiet)
+        result["command"] = "edsc bench identity --grid"
+    else:
+        result = identity_bench(celeba_n=celeba_n, progress=not quiet)
+        result["command"] = f"edsc bench identity --celeba-n {celeba_n}"
     if out:
         Path(out).parent.mkdir(parents=True, exist_ok=True)
         Path(out).write_text(json.dumps(result, indent=1) + "\n")
-    click.echo(json.dumps(result, indent=1) if as_json else markdown_table(result))
+    if as_json:
+        click.echo(json.dumps(result, indent=1))
+    else:
+        click.echo(grid_table(result) if grid else markdown_table(result))

@@ -98,7 +98,7 @@ def _embed(analyzer, chips: torch.Tensor, batch: int = 50) -> torch.Tensor:
         return torch.cat([analyzer.embedding(chips[i : i + batch]) for i in range(0, len(chips), batch)])
 
 
-def olivetti_identity(framings: Sequence[str] = ("descriptor", "ffhq", "raw"), aligner=None,
+def olivetti_identity(framings: Sequence = ("descriptor", "ffhq", "raw"), aligner=None,
                       progress: bool = False) -> dict:
     """Same- vs different-person descriptor distances on the 400 Olivetti faces, per framing.
 
@@ -130,10 +130,47 @@ def olivetti_identity(framings: Sequence[str] = ("descriptor", "ffhq", "raw"), a
     for framing in framings:
         chips = olivetti_rgb(images, 64) if framing == "raw" else descriptor_chips(big, lm, framing=framing)
         d = pair_distances(_embed(analyzer, chips))
-        out["framings"][framing] = {"same": summary(d[mask]), "different": summary(d[~mask]),
+        key = framing if isinstance(framing, str) else f"{framing[0]:g}:{framing[1]:g}"
+        out["framings"][key] = {"same": summary(d[mask]), "different": summary(d[~mask]),
                                     "separation": separation(d[mask], d[~mask])}
     out["seconds_per_face"] = (time.perf_counter() - t0) / len(images)
     return out
+
+
+GRID_SCALES = (0.5, 0.6, 0.7, 0.8, 1.0)
+GRID_SHIFTS = (0.1, 0.3, 0.5, 0.7)
+
+
+def olivetti_framing_grid(scales: Sequence[float] = GRID_SCALES, shifts: Sequence[float] = GRID_SHIFTS,
+                          progress: bool = False) -> dict:
+    """Olivetti separation for chips of every ``(scale, shift)`` of the FFHQ square.
+
+    Returns
+    -------
+    dict
+        ``rows``: one dict per framing with ``scale``, ``shift``, ``threshold``, ``tar``, ``auc``,
+        ``same_median``, ``different_median``.
+    """
+    framings = [(float(a), float(b)) for a in scales for b in shifts]
+    res = olivetti_identity(framings=framings, progress=progress)
+    rows = []
+    for (a, b), v in zip(framings, res["framings"].values()):
+        s = v["separation"]
+        rows.append({"scale": a, "shift": b, "threshold": s["threshold"], "tar": s["tar"], "auc": s["auc"],
+                     "same_median": v["same"]["q50"], "different_median": v["different"]["q50"]})
+    return {"rows": rows, "faces": res["faces"], "far_target": FAR_TARGET}
+
+
+def grid_table(grid: dict) -> str:
+    """TAR at 1% FAR per (scale, shift): one row per scale."""
+    shifts = sorted({r["shift"] for r in grid["rows"]})
+    lines = ["| scale \\ shift | " + " | ".join(f"{b:g}" for b in shifts) + " |",
+             "|---|" + "---:|" * len(shifts)]
+    for a in sorted({r["scale"] for r in grid["rows"]}):
+        cells = {r["shift"]: r for r in grid["rows"] if r["scale"] == a}
+        lines.append(f"| {a:g} | " + " | ".join(f"{cells[b]['tar']:.3f} (t {cells[b]['threshold']:.3f})"
+                                             for b in shifts) + " |")
+    return "\n".join(lines)
 
 
 def celeba_identity(n: int = 700, framings: Sequence[str] = ("descriptor", "ffhq"), thresholds: dict | None = None,

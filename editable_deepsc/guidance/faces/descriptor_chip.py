@@ -5,9 +5,8 @@ centred between the eyes and the mouth. Embedding a whole FFHQ-framed crop inste
 background, and on small photos much reflect-padding) blurs the identity: on the 400 Olivetti
 faces the FFHQ framing separates people far worse than this chip (``edsc bench identity``,
 ``docs/identity.md``). The chip is the FFHQ square scaled by 0.7 and centred half-way from the
-eyes' midpoint to the mouth (:data:`~.align.FRAMINGS` ``"descriptor"``; the middle of the plateau
-measured on Olivetti: scales 0.6–0.7 with shifts 0.45–0.6 all give a true-accept rate ≥ 0.99 at 1%
-false accepts).
+eyes' midpoint to the mouth (:data:`~.align.FRAMINGS` ``"descriptor"``), the middle of the plateau
+that ``edsc bench identity --grid`` measures on Olivetti (``docs/identity.md``).
 """
 
 from __future__ import annotations
@@ -23,7 +22,7 @@ CHIP_FRAMING = "descriptor"
 
 
 def descriptor_chips(images: torch.Tensor, landmarks: torch.Tensor, size: int = INPUT_SIZE,
-                     framing: str = CHIP_FRAMING) -> torch.Tensor:
+                     framing: str | tuple[float, float] = CHIP_FRAMING) -> torch.Tensor:
     """Cut the descriptor chip of each face.
 
     Parameters
@@ -34,8 +33,9 @@ def descriptor_chips(images: torch.Tensor, landmarks: torch.Tensor, size: int = 
         (N, 68, 2) ``(x, y)`` pixels of ``images``.
     size : int
         Chip side (150: the recognition net's input, so no further resize).
-    framing : str
-        Any :data:`~.align.FRAMINGS` name (``"ffhq"`` to compare with the full FFHQ framing).
+    framing : str or (float, float)
+        Any :data:`~.align.FRAMINGS` name (``"ffhq"`` to compare with the full FFHQ framing), or
+        ``(scale, shift)`` (see :func:`framed_quads`).
 
     Returns
     -------
@@ -45,5 +45,24 @@ def descriptor_chips(images: torch.Tensor, landmarks: torch.Tensor, size: int = 
     if images.dim() != 4 or landmarks.dim() != 3 or landmarks.shape[1:] != (68, 2) or len(images) != len(landmarks):
         raise BadInput(f"expected (N, 3, H, W) images and (N, 68, 2) landmarks, got "
                        f"{tuple(images.shape)} and {tuple(landmarks.shape)}")
-    quads = face_quad(landmarks.double(), framing)
+    quads = framed_quads(landmarks, framing)
     return torch.cat([warp_quad(images[k : k + 1].float(), quads[k], size) for k in range(len(images))])
+
+
+def framed_quads(landmarks: torch.Tensor, framing: str | tuple[float, float]) -> torch.Tensor:
+    """(N, 4, 2) quads for a framing name or an explicit ``(scale, shift)`` of the FFHQ square.
+
+    ``(scale, shift)``: the FFHQ square's side times ``scale``, centred ``shift``·eye-to-mouth below
+    the eyes' midpoint (``(1.0, 0.1)`` is the FFHQ square itself).
+    """
+    lm = landmarks.double()
+    if isinstance(framing, str):
+        return face_quad(lm, framing)
+    scale, shift = (float(v) for v in framing)
+    if not 0.1 <= scale <= 3.0:
+        raise BadInput(f"framing scale must be in [0.1, 3], got {scale}")
+    eye_mid = (lm[:, 36:42].mean(dim=1) + lm[:, 42:48].mean(dim=1)) / 2
+    eye_to_mouth = (lm[:, 48] + lm[:, 54]) / 2 - eye_mid
+    ffhq = face_quad(lm, "ffhq")
+    old_c, new_c = eye_mid + 0.1 * eye_to_mouth, eye_mid + shift * eye_to_mouth
+    return (ffhq - old_c.unsqueeze(1)) * scale + new_c.unsqueeze(1)
