@@ -6,7 +6,9 @@ they are listed, so ``--help`` reads the same as with the options written out.
 
 from __future__ import annotations
 
-from typing import Callable, TypeVar
+import functools
+from dataclasses import dataclass
+from typing import Any, Callable, TypeVar
 
 import click
 
@@ -48,15 +50,38 @@ def quiet_option(help: str = "No progress bar.") -> Callable[[F], F]:
     return click.option("--quiet", is_flag=True, help=help)
 
 
+@dataclass(frozen=True)
+class RunOptions:
+    """The options every trainer shares, handed to it as one ``run`` argument (:func:`trainer_options`)."""
+
+    seed: int
+    threads: int | None
+    no_export: bool
+    quiet: bool
+    device: str = "cpu"
+
+
 def trainer_options(device: bool = False) -> Callable[[F], F]:
-    """``--seed [--device] --threads --no-export --quiet`` of the ``edsc train`` commands."""
-    return stack(
-        seed_option("Root seed of the run."),
-        *([device_option] if device else []),
-        threads_option("torch CPU threads (default: torch's choice)."),
-        no_export_option,
-        quiet_option(),
-    )
+    """``--seed [--device] --threads --no-export --quiet`` of the ``edsc train`` commands.
+
+    The command receives them as one ``run: RunOptions`` argument.
+    """
+
+    def apply(f: F) -> F:
+        @functools.wraps(f)
+        def command(*args: Any, seed: int, threads: int | None, no_export: bool, quiet: bool,
+                    device: str = "cpu", **kwargs: Any) -> Any:
+            return f(*args, run=RunOptions(seed, threads, no_export, quiet, device), **kwargs)
+
+        return stack(
+            seed_option("Root seed of the run."),
+            *([device_option] if device else []),
+            threads_option("torch CPU threads (default: torch's choice)."),
+            no_export_option,
+            quiet_option(),
+        )(command)
+
+    return apply
 
 
 def _known_set(ctx: click.Context, param: click.Parameter, value: str) -> str:
@@ -115,6 +140,16 @@ def artefact_options(zoo_name: str) -> Callable[[F], F]:
                      help=f"Save to the zoo as {zoo_name}."),
         click.option("--out", type=click.Path(dir_okay=False), default=None,
                      help="Also write the safetensors here."),
+    )
+
+
+def loss_weight_options(defaults: Any, perceptual_help: str, identity_help: str) -> Callable[[F], F]:
+    """``--perceptual-weight --identity-weight`` of the trainers, defaults read from a config class."""
+    return stack(
+        click.option("--perceptual-weight", default=defaults.perceptual_weight, show_default=True, type=float,
+                     help=perceptual_help),
+        click.option("--identity-weight", default=defaults.identity_weight, show_default=True, type=float,
+                     help=identity_help),
     )
 
 

@@ -6,7 +6,8 @@ import json
 
 import click
 
-from editable_deepsc.cli.options import member_option, models_option, set_member, set_threads, trainer_options
+from editable_deepsc.cli import options as opt
+from editable_deepsc.cli.options import RunOptions, loss_weight_options, member_option, models_option
 from editable_deepsc.train.codec import CodecTrainConfig, train_codec
 
 _D = CodecTrainConfig
@@ -26,14 +27,12 @@ _D = CodecTrainConfig
 @click.option("--hidden", default=_D.hidden, show_default=True, type=int, help="MLP width.")
 @click.option("--lr", default=_D.lr, show_default=True, type=float)
 @click.option("--pixel-weight", default=_D.pixel_weight, show_default=True, type=float)
-@click.option("--perceptual-weight", default=_D.perceptual_weight, show_default=True, type=float,
-              help="Weight of the proxy LPIPS (EfficientNet-Lite0) term.")
-@click.option("--identity-weight", default=_D.identity_weight, show_default=True, type=float,
-              help="Weight of the face-api identity term (0: off; costly on CPU).")
+@loss_weight_options(_D, "Weight of the proxy LPIPS (EfficientNet-Lite0) term.",
+                     "Weight of the face-api identity term (0: off; costly on CPU).")
 @click.option("--inversion-frac", default=_D.inversion_frac, show_default=True, type=float,
               help="Share of encoder inversions of training faces in each batch (if an encoder is in the zoo).")
 @click.option("--checkpoint-every", default=_D.checkpoint_every, show_default=True, type=int)
-@trainer_options()
+@opt.trainer_options()
 def codec(
     k: int,
     models: str,
@@ -50,10 +49,7 @@ def codec(
     identity_weight: float,
     inversion_frac: float,
     checkpoint_every: int,
-    seed: int,
-    threads: int | None,
-    no_export: bool,
-    quiet: bool,
+    run: RunOptions,
 ) -> None:
     """Train the semantic codec for a generator's W+ at k symbols (AWGN + Rayleigh, SNR 0-20 dB).
 
@@ -64,14 +60,14 @@ def codec(
     """
     from editable_deepsc.channel.codec_zoo import codec_name
 
-    set_threads(threads)
-    generator = set_member(models, "generator", generator)
+    opt.set_threads(run.threads)
+    generator = opt.set_member(models, "generator", generator)
     cfg = CodecTrainConfig(
         k=k, generator=generator, steps=steps, warmup_steps=min(warmup_steps, steps), batch_size=batch_size,
         image_batch=image_batch, hidden=hidden, lr=lr, pixel_weight=pixel_weight,
         perceptual_weight=perceptual_weight, identity_weight=identity_weight, inversion_frac=inversion_frac,
-        checkpoint_every=checkpoint_every, seed=seed,
+        checkpoint_every=checkpoint_every, seed=run.seed,
     )
     workdir = workdir or f"runs/{codec_name(generator, k)}"
-    summary = train_codec(workdir, cfg, progress=not quiet, export=not no_export)
+    summary = train_codec(workdir, cfg, progress=not run.quiet, export=not run.no_export)
     click.echo(json.dumps({key: summary[key] for key in ("name", "steps", "seconds", "data", "final")}))

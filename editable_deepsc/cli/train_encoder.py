@@ -7,7 +7,8 @@ import sys
 
 import click
 
-from editable_deepsc.cli.options import member_option, models_option, set_member, set_threads, trainer_options
+from editable_deepsc.cli.options import RunOptions, loss_weight_options, member_option, models_option, set_member
+from editable_deepsc.cli.options import set_threads, trainer_options
 from editable_deepsc.train.encoder import EncoderTrainConfig
 
 
@@ -22,10 +23,8 @@ from editable_deepsc.train.encoder import EncoderTrainConfig
 @click.option("--lr", default=EncoderTrainConfig.lr, show_default=True, type=float)
 @click.option("--mix-prob", default=EncoderTrainConfig.mix_prob, show_default=True, type=float,
               help="Share of style-mixed generator samples (0 for a generator whose styles are untrained).")
-@click.option("--perceptual-weight", default=EncoderTrainConfig.perceptual_weight, show_default=True, type=float,
-              help="Weight of the proxy-LPIPS loss on teacher faces (0 = pixel losses only).")
-@click.option("--identity-weight", default=EncoderTrainConfig.identity_weight, show_default=True, type=float,
-              help="Weight of the face-api identity loss (used when the face nets are available).")
+@loss_weight_options(EncoderTrainConfig, "Weight of the proxy-LPIPS loss on teacher faces (0 = pixel losses only).",
+                     "Weight of the face-api identity loss (used when the face nets are available).")
 @click.option("--progressive-every", default=EncoderTrainConfig.progressive_every, show_default=True, type=int,
               help="Steps between unlocking the offsets of successive layers (0 = all at once).")
 @click.option("--checkpoint-every", default=EncoderTrainConfig.checkpoint_every, show_default=True, type=int)
@@ -50,11 +49,7 @@ def encoder(
     max_minutes: float | None,
     stop_at: int | None,
     init: str | None,
-    seed: int,
-    device: str,
-    threads: int | None,
-    no_export: bool,
-    quiet: bool,
+    run: RunOptions,
 ) -> None:
     """Train the e4e-style encoder (latent supervision on generator samples + image losses on teacher faces).
 
@@ -73,7 +68,7 @@ def encoder(
     from editable_deepsc.generator import load_generator
     from editable_deepsc.train.encoder import command_line, train_encoder
 
-    set_threads(threads)
+    set_threads(run.threads)
     cfg = EncoderTrainConfig(
         steps=steps,
         batch_size=batch_size,
@@ -83,15 +78,15 @@ def encoder(
         identity_weight=identity_weight,
         progressive_every=progressive_every,
         checkpoint_every=checkpoint_every,
-        seed=seed,
+        seed=run.seed,
     )
     cfg.validate()
     name = set_member(models, "encoder")
     workdir = workdir or f"runs/{name}"
-    g = load_generator(set_member(models, "generator", generator_name), device=device)
+    g = load_generator(set_member(models, "generator", generator_name), device=run.device)
     argv = [a for a in sys.argv[1:] if a not in ("train", "encoder")] if sys.argv[0].endswith("edsc") else []
     summary = train_encoder(
-        workdir, cfg, g, device=device, init=init, progress=not quiet, export=not no_export,
+        workdir, cfg, g, device=run.device, init=init, progress=not run.quiet, export=not run.no_export,
         command=command_line(argv) if argv else None,
         max_seconds=None if max_minutes is None else 60.0 * max_minutes,
         stop_at=stop_at, name=name,
