@@ -220,7 +220,7 @@ def test_builtin_codecs_are_registered_with_their_generator(faces64):
 
 def test_default_codec_meets_the_cbr_and_beats_uncoded_pca_at_6db(faces64):
     from editable_deepsc.eval.codec_bench import held_out_latents
-    from editable_deepsc.train.codec import load_inversion_encoder
+    from editable_deepsc.train.codec_data import load_inversion_encoder
 
     codec = load_codec(DEFAULT_CODEC, generator=faces64)
     assert cbr(codec.k, faces64.resolution) <= 1 / 48

@@ -87,7 +87,8 @@ def export_codec(
     extra_config : dict, optional
         More fields for the card's ``config`` (training hyper-parameters, ...).
     generator_sha256 : str, optional
-        Digest of the generator's weights the codec was trained with.
+        Digest of the generator's weights the codec was trained with (default: the zoo's digest
+        of ``generator_name``, ``None`` for a generator outside the zoo).
     half : bool
         Store the network weights and PCA axes as float16 (mean, spreads and
         scale calibration stay float32).
@@ -102,7 +103,7 @@ def export_codec(
     config = {
         **codec.config.to_json(),
         "generator": generator_name,
-        "generator_sha256": generator_sha256,
+        "generator_sha256": generator_sha256 or registry.sha256_of(generator_name),
         "image_size": int(image_size),
         "cbr": cbr(codec.k, image_size),
         **(extra_config or {}),

@@ -71,7 +71,7 @@ def codec(
     from editable_deepsc.errors import BadInput
     from editable_deepsc.eval.codec_bench import markdown_tables, run_codec_bench, write_results
     from editable_deepsc.generator import load_generator
-    from editable_deepsc.train.codec import load_inversion_encoder
+    from editable_deepsc.train.codec_data import load_inversion_encoder
 
     from editable_deepsc.zoo.sets import load_set
 

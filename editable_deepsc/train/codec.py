@@ -54,25 +54,21 @@ from dataclasses import asdict, dataclass, field
 from pathlib import Path
 
 import torch
-from tqdm import tqdm
 
-from editable_deepsc.channel.awgn import AWGN
 from editable_deepsc.channel.codec import CodecConfig, SemanticCodec
 from editable_deepsc.channel.codec_zoo import codec_name, export_codec
-from editable_deepsc.channel.rayleigh import RayleighBlockFading
-from editable_deepsc.errors import BadInput, CheckpointError
+from editable_deepsc.channel.config import make_channel
+from editable_deepsc.errors import BadInput
 from editable_deepsc.generator.base import StyleGenerator
 from editable_deepsc.generator.loading import default_generator_name, load_generator
-from editable_deepsc.generator.teacher import face_latents, random_train_seeds
 from editable_deepsc.rng import derive_seed, make_generator
+from editable_deepsc.train.codec_data import LatentSampler, inversion_pool
+from editable_deepsc.train.codec_loss import LOG_EPS, ImageLoss
 from editable_deepsc.train.loop import ResumableRun, cosine_decay
-from editable_deepsc.zoo import registry
 
 CHECKPOINT_FILE = "checkpoint.safetensors"
 LOG_FILE = "log.jsonl"
 INVERSIONS_FILE = "inversions.safetensors"
-#: floor inside the log of the squared-error terms (-40 dB)
-LOG_EPS = 1e-4
 
 
 @dataclass
@@ -156,166 +152,9 @@ class CodecTrainConfig:
             raise BadInput("loss weights must be >= 0")
 
 
-def load_inversion_encoder(generator: StyleGenerator):
-    """The inversion encoder for ``generator`` if one is available, else ``None``.
-
-    Returns a callable ``images (N, 3, H, W) in [-1, 1] -> w_plus (N, num_ws, w_dim)``.
-    """
-    try:
-        from editable_deepsc.inversion import load_encoder  # type: ignore[attr-defined]
-    except ImportError:
-        return None
-    try:
-        enc = load_encoder(generator=generator)
-    except Exception:  # noqa: BLE001 - no trained encoder for this generator: train without inversions
-        return None
-    if enc is None:
-        return None
-    enc = enc.eval().requires_grad_(False)
-    return lambda images: enc(images)
-
-
-@torch.no_grad()
-def inversion_pool(
-    generator: StyleGenerator, n: int, seed: int, cache: Path | None = None, progress: bool = True
-) -> torch.Tensor | None:
-    """Encoder inversions of ``n`` teacher *training* faces, (n, num_ws, w_dim) float32, or ``None``.
-
-    Cached in ``cache`` (safetensors) so that a resumed run reuses them.
-    """
-    from safetensors.torch import load_file
-
-    if n <= 0:
-        return None
-    if cache is not None and cache.is_file():
-        return load_file(str(cache))["w_plus"]
-    invert = load_inversion_encoder(generator)
-    if invert is None:
-        return None
-    from editable_deepsc.generator.teacher import load_teacher, teacher_faces
-
-    seeds = random_train_seeds(n, make_generator(derive_seed(seed, "inversion-pool")))
-    teacher = load_teacher()
-    out = []
-    for chunk in tqdm(range(0, n, 64), desc="invert training faces", leave=False, disable=not progress):
-        out.append(invert(teacher_faces(seeds[chunk : chunk + 64], teacher)).float())
-    w = torch.cat(out)
-    if cache is not None:
-        registry.save_state_dict({"w_plus": w}, cache)
-    return w
-
-
-class LatentSampler:
-    """Draws training W+ latents: mapped, style-mixed and (optionally) inverted.
-
-    Parameters
-    ----------
-    generator : StyleGenerator
-    mix_prob : float
-        Probability that a generated latent is style-mixed.
-    inversions : Tensor or None
-        Pool of inverted latents (M, num_ws, w_dim).
-    inversion_frac : float
-        Fraction of each batch drawn from the pool (0 without a pool).
-    """
-
-    def __init__(
-        self,
-        generator: StyleGenerator,
-        mix_prob: float = 0.3,
-        inversions: torch.Tensor | None = None,
-        inversion_frac: float = 0.3,
-    ):
-        self.generator = generator
-        self.mix_prob = mix_prob
-        self.inversions = inversions
-        self.inversion_frac = inversion_frac if inversions is not None else 0.0
-
-    @torch.no_grad()
-    def sample(self, n: int, rng: torch.Generator) -> torch.Tensor:
-        """``n`` latents (n, num_ws, w_dim) float32, shuffled, drawn with ``rng``."""
-        g = self.generator
-        n_inv = int(round(n * self.inversion_frac))
-        n_gen = n - n_inv
-        w_a = g.mapping(face_latents(random_train_seeds(n_gen, rng)))
-        w_b = g.mapping(face_latents(random_train_seeds(n_gen, rng)))
-        mixed = torch.rand(n_gen, generator=rng) < self.mix_prob
-        cross = torch.where(
-            mixed, torch.randint(1, max(g.num_ws, 2), (n_gen,), generator=rng), torch.full((n_gen,), g.num_ws)
-        )
-        layer = torch.arange(g.num_ws)[None, :, None]
-        w = torch.where(layer < cross[:, None, None], w_a[:, None], w_b[:, None])
-        if n_inv:
-            idx = torch.randint(0, self.inversions.shape[0], (n_inv,), generator=rng)
-            w = torch.cat([w, self.inversions[idx]])
-        return w[torch.randperm(n, generator=rng)].float()
-
-
 def lr_at(step: int, cfg: CodecTrainConfig) -> float:
     """Cosine learning-rate schedule from ``lr`` to ``lr_min`` over ``steps``."""
     return cosine_decay(min(step / max(cfg.steps - 1, 1), 1.0), cfg.lr, cfg.lr_min)
-
-
-class ImageLoss:
-    """Image terms of the codec loss: pixel MSE, proxy perceptual distance, identity (optional).
-
-    Parameters
-    ----------
-    generator : StyleGenerator
-        Frozen generator that synthesises both images.
-    pixel_weight, perceptual_weight, identity_weight : float
-        Weights; a zero weight skips (and does not load) that term.
-    """
-
-    def __init__(
-        self, generator: StyleGenerator, pixel_weight: float, perceptual_weight: float, identity_weight: float
-    ):
-        self.generator = generator
-        self.pixel_weight, self.perceptual_weight, self.identity_weight = pixel_weight, perceptual_weight, identity_weight
-        self.lpips = None
-        if perceptual_weight > 0:
-            from editable_deepsc.metrics.lpips import LPIPS
-
-            self.lpips = LPIPS(prefer_standard=False, proxy_input_size=64)
-        self.identity = None
-        if identity_weight > 0:
-            try:
-                from editable_deepsc.guidance import IdentityLoss  # type: ignore[attr-defined]
-
-                self.identity = IdentityLoss()
-            except (ImportError, CheckpointError):
-                self.identity = None
-
-    @property
-    def active(self) -> bool:
-        return self.pixel_weight > 0 or self.lpips is not None or self.identity is not None
-
-    def __call__(self, w_hat: torch.Tensor, w: torch.Tensor) -> tuple[torch.Tensor, dict[str, float]]:
-        """Weighted image loss of decoded latents ``w_hat`` against the noise-free image of ``w``.
-
-        Returns
-        -------
-        loss : Tensor, float32, scalar
-        terms : dict of str to float
-            Unweighted values of each term.
-        """
-        with torch.no_grad():
-            target = self.generator.synthesis(w)
-        img = self.generator.synthesis(w_hat)
-        loss = torch.zeros(())
-        terms: dict[str, float] = {}
-        mse = (img - target).pow(2).flatten(1).mean(1)
-        terms["pixel_mse"] = float(mse.mean().detach())
-        loss = loss + self.pixel_weight * torch.log(mse + LOG_EPS).mean()
-        if self.lpips is not None:
-            perc = self.lpips(img, target).mean()
-            terms["lpips_proxy"] = float(perc)
-            loss = loss + self.perceptual_weight * perc
-        if self.identity is not None:
-            ident = self.identity(img, target).mean()
-            terms["identity"] = float(ident)
-            loss = loss + self.identity_weight * ident
-        return loss, terms
 
 
 def image_metric(
@@ -373,8 +212,8 @@ def codec_step(
     snr = cfg.snr_min + (cfg.snr_max - cfg.snr_min) * torch.rand(cfg.batch_size, generator=rng)
     w_hat = torch.cat(
         [
-            codec(w[:half], AWGN(), snr[:half], generator=rng),
-            codec(w[half:], RayleighBlockFading(), snr[half:], generator=rng),
+            codec(w[:half], make_channel("awgn"), snr[:half], generator=rng),
+            codec(w[half:], make_channel("rayleigh"), snr[half:], generator=rng),
         ]
     )
     nmse = codec.pca.nmse(w_hat, w)
@@ -438,7 +277,7 @@ def train_codec(
         data mixture, final loss terms.
     """
     workdir = Path(workdir)
-    generator, gen_sha = load_generator(cfg.generator), registry.sha256_of(cfg.generator)
+    generator = load_generator(cfg.generator)
     cfg.validate(generator.num_ws * generator.w_dim)
     workdir.mkdir(parents=True, exist_ok=True)
     pool = inversion_pool(
@@ -489,7 +328,6 @@ def train_codec(
             codec.eval(),
             name,
             generator_name=cfg.generator,
-            generator_sha256=gen_sha,
             image_size=int(getattr(generator, "resolution", 64)),
             source=f"edsc train codec --k {cfg.k} --generator {cfg.generator} --steps {cfg.steps} --seed {cfg.seed} "
             f"({summary['seconds']:.0f} s, {summary['threads']} CPU thread(s))",
