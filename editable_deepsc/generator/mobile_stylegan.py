@@ -1,0 +1,406 @@
+"""MobileStyleGAN (Belousov 2021, arXiv 2104.04767) in plain PyTorch, with W+ and early exits.
+
+MobileStyleGAN is a StyleGAN2 config-f generator distilled into a light network
+that synthesises *wavelet coefficients*: every block doubles the resolution with
+an inverse Haar DWT of its (modulated) features, and the image head predicts the
+four Haar sub-bands of the RGB image at half size, which one last inverse DWT
+turns into the image.
+
+Layout (the FFHQ 1024 model; ``c`` = channels out of each block)::
+
+    mapping   z (N,512) -> pixel norm -> 8 x [linear, leaky ReLU(0.2) x sqrt(2)] -> w (N,512)
+    input     learned constant (1, 512, 4, 4)
+    conv1     modulated 3x3 conv 512 -> 512, + fixed noise, + bias, leaky ReLU       style 0
+    layers[i] i = 0..6, resolution 4 * 2**(i+1) (8 ... 512), c = 512,512,512,512,256,128,64
+      up      modulate (no scale), inverse DWT: C channels at H -> C/4 channels at 2H  style 1+3i
+      conv1   modulated depthwise 3x3 + pointwise 1x1, C/4 -> c, noise, bias, lReLU     style 2+3i
+      conv2   modulated depthwise 3x3 + pointwise 1x1, c -> c, noise, bias, lReLU       style 3+3i
+    to_img    modulated 1x1 conv 64 -> 12 (4 sub-bands x RGB), + bias, inverse DWT     style 22
+              -> image (N, 3, 1024, 1024) in about [-1, 1]
+
+So ``w_plus`` has ``num_ws = 2 + 3 * len(layers) = 23`` styles, one per
+modulation, in this order. Demodulation in MobileStyleGAN uses a *fixed* style
+statistic, so it is a constant folded into the pointwise weights (``weight_pw``);
+the noise inputs are fixed too (``noise`` = noise image x its learned strength).
+
+**Exits**: :class:`ExitHead` modules read the features after ``layers[k]`` and
+predict the Haar sub-bands of a ``2 * res_k`` image with the image-head style
+(the last one in ``w_plus``). ``synthesis(w_plus, size=256)`` runs ``layers[0..4]``
+only. They are trained by distillation (``edsc train exits``).
+"""
+
+from __future__ import annotations
+
+import math
+from dataclasses import asdict, dataclass, field
+from typing import Any
+
+import torch
+import torch.nn.functional as F
+from torch import nn
+
+from editable_deepsc.errors import BadInput
+from editable_deepsc.generator.base import StyleGenerator
+
+ARCH = "mobile-stylegan"
+FORMAT = "edsc-mobile-stylegan"
+LRELU_SLOPE = 0.2
+
+
+@dataclass
+class MobileStyleGANConfig:
+    """Sizes of a MobileStyleGAN; the default is the FFHQ 1024 model of the ``random-face`` wheel.
+
+    Attributes
+    ----------
+    z_dim, w_dim : int
+        Latent sizes.
+    n_mapping : int
+        Linear layers of the mapping network.
+    input_channels : int
+        Channels of the 4x4 learned constant (= channels of ``conv1``).
+    channels : list of int
+        Output channels of each synthesis block; block ``i`` works at ``4 * 2**(i+1)``.
+    exits : list of int
+        Image sizes of the early exits (each ``4 * 2**(k+2)`` for a block ``k`` before the last).
+    exit_hidden : int
+        Hidden channels of an exit head.
+    """
+
+    z_dim: int = 512
+    w_dim: int = 512
+    n_mapping: int = 8
+    input_channels: int = 512
+    channels: list[int] = field(default_factory=lambda: [512, 512, 512, 512, 256, 128, 64])
+    exits: list[int] = field(default_factory=list)
+    exit_hidden: int = 64
+
+    @property
+    def resolution(self) -> int:
+        return 4 * 2 ** (len(self.channels) + 1)
+
+    @property
+    def num_ws(self) -> int:
+        return 2 + 3 * len(self.channels)
+
+    def exit_block(self, size: int) -> int:
+        """Index of the block whose features an exit of image side ``size`` reads."""
+        k = int(round(math.log2(size / 8))) - 1
+        if size != 4 * 2 ** (k + 2) or not 0 <= k < len(self.channels) - 1:
+            sizes = [4 * 2 ** (k + 2) for k in range(len(self.channels) - 1)]
+            raise BadInput(f"an exit of size {size} is impossible (possible: {sizes})")
+        return k
+
+    def to_json(self) -> dict[str, Any]:
+        return asdict(self)
+
+
+def _haar_synthesis_matrix() -> torch.Tensor:
+    """(4 sub-pixels, 4 bands) matrix of the inverse Haar DWT.
+
+    The bands are ``LL, LH, HL, HH`` in the order of ``pytorch_wavelets`` (the band
+    order of MobileStyleGAN): the first letter filters the rows (height), the
+    second the columns. Sub-pixel ``2a + b`` is the output at ``(2i + a, 2j + b)``.
+    """
+    s = 1.0 / math.sqrt(2.0)
+    lo, hi = (s, s), (s, -s)
+    filt = {"L": lo, "H": hi}
+    bands = [("L", "L"), ("H", "L"), ("L", "H"), ("H", "H")]  # (height filter, width filter)
+    m = torch.zeros(4, 4, dtype=torch.float64)
+    for a in range(2):
+        for b in range(2):
+            for k, (fh, fw) in enumerate(bands):
+                m[2 * a + b, k] = filt[fh][a] * filt[fw][b]
+    return m.float()
+
+
+def inverse_haar(low: torch.Tensor, high: torch.Tensor) -> torch.Tensor:
+    """Inverse single-level Haar DWT.
+
+    Parameters
+    ----------
+    low : torch.Tensor
+        (N, C, H, W) float32, the ``LL`` band.
+    high : torch.Tensor
+        (N, C, 3, H, W) float32, the ``LH, HL, HH`` bands (``pytorch_wavelets`` order).
+
+    Returns
+    -------
+    torch.Tensor
+        (N, C, 2H, 2W) float32.
+    """
+    n, c, h, w = low.shape
+    bands = torch.cat([low.unsqueeze(2), high], dim=2)  # (N, C, 4, H, W)
+    m = _HAAR.to(device=low.device, dtype=low.dtype)
+    sub = torch.einsum("pk,nckhw->ncphw", m, bands)  # (N, C, 4 sub-pixels, H, W)
+    return F.pixel_shuffle(sub.reshape(n, c * 4, h, w), 2)
+
+
+_HAAR = _haar_synthesis_matrix()
+
+
+def split_bands(x: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor]:
+    """Split MobileStyleGAN's wavelet tensor (N, 4C, H, W) into ``LL`` (N, C, H, W) and the rest (N, C, 3, H, W)."""
+    n, c4, h, w = x.shape
+    c = c4 // 4
+    return x[:, :c], x[:, c:].reshape(n, c, 3, h, w)
+
+
+def wavelets_to_image(x: torch.Tensor) -> torch.Tensor:
+    """(N, 4C, H, W) wavelet coefficients -> (N, C, 2H, 2W) by the inverse Haar DWT."""
+    return inverse_haar(*split_bands(x))
+
+
+class Modulation(nn.Linear):
+    """Affine map from one style ``w`` (N, w_dim) to per-channel scales (N, C), times a constant ``scale``."""
+
+    def __init__(self, w_dim: int, channels: int, scale: float = 1.0):
+        super().__init__(w_dim, channels)
+        self.scale = scale
+        nn.init.ones_(self.bias)
+
+    def forward(self, w: torch.Tensor) -> torch.Tensor:
+        return super().forward(w) * self.scale
+
+
+class StyledConv(nn.Module):
+    """Modulated convolution (depthwise 3x3 + pointwise 1x1, or a full 3x3), noise, bias, leaky ReLU.
+
+    Parameters
+    ----------
+    c_in, c_out : int
+        Channels.
+    w_dim : int
+        Style size.
+    resolution : int
+        Side of the feature map (the fixed noise image has this size).
+    depthwise : bool
+        MobileStyleGAN's depthwise-separable form (``False``: one full 3x3 kernel, as in ``conv1``).
+    """
+
+    def __init__(self, c_in: int, c_out: int, w_dim: int, resolution: int, depthwise: bool = True):
+        super().__init__()
+        self.depthwise = depthwise
+        self.modulation = Modulation(w_dim, c_in, scale=1.0 / math.sqrt(c_in * 9))
+        if depthwise:
+            self.weight_dw = nn.Parameter(torch.randn(c_in, 1, 3, 3))
+            self.weight_pw = nn.Parameter(torch.randn(c_out, c_in, 1, 1) / math.sqrt(c_in))
+        else:
+            self.weight = nn.Parameter(torch.randn(c_out, c_in, 3, 3) / math.sqrt(c_in))
+        self.noise = nn.Parameter(torch.zeros(1, 1, resolution, resolution))
+        self.bias = nn.Parameter(torch.zeros(c_out))
+
+    def forward(self, x: torch.Tensor, w: torch.Tensor) -> torch.Tensor:
+        """``x`` (N, c_in, R, R), ``w`` (N, w_dim) -> (N, c_out, R, R)."""
+        x = x * self.modulation(w)[:, :, None, None]
+        if self.depthwise:
+            x = F.conv2d(x, self.weight_dw, padding=1, groups=x.shape[1])
+            x = F.conv2d(x, self.weight_pw)
+        else:
+            x = F.conv2d(x, self.weight, padding=1)
+        x = x + self.noise + self.bias[None, :, None, None]
+        return F.leaky_relu(x, LRELU_SLOPE)
+
+
+class WaveletUpsample(nn.Module):
+    """Modulate the channels, then read them as Haar sub-bands: (N, C, H, W) -> (N, C/4, 2H, 2W)."""
+
+    def __init__(self, channels: int, w_dim: int):
+        super().__init__()
+        self.modulation = Modulation(w_dim, channels)
+
+    def forward(self, x: torch.Tensor, w: torch.Tensor) -> torch.Tensor:
+        return wavelets_to_image(x * self.modulation(w)[:, :, None, None])
+
+
+class ToWavelets(nn.Module):
+    """Image head: modulated 1x1 conv (no demodulation) to 12 channels = Haar sub-bands of RGB, plus bias."""
+
+    def __init__(self, c_in: int, w_dim: int, c_out: int = 12):
+        super().__init__()
+        self.modulation = Modulation(w_dim, c_in, scale=1.0 / math.sqrt(c_in))
+        self.weight = nn.Parameter(torch.randn(c_out, c_in, 1, 1))
+        self.bias = nn.Parameter(torch.zeros(c_out))
+
+    def forward(self, x: torch.Tensor, w: torch.Tensor) -> torch.Tensor:
+        x = x * self.modulation(w)[:, :, None, None]
+        return F.conv2d(x, self.weight, self.bias)
+
+
+class SynthesisBlock(nn.Module):
+    """One MobileStyleGAN block: wavelet upsampling, then two styled depthwise-separable convolutions."""
+
+    def __init__(self, c_in: int, c_out: int, w_dim: int, resolution: int):
+        super().__init__()
+        self.up = WaveletUpsample(c_in, w_dim)
+        self.conv1 = StyledConv(c_in // 4, c_out, w_dim, resolution)
+        self.conv2 = StyledConv(c_out, c_out, w_dim, resolution)
+
+    def forward(self, x: torch.Tensor, ws: torch.Tensor) -> torch.Tensor:
+        """``x`` (N, c_in, R/2, R/2), ``ws`` (N, 3, w_dim) -> (N, c_out, R, R)."""
+        x = self.up(x, ws[:, 0])
+        x = self.conv1(x, ws[:, 1])
+        return self.conv2(x, ws[:, 2])
+
+
+class ExitHead(nn.Module):
+    """An early image head: styled depthwise-separable conv, then :class:`ToWavelets` and the inverse DWT.
+
+    Reads the features (N, c_in, R, R) after one block and returns the image (N, 3, 2R, 2R).
+    """
+
+    def __init__(self, c_in: int, hidden: int, w_dim: int, resolution: int):
+        super().__init__()
+        self.conv = StyledConv(c_in, hidden, w_dim, resolution)
+        self.to_img = ToWavelets(hidden, w_dim)
+
+    def forward(self, x: torch.Tensor, w: torch.Tensor) -> torch.Tensor:
+        return wavelets_to_image(self.to_img(self.conv(x, w), w))
+
+
+class MappingNetwork(nn.Module):
+    """StyleGAN2 mapping: pixel norm, then ``n`` x (linear, leaky ReLU 0.2, gain sqrt(2))."""
+
+    def __init__(self, z_dim: int, w_dim: int, n_layers: int):
+        super().__init__()
+        dims = [z_dim] + [w_dim] * n_layers
+        self.layers = nn.ModuleList(nn.Linear(a, b) for a, b in zip(dims[:-1], dims[1:]))
+
+    def forward(self, z: torch.Tensor) -> torch.Tensor:
+        x = z * torch.rsqrt(z.pow(2).mean(dim=1, keepdim=True) + 1e-8)
+        for layer in self.layers:
+            x = F.leaky_relu(layer(x), LRELU_SLOPE) * math.sqrt(2.0)
+        return x
+
+
+class MobileStyleGAN(StyleGenerator):
+    """The MobileStyleGAN generator with W+ input and optional early exits.
+
+    Parameters
+    ----------
+    config : MobileStyleGANConfig
+        Sizes (default: the FFHQ 1024 model).
+
+    Attributes
+    ----------
+    w_avg : torch.Tensor
+        (w_dim,) buffer, the mean mapped ``w`` (truncation centre), set by the converter.
+    exits : nn.ModuleDict
+        ``str(size) -> ExitHead``.
+    """
+
+    def __init__(self, config: MobileStyleGANConfig | None = None):
+        super().__init__()
+        cfg = config or MobileStyleGANConfig()
+        self.config = cfg
+        self.z_dim, self.w_dim, self.num_ws, self.resolution = cfg.z_dim, cfg.w_dim, cfg.num_ws, cfg.resolution
+        self.mapping_net = MappingNetwork(cfg.z_dim, cfg.w_dim, cfg.n_mapping)
+        self.input = nn.Parameter(torch.randn(1, cfg.input_channels, 4, 4))
+        self.conv1 = StyledConv(cfg.input_channels, cfg.input_channels, cfg.w_dim, 4, depthwise=False)
+        c_prev, self.layers = cfg.input_channels, nn.ModuleList()
+        for i, c in enumerate(cfg.channels):
+            self.layers.append(SynthesisBlock(c_prev, c, cfg.w_dim, 4 * 2 ** (i + 1)))
+            c_prev = c
+        self.to_img = ToWavelets(c_prev, cfg.w_dim)
+        self.register_buffer("w_avg", torch.zeros(cfg.w_dim))
+        self.exits = nn.ModuleDict()
+        for size in cfg.exits:
+            self.add_exit(size)
+
+    # ---- exits -----------------------------------------------------------------------------------
+    def add_exit(self, size: int) -> ExitHead:
+        """Create (or return) the exit head of image side ``size``."""
+        k = self.config.exit_block(size)
+        if str(size) not in self.exits:
+            self.exits[str(size)] = ExitHead(self.config.channels[k], self.config.exit_hidden, self.w_dim, size // 2)
+            if size not in self.config.exits:
+                self.config.exits = sorted([*self.config.exits, size])
+        return self.exits[str(size)]
+
+    @property
+    def sizes(self) -> list[int]:
+        """Image sides ``synthesis`` can return: the exits and the full resolution."""
+        return sorted([int(s) for s in self.exits] + [self.resolution])
+
+    # ---- mapping ---------------------------------------------------------------------------------
+    def mapping(self, z: torch.Tensor) -> torch.Tensor:
+        """``z`` (N, z_dim) float32 -> ``w`` (N, w_dim) float32."""
+        return self.mapping_net(z)
+
+    def truncate(self, w: torch.Tensor, psi: float) -> torch.Tensor:
+        """``w_avg + psi * (w - w_avg)`` for ``w`` of shape (..., w_dim)."""
+        return self.w_avg.to(w) + psi * (w - self.w_avg.to(w))
+
+    def mean_w(self, n: int = 4096, seed: int = 0) -> torch.Tensor:
+        """The stored truncation centre ``w_avg`` (mean of >= 10,000 mapped z, set at conversion)."""
+        if bool(self.w_avg.abs().sum() == 0):
+            return super().mean_w(n, seed)
+        return self.w_avg.clone()
+
+    # ---- synthesis -------------------------------------------------------------------------------
+    def features(self, w_plus: torch.Tensor, upto: int | None = None) -> list[torch.Tensor]:
+        """Features after ``conv1`` and after each block ``0..upto`` (all blocks by default).
+
+        Returns
+        -------
+        list of torch.Tensor
+            ``[x_conv1 (N, C, 4, 4), x_0 (N, c_0, 8, 8), ..., x_upto]``.
+        """
+        self.check_w_plus(w_plus)
+        last = len(self.layers) - 1 if upto is None else upto
+        x = self.input.expand(w_plus.shape[0], -1, -1, -1)
+        x = self.conv1(x, w_plus[:, 0])
+        out = [x]
+        for i, block in enumerate(self.layers[: last + 1]):
+            x = block(x, w_plus[:, 1 + 3 * i : 4 + 3 * i])
+            out.append(x)
+        return out
+
+    def synthesis(self, w_plus: torch.Tensor, size: int | None = None) -> torch.Tensor:
+        """Images from ``w_plus`` (N, num_ws, w_dim) float32.
+
+        Parameters
+        ----------
+        w_plus : torch.Tensor
+            One style per modulation; ``broadcast(w)`` reproduces the original model.
+        size : int, optional
+            Output side: ``None`` or ``resolution`` for the full image, or the size
+            of a trained exit (e.g. 256), which stops after the block it reads.
+
+        Returns
+        -------
+        torch.Tensor
+            (N, 3, size, size) float32, about [-1, 1].
+        """
+        if size is None or size == self.resolution:
+            x = self.features(w_plus)[-1]
+            return wavelets_to_image(self.to_img(x, w_plus[:, -1]))
+        if str(size) not in self.exits:
+            raise BadInput(f"no exit of size {size} in {self.name} (sizes: {self.sizes})")
+        k = self.config.exit_block(size)
+        x = self.features(w_plus, upto=k)[-1]
+        return self.exits[str(size)](x, w_plus[:, -1])
+
+    def forward(self, z: torch.Tensor, truncation: float = 1.0, size: int | None = None) -> torch.Tensor:
+        """Images from ``z`` (N, z_dim): mapping, truncation around ``w_avg``, synthesis at ``size``."""
+        w = self.mapping(z)
+        if truncation != 1.0:
+            w = self.truncate(w, truncation)
+        return self.synthesis(self.broadcast(w), size=size)
+
+    # ---- loading ---------------------------------------------------------------------------------
+    @classmethod
+    def from_state(cls, state: dict[str, torch.Tensor], config: dict[str, Any] | None = None) -> MobileStyleGAN:
+        """Build from a state dict (and the card's ``config``), strictly: every tensor must fit."""
+        from editable_deepsc.errors import CheckpointError
+
+        cfg = MobileStyleGANConfig(**{k: v for k, v in (config or {}).items() if k in MobileStyleGANConfig.__dataclass_fields__})
+        exits = sorted({int(k.split(".")[1]) for k in state if k.startswith("exits.")})
+        cfg.exits = exits
+        g = cls(cfg)
+        try:
+            g.load_state_dict(state, strict=True)
+        except RuntimeError as e:
+            first = str(e).strip().splitlines()[0:2]
+            raise CheckpointError(f"weights do not fit MobileStyleGAN {cfg.channels}: {' '.join(first)}") from None
+        return g
