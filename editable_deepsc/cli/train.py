@@ -15,6 +15,7 @@ TRAINERS: dict[str, tuple[str, str]] = {
     "directions": ("editable_deepsc.cli.train_directions:directions", "Fit per-attribute W+ directions (fast editing)."),
     "critic": ("editable_deepsc.cli.train_critic:critic", "Fit the latent critic of the instant editing preset."),
     "deepjscc": ("editable_deepsc.cli.train_deepjscc:deepjscc", "Train a DeepJSCC baseline at one CBR (c = 96·CBR channels)."),
+    "exits": ("editable_deepsc.cli.train_exits:exits", "Distil the 128/256 px exits of the FFHQ generator."),
 }
 
 

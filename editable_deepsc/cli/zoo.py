@@ -155,3 +155,22 @@ def card(
     except FileNotFoundError as e:
         raise CheckpointError(str(e)) from None
     click.echo(str(path))
+
+
+@zoo.command("convert")
+@click.argument("which", type=click.Choice(["ffhq"]))
+@click.option("--force", is_flag=True, help="Convert again even if the cached card and weights are intact.")
+def convert(which: str, force: bool) -> None:
+    """Convert third-party weights into the user cache (run by ./run setup; idempotent).
+
+    \b
+    ffhq: MobileStyleGAN FFHQ 1024 from the installed random-face==2021.7.21.1 wheel
+          (OpenVINO IR read with NumPy) -> cache_dir()/zoo/{cards,weights}/mobilestylegan-ffhq.*
+    \b
+    Example:
+      edsc zoo convert ffhq
+    """
+    from editable_deepsc.generator.ffhq import convert_ffhq
+
+    r = convert_ffhq(force=force)
+    click.echo(f"{'converted' if r.converted else 'up to date'}: {r.weights_path} (sha256 {r.sha256[:12]}…)")

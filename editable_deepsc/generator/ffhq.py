@@ -396,21 +396,35 @@ def load_ffhq(exits: bool = True, device: str | torch.device = "cpu") -> MobileS
 
 
 def attach_exits(g: MobileStyleGAN, name_or_path: str | os.PathLike = EXITS_NAME) -> list[int]:
-    """Add the trained exit heads (zoo ``name_or_path``) to ``g``; returns their sizes ([] if none are registered)."""
+    """Add the trained exit heads (zoo name or ``.safetensors`` path) to ``g``; returns their sizes.
+
+    A zoo name that is not registered adds nothing (returns ``[]``).
+
+    Raises
+    ------
+    CheckpointError
+        Corrupt file, sha256 mismatch, or heads trained for another generator.
+    """
     from editable_deepsc.zoo import registry
 
     p = Path(name_or_path)
-    if p.suffix != ".safetensors":
-        try:
-            registry.card(str(name_or_path))
-        except CheckpointError:
+    if p.suffix == ".safetensors":
+        from safetensors import safe_open
+
+        with safe_open(str(p), "pt") as f:
+            config = json.loads((f.metadata() or {}).get("config", "{}"))
+    else:
+        cp = registry.CARDS_DIR / f"{name_or_path}.json"
+        if not cp.is_file():
             return []
+        config = json.loads(cp.read_text())["config"]
     state = registry.load_state_dict(name_or_path)
-    sizes = sorted({int(k.split(".")[1]) for k in state})
-    for s in sizes:
-        g.add_exit(s)
-    sub = {k: v for k, v in g.state_dict().items() if k.startswith("exits.")}
-    if set(sub) != set(state):
-        raise CheckpointError(f"exit weights {name_or_path} do not fit the generator")
+    g.config.exit_hidden = int(config.get("exit_hidden", g.config.exit_hidden))
+    g.config.exit_convs = int(config.get("exit_convs", g.config.exit_convs))
+    for size, block in config.get("exits", {}).items():
+        g.add_exit(int(size), int(block))
+    sub = {k for k in g.state_dict() if k.startswith("exits.")}
+    if sub != set(state):
+        raise CheckpointError(f"exit weights {name_or_path} do not fit the generator {g.name}")
     g.load_state_dict(state, strict=False)
-    return sizes
+    return sorted(int(s) for s in config.get("exits", {}))

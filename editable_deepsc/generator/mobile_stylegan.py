@@ -23,10 +23,11 @@ modulation, in this order. Demodulation in MobileStyleGAN uses a *fixed* style
 statistic, so it is a constant folded into the pointwise weights (``weight_pw``);
 the noise inputs are fixed too (``noise`` = noise image x its learned strength).
 
-**Exits**: :class:`ExitHead` modules read the features after ``layers[k]`` and
-predict the Haar sub-bands of a ``2 * res_k`` image with the image-head style
-(the last one in ``w_plus``). ``synthesis(w_plus, size=256)`` runs ``layers[0..4]``
-only. They are trained by distillation (``edsc train exits``).
+**Exits**: :class:`ExitHead` modules read the features after ``layers[k]``
+(or those features after the trunk's ``layers[k+1].up``, with that layer's style) and
+predict the Haar sub-bands of a smaller image with the image-head style (the last
+one in ``w_plus``). ``synthesis(w_plus, size=256)`` runs ``layers[0..k]`` only.
+They are trained by distillation (``edsc train exits``).
 """
 
 from __future__ import annotations
@@ -61,10 +62,14 @@ class MobileStyleGANConfig:
         Channels of the 4x4 learned constant (= channels of ``conv1``).
     channels : list of int
         Output channels of each synthesis block; block ``i`` works at ``4 * 2**(i+1)``.
-    exits : list of int
-        Image sizes of the early exits (each ``4 * 2**(k+2)`` for a block ``k`` before the last).
+    exits : dict of str to int
+        Early exits: image side (as a string) -> index of the block whose features
+        the exit reads. An exit of side ``2 * r`` reads a block at ``r`` directly; one
+        of side ``4 * r`` first upsamples like the next block (modulated inverse DWT).
     exit_hidden : int
-        Hidden channels of an exit head.
+        Channels of the styled convolutions of an exit head.
+    exit_convs : int
+        Styled depthwise-separable convolutions per exit head.
     """
 
     z_dim: int = 512
@@ -72,8 +77,9 @@ class MobileStyleGANConfig:
     n_mapping: int = 8
     input_channels: int = 512
     channels: list[int] = field(default_factory=lambda: [512, 512, 512, 512, 256, 128, 64])
-    exits: list[int] = field(default_factory=list)
+    exits: dict[str, int] = field(default_factory=dict)
     exit_hidden: int = 64
+    exit_convs: int = 2
 
     @property
     def resolution(self) -> int:
@@ -83,13 +89,18 @@ class MobileStyleGANConfig:
     def num_ws(self) -> int:
         return 2 + 3 * len(self.channels)
 
-    def exit_block(self, size: int) -> int:
-        """Index of the block whose features an exit of image side ``size`` reads."""
-        k = int(round(math.log2(size / 8))) - 1
-        if size != 4 * 2 ** (k + 2) or not 0 <= k < len(self.channels) - 1:
-            sizes = [4 * 2 ** (k + 2) for k in range(len(self.channels) - 1)]
-            raise BadInput(f"an exit of size {size} is impossible (possible: {sizes})")
-        return k
+    def block_resolution(self, k: int) -> int:
+        """Side of the features after block ``k``."""
+        return 4 * 2 ** (k + 1)
+
+    def check_exit(self, size: int, block: int) -> bool:
+        """Whether an exit of side ``size`` reading block ``block`` upsamples (raise if impossible)."""
+        if not 0 <= block < len(self.channels) - 1:
+            raise BadInput(f"an exit must read a block in 0..{len(self.channels) - 2}, not {block}")
+        r = self.block_resolution(block)
+        if size not in (2 * r, 4 * r):
+            raise BadInput(f"an exit reading block {block} ({r}x{r}) makes {2 * r} or {4 * r} px images, not {size}")
+        return size == 4 * r
 
     def to_json(self) -> dict[str, Any]:
         return asdict(self)
@@ -164,7 +175,7 @@ class Modulation(nn.Linear):
 
 
 class StyledConv(nn.Module):
-    """Modulated convolution (depthwise 3x3 + pointwise 1x1, or a full 3x3), noise, bias, leaky ReLU.
+    """Modulated convolution (depthwise 3x3 + pointwise 1x1, or a full k x k), noise, bias, leaky ReLU.
 
     Parameters
     ----------
@@ -175,19 +186,26 @@ class StyledConv(nn.Module):
     resolution : int
         Side of the feature map (the fixed noise image has this size).
     depthwise : bool
-        MobileStyleGAN's depthwise-separable form (``False``: one full 3x3 kernel, as in ``conv1``).
+        MobileStyleGAN's depthwise-separable form (``False``: one full kernel, as in ``conv1``).
+    kernel : int
+        Side of the full kernel (``depthwise=False`` only; the exit heads use 1 and 3).
+    noise : bool
+        Add the fixed noise image (the exit heads have none).
     """
 
-    def __init__(self, c_in: int, c_out: int, w_dim: int, resolution: int, depthwise: bool = True):
+    def __init__(
+        self, c_in: int, c_out: int, w_dim: int, resolution: int, depthwise: bool = True, kernel: int = 3,
+        noise: bool = True,
+    ):  # fmt: skip
         super().__init__()
         self.depthwise = depthwise
-        self.modulation = Modulation(w_dim, c_in, scale=1.0 / math.sqrt(c_in * 9))
+        self.modulation = Modulation(w_dim, c_in, scale=1.0 / math.sqrt(c_in * (9 if depthwise else kernel**2)))
         if depthwise:
             self.weight_dw = nn.Parameter(torch.randn(c_in, 1, 3, 3))
             self.weight_pw = nn.Parameter(torch.randn(c_out, c_in, 1, 1) / math.sqrt(c_in))
         else:
-            self.weight = nn.Parameter(torch.randn(c_out, c_in, 3, 3) / math.sqrt(c_in))
-        self.noise = nn.Parameter(torch.zeros(1, 1, resolution, resolution))
+            self.weight = nn.Parameter(torch.randn(c_out, c_in, kernel, kernel) / math.sqrt(c_in))
+        self.noise = nn.Parameter(torch.zeros(1, 1, resolution, resolution)) if noise else None
         self.bias = nn.Parameter(torch.zeros(c_out))
 
     def forward(self, x: torch.Tensor, w: torch.Tensor) -> torch.Tensor:
@@ -195,11 +213,12 @@ class StyledConv(nn.Module):
         x = x * self.modulation(w)[:, :, None, None]
         if self.depthwise:
             x = F.conv2d(x, self.weight_dw, padding=1, groups=x.shape[1])
-            x = F.conv2d(x, self.weight_pw)
+            x = F.conv2d(x, self.weight_pw, self.bias)
         else:
-            x = F.conv2d(x, self.weight, padding=1)
-        x = x + self.noise + self.bias[None, :, None, None]
-        return F.leaky_relu(x, LRELU_SLOPE)
+            x = F.conv2d(x, self.weight, self.bias, padding=self.weight.shape[-1] // 2)
+        if self.noise is not None:
+            x = x + self.noise
+        return F.leaky_relu(x, LRELU_SLOPE, inplace=True)
 
 
 class WaveletUpsample(nn.Module):
@@ -244,18 +263,39 @@ class SynthesisBlock(nn.Module):
 
 
 class ExitHead(nn.Module):
-    """An early image head: styled depthwise-separable conv, then :class:`ToWavelets` and the inverse DWT.
+    """An early image head: styled 1x1 then 3x3 convs, :class:`ToWavelets`, inverse DWT.
 
-    Reads the features (N, c_in, R, R) after one block and returns the image (N, 3, 2R, 2R).
+    It reads the features of one block, or (for an exit twice as large) those
+    features after the *trunk's own* next wavelet upsampling. Full small kernels
+    rather than depthwise ones and no noise input: on a CPU their backward pass is
+    several times faster, and the heads can be trained on crops.
+
+    Parameters
+    ----------
+    c_in : int
+        Channels of the features it reads.
+    hidden : int
+        Channels of its styled convolutions.
+    w_dim : int
+        Style size.
+    n_convs : int
+        Number of styled convolutions (the first 1x1, the others 3x3).
     """
 
-    def __init__(self, c_in: int, hidden: int, w_dim: int, resolution: int):
+    def __init__(self, c_in: int, hidden: int, w_dim: int, n_convs: int = 2):
         super().__init__()
-        self.conv = StyledConv(c_in, hidden, w_dim, resolution)
-        self.to_img = ToWavelets(hidden, w_dim)
+        self.convs = nn.ModuleList(
+            StyledConv(c_in if i == 0 else hidden, hidden, w_dim, 1, depthwise=False, kernel=1 if i == 0 else 3,
+                       noise=False)  # fmt: skip
+            for i in range(n_convs)
+        )
+        self.to_img = ToWavelets(hidden if n_convs else c_in, w_dim)
 
     def forward(self, x: torch.Tensor, w: torch.Tensor) -> torch.Tensor:
-        return wavelets_to_image(self.to_img(self.conv(x, w), w))
+        """``x`` features (N, c_in, r, r), ``w`` the image-head style (N, w_dim) -> image (N, 3, 2r, 2r)."""
+        for conv in self.convs:
+            x = conv(x, w)
+        return wavelets_to_image(self.to_img(x, w))
 
 
 class MappingNetwork(nn.Module):
@@ -304,17 +344,20 @@ class MobileStyleGAN(StyleGenerator):
         self.to_img = ToWavelets(c_prev, cfg.w_dim)
         self.register_buffer("w_avg", torch.zeros(cfg.w_dim))
         self.exits = nn.ModuleDict()
-        for size in cfg.exits:
-            self.add_exit(size)
+        for size, block in dict(cfg.exits).items():
+            self.add_exit(int(size), int(block))
 
     # ---- exits -----------------------------------------------------------------------------------
-    def add_exit(self, size: int) -> ExitHead:
-        """Create (or return) the exit head of image side ``size``."""
-        k = self.config.exit_block(size)
+    def add_exit(self, size: int, block: int) -> ExitHead:
+        """Create (or return) the exit head of image side ``size`` reading block ``block``."""
+        cfg = self.config
+        upsample = cfg.check_exit(size, block)
         if str(size) not in self.exits:
-            self.exits[str(size)] = ExitHead(self.config.channels[k], self.config.exit_hidden, self.w_dim, size // 2)
-            if size not in self.config.exits:
-                self.config.exits = sorted([*self.config.exits, size])
+            c_in = cfg.channels[block] // 4 if upsample else cfg.channels[block]
+            self.exits[str(size)] = ExitHead(c_in, cfg.exit_hidden, self.w_dim, cfg.exit_convs)
+            cfg.exits = {**cfg.exits, str(size): block}
+        elif cfg.exits[str(size)] != block:
+            raise BadInput(f"the exit of size {size} reads block {cfg.exits[str(size)]}, not {block}")
         return self.exits[str(size)]
 
     @property
@@ -377,9 +420,20 @@ class MobileStyleGAN(StyleGenerator):
             return wavelets_to_image(self.to_img(x, w_plus[:, -1]))
         if str(size) not in self.exits:
             raise BadInput(f"no exit of size {size} in {self.name} (sizes: {self.sizes})")
-        k = self.config.exit_block(size)
-        x = self.features(w_plus, upto=k)[-1]
+        k = self.config.exits[str(size)]
+        x = self.exit_input(size, self.features(w_plus, upto=k)[-1], w_plus)
         return self.exits[str(size)](x, w_plus[:, -1])
+
+    def exit_input(self, size: int, x: torch.Tensor, w_plus: torch.Tensor) -> torch.Tensor:
+        """What the exit head of ``size`` reads, from the features ``x`` of its block.
+
+        ``x`` itself, or ``layers[k+1].up(x)`` (the trunk's next wavelet upsampling,
+        with its own style) when the exit is four times the block's side.
+        """
+        k = self.config.exits[str(size)]
+        if self.config.check_exit(size, k):
+            x = self.layers[k + 1].up(x, w_plus[:, 1 + 3 * (k + 1)])
+        return x
 
     def forward(self, z: torch.Tensor, truncation: float = 1.0, size: int | None = None) -> torch.Tensor:
         """Images from ``z`` (N, z_dim): mapping, truncation around ``w_avg``, synthesis at ``size``."""
@@ -395,8 +449,6 @@ class MobileStyleGAN(StyleGenerator):
         from editable_deepsc.errors import CheckpointError
 
         cfg = MobileStyleGANConfig(**{k: v for k, v in (config or {}).items() if k in MobileStyleGANConfig.__dataclass_fields__})
-        exits = sorted({int(k.split(".")[1]) for k in state if k.startswith("exits.")})
-        cfg.exits = exits
         g = cls(cfg)
         try:
             g.load_state_dict(state, strict=True)

@@ -1,0 +1,43 @@
+"""``edsc train exits``: distil the low-resolution exits of the FFHQ generator (resumable)."""
+
+from __future__ import annotations
+
+import json
+
+import click
+
+from editable_deepsc.cli.options import no_export_option, seed_option, set_threads, threads_option
+
+
+@click.command("exits")
+@click.option("--n", default=192, show_default=True, type=int, help="Training latents (one full 1024 synthesis each).")
+@click.option("--steps", default=800, show_default=True, type=int, help="Adam steps on the exit heads.")
+@click.option("--batch", default=4, show_default=True, type=int, help="Latents per step.")
+@click.option("--crop", default=32, show_default=True, type=int, help="Side of the random feature crop per head.")
+@click.option("--lr", default=2e-3, show_default=True, type=float, help="Adam learning rate (cosine decay).")
+@click.option("--workdir", type=click.Path(file_okay=False), default=".edsc-cache/exits-ffhq", show_default=True,
+              help="Teacher shards and the training checkpoint (a rerun resumes).")
+@no_export_option
+@seed_option()
+@threads_option()
+def exits(n: int, steps: int, batch: int, crop: int, lr: float, workdir: str, no_export: bool, seed: int,
+          threads: int | None) -> None:  # fmt: skip
+    """Train the 128x128 and 256x256 exits of mobilestylegan-ffhq by distillation.
+
+    The full 1024 synthesis of each training latent runs once (features + area-downsampled
+    targets cached in shards under --workdir); then only the small heads learn, on random
+    crops. Writes zoo/weights/edsc-ffhq-exits.safetensors and its card.
+
+    \b
+    Example:
+      edsc train exits --n 192 --steps 800
+    """
+    from editable_deepsc.errors import BadInput
+    from editable_deepsc.train.exits import run_exits
+
+    if n < 1 or steps < 1 or batch < 1 or crop < 4:
+        raise BadInput("--n, --steps and --batch must be >= 1 and --crop >= 4")
+    set_threads(threads)
+    res = run_exits(n=n, steps=steps, batch=batch, crop=crop, lr=lr, seed=seed, work_dir=workdir,
+                    export=not no_export, log=lambda m: click.echo(m, err=True))  # fmt: skip
+    click.echo(json.dumps(res, indent=1))
