@@ -29,6 +29,7 @@ VERBS: dict[str, tuple[str, str]] = {
     "invert": ("editable_deepsc.cli.invert:invert", "Invert a face image into the generator's W+ latent space."),
     "analyze": ("editable_deepsc.cli.analyze:analyze", "Face analysis of an image: identity, age, gender, expression, pose."),
     "data": ("editable_deepsc.cli.data:data", "Real photos to measure on: list the sets, extract a split."),
+    "sample": ("editable_deepsc.cli.sample:sample", "Draw a grid of random faces from a model set's generator."),
     "eval": ("editable_deepsc.cli.eval:eval_", "Compare Editable-DeepSC with DeepJSCC and JPEG+LDPC (methods x SNR x CBR)."),
 }
 

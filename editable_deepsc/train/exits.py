@@ -188,7 +188,7 @@ def train_heads(
         counters["seconds"] = time.time() - t0
         if counters["step"] % checkpoint_every == 0 or counters["step"] == steps:
             save_training_state(ckpt, {"exits": g.exits}, {"adam": opt}, counters)
-            log(f"step {counters['step']}/{steps}  loss {float(loss):.4f}  psnr "
+            log(f"step {counters['step']}/{steps}  loss {loss.item():.4f}  psnr "
                 + " ".join(f"{k}:{v:.1f}" for k, v in psnrs.items()) + f"  {counters['seconds']:.0f} s")  # fmt: skip
     g.requires_grad_(False)
     return {"steps": int(counters["step"]), "seconds": round(float(counters["seconds"]), 1), "last_batch_psnr": psnrs}
