@@ -18,6 +18,7 @@ BENCHES: dict[str, tuple[str, str]] = {
     "session": ("editable_deepsc.cli.bench_session:session", "Sessions: follow-up turns as deltas vs the full latent every turn."),
     "ldpc": ("editable_deepsc.cli.bench_ldpc:ldpc", "LDPC decode throughput: Sionna vs C++ ldpc BP, same code and noise."),
     "deepjscc": ("editable_deepsc.cli.bench_deepjscc:deepjscc", "DeepJSCC baselines: PSNR/SSIM per CBR and SNR on held-out faces."),
+    "generator": ("editable_deepsc.cli.bench_generator:generator", "FFHQ generator: s/image per stage and exit, fwd and fwd+bwd."),
 }
 
 

@@ -17,16 +17,19 @@ from editable_deepsc.cli.options import no_export_option, seed_option, set_threa
 @click.option("--lr", default=2e-3, show_default=True, type=float, help="Adam learning rate (cosine decay).")
 @click.option("--workdir", type=click.Path(file_okay=False), default=".edsc-cache/exits-ffhq", show_default=True,
               help="Teacher shards and the training checkpoint (a rerun resumes).")
+@click.option("--eval-n", default=200, show_default=True, type=int,
+              help="Held-out latents to measure the exits on afterwards (0: skip; results in <workdir>/held_out.json).")
 @no_export_option
 @seed_option()
 @threads_option()
-def exits(n: int, steps: int, batch: int, crop: int, lr: float, workdir: str, no_export: bool, seed: int,
+def exits(n: int, steps: int, batch: int, crop: int, lr: float, workdir: str, eval_n: int, no_export: bool, seed: int,
           threads: int | None) -> None:  # fmt: skip
     """Train the 128x128 and 256x256 exits of mobilestylegan-ffhq by distillation.
 
     The full 1024 synthesis of each training latent runs once (features + area-downsampled
     targets cached in shards under --workdir); then only the small heads learn, on random
-    crops. Writes zoo/weights/edsc-ffhq-exits.safetensors and its card.
+    crops. Writes zoo/weights/edsc-ffhq-exits.safetensors and its card, then measures the
+    exits against the downsampled full image on --eval-n held-out latents.
 
     \b
     Example:
@@ -35,9 +38,9 @@ def exits(n: int, steps: int, batch: int, crop: int, lr: float, workdir: str, no
     from editable_deepsc.errors import BadInput
     from editable_deepsc.train.exits import run_exits
 
-    if n < 1 or steps < 1 or batch < 1 or crop < 4:
-        raise BadInput("--n, --steps and --batch must be >= 1 and --crop >= 4")
+    if n < 1 or steps < 1 or batch < 1 or crop < 4 or eval_n < 0:
+        raise BadInput("--n, --steps and --batch must be >= 1, --crop >= 4 and --eval-n >= 0")
     set_threads(threads)
     res = run_exits(n=n, steps=steps, batch=batch, crop=crop, lr=lr, seed=seed, work_dir=workdir,
-                    export=not no_export, log=lambda m: click.echo(m, err=True))  # fmt: skip
+                    export=not no_export, eval_n=eval_n, log=lambda m: click.echo(m, err=True))  # fmt: skip
     click.echo(json.dumps(res, indent=1))

@@ -132,15 +132,24 @@ def _verify_set(name: str) -> None:
 @click.option("--no-cache", is_flag=True, help="Recompute every number (FID features, inversions).")
 @click.option("--seed", default=0, show_default=True, type=int, help="Seed of the inversion noise.")
 @models_option("Model set whose generator the card describes (its teacher is the reference).")
+@click.option("--section", type=click.Choice(["all", "ffhq"]), default="all", show_default=True,
+              help="ffhq: only (re)write the FFHQ section (parity vs OpenVINO measured once into docs/ffhq.json).")
 def card(
     out: str, img_dir: str, fid_samples: int, inversion_faces: int, inversion_steps: int, fid_input_size: int,
-    no_cache: bool, seed: int, models: str,
+    no_cache: bool, seed: int, models: str, section: str,
 ) -> None:
     """Regenerate the generator model card (docs/models.md) from measurements.
 
     Expensive parts (FID features, inversions) are cached under .edsc-cache/model-card,
     keyed by the weights' sha256 and the settings; --no-cache recomputes them.
     """
+    if section == "ffhq":
+        from pathlib import Path
+
+        from editable_deepsc.eval.ffhq_card import update
+
+        click.echo(str(update(Path(out).parent)))
+        return
     from editable_deepsc.errors import BadInput
     from editable_deepsc.eval.model_card import CARD_GENERATOR, write_model_card
     from editable_deepsc.zoo.sets import load_set

@@ -373,4 +373,8 @@ def write_model_card(
     out.parent.mkdir(parents=True, exist_ok=True)
     out.write_text("\n".join(lines))
     out.with_suffix(".json").write_text(json.dumps(numbers, indent=2) + "\n")
+    if (out.parent / "ffhq.json").is_file():  # the FFHQ section keeps its own measurements
+        from editable_deepsc.eval.ffhq_card import update
+
+        update(out.parent, measure=False)
     return out

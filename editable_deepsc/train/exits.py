@@ -224,9 +224,9 @@ def publish_exits(g: MobileStyleGAN, info: dict[str, Any], name: str = "edsc-ffh
 def run_exits(
     n: int = 192, steps: int = 800, batch: int = 4, crop: int = 32, lr: float = 2e-3, seed: int = 0,
     work_dir: str | Path = ".edsc-cache/exits-ffhq", export: bool = True, exits: dict[str, int] | None = None,
-    log=print,
+    eval_n: int = 0, log=print,
 ) -> dict[str, Any]:  # fmt: skip
-    """``edsc train exits``: teacher cache, training, publish (each phase resumes where it stopped).
+    """``edsc train exits``: teacher cache, training, publish, held-out evaluation (phases resume).
 
     Returns
     -------
@@ -249,4 +249,10 @@ def run_exits(
     res["generator_sha256"] = read_card()["sha256"]
     if export:
         res["published"] = str(publish_exits(g, res))
+    if eval_n > 0:
+        from editable_deepsc.generator.exit_eval import evaluate_exits
+
+        g.eval()
+        res["held_out"] = evaluate_exits(g, n=eval_n, log=log)
+        (work / "held_out.json").write_text(json.dumps(res["held_out"], indent=1) + "\n")
     return res
