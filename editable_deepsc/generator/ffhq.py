@@ -345,7 +345,7 @@ def convert_ffhq(force: bool = False, w_avg_samples: int = W_AVG_SAMPLES) -> Con
     wp = weights_dir() / f"{GENERATOR_NAME}.safetensors"
     sha = save_state_dict(g.state_dict(), wp, metadata={"format": FORMAT, "config": json.dumps(config)})
     card = ModelCard(
-        name=GENERATOR_NAME, kind="generator", file=wp.name, sha256=sha, licence=LICENCE,
+        name=GENERATOR_NAME, kind="generator", file=str(wp.resolve()), sha256=sha, licence=LICENCE,
         source=f"converted by `{CONVERT_COMMAND}` from the OpenVINO IR in {WHEEL}=={version} (random_face/data/*.xml/.bin)",
         resolution=g.resolution,
         description="MobileStyleGAN FFHQ 1024x1024 (Belousov 2021), W+ of 23 x 512, truncation centre from 16,384 z",
