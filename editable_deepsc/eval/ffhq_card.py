@@ -92,7 +92,7 @@ def section(data: dict[str, Any]) -> str:
                   f"| 1 (none) | {p['psi_1.0']['max_abs']:.2e} | {p['psi_1.0']['mean_abs']:.2e} |",
                   f"| 0.7 | {p['psi_0.7']['max_abs']:.2e} | {p['psi_0.7']['mean_abs']:.2e} |", "",
                   "![parity](img/ffhq-parity.png)", "",
-                  "Columns: OpenVINO, the PyTorch port, |difference| x 1000 (grey = 0); 256 px previews.",
+                  "Columns: OpenVINO, the PyTorch port, |difference| x 1000 (black = 0, white = 0.002 or more), as 256 px area-downsampled previews.",
                   "The slow test `tests/test_ffhq_generator.py::test_parity_with_openvino_on_the_wheel` requires "
                   "max |difference| <= 1e-3.", ""]  # fmt: skip
     if data.get("samples"):
