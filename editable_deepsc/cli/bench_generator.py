@@ -25,10 +25,13 @@ def _ints(text: str) -> list[int]:
 @click.option("--threads", "threads_", default="1,2", show_default=True, help="torch (and OpenVINO) thread counts.")
 @click.option("--batches", default="1,8", show_default=True, help="Batch sizes.")
 @click.option("--reps", default=2, show_default=True, type=int, help="Timed runs per cell (best is kept).")
+@click.option("--full-backward-max-batch", default=2, show_default=True, type=int,
+              help="Largest batch timed forward+backward at full size (memory: several GB per image).")
 @click.option("--no-openvino", is_flag=True, help="Skip the OpenVINO reference even if openvino is installed.")
 @click.option("--json-out", type=click.Path(dir_okay=False), default=None, help="Also write the rows as JSON.")
 @seed_option("Seed of the benchmark latents.")
-def generator(threads_: str, batches: str, reps: int, no_openvino: bool, json_out: str | None, seed: int) -> None:
+def generator(threads_: str, batches: str, reps: int, full_backward_max_batch: int, no_openvino: bool,
+              json_out: str | None, seed: int) -> None:  # fmt: skip
     """Seconds per image: mapping, synthesis at each exit and at 1024, forward and forward+backward.
 
     \b
@@ -41,7 +44,8 @@ def generator(threads_: str, batches: str, reps: int, no_openvino: bool, json_ou
     t, b = _ints(threads_), _ints(batches)
     if reps < 1:
         raise BadInput(f"--reps must be >= 1, got {reps}")
-    res = bench_generator(t, b, reps=reps, seed=seed, openvino=not no_openvino, log=lambda m: click.echo(m, err=True))
+    res = bench_generator(t, b, reps=reps, seed=seed, openvino=not no_openvino,
+                          full_backward_max_batch=full_backward_max_batch, log=lambda m: click.echo(m, err=True))
     if json_out:
         with open(json_out, "w") as f:
             json.dump(res, f, indent=1)

@@ -52,12 +52,14 @@ def _measure(fn: Callable[[], Any], reps: int) -> tuple[float, float | None]:
 
 
 def bench_generator(
-    threads: list[int], batches: list[int], reps: int = 2, seed: int = 0, openvino: bool = True, log=print
+    threads: list[int], batches: list[int], reps: int = 2, seed: int = 0, openvino: bool = True,
+    full_backward_max_batch: int = 2, log=print,
 ) -> dict[str, Any]:
     """Run the benchmark; returns ``{"rows": [...], "openvino": [...] or None, ...}``.
 
     Each row: ``{"threads", "batch", "stage", "mode", "s_per_image", "peak_mb"}`` with ``stage`` in
-    ``mapping``, ``synthesis-<size>``; ``mode`` ``forward`` or ``forward+backward``.
+    ``mapping``, ``synthesis-<size>``; ``mode`` ``forward`` or ``forward+backward``. Forward+backward at
+    full size is skipped above ``full_backward_max_batch`` (its activations need several GB per image).
     """
     from editable_deepsc.generator.ffhq import load_ffhq
 
@@ -93,6 +95,8 @@ def bench_generator(
                         g.synthesis(w, size=size).mean().backward()
 
                     for mode, fn in (("forward", fwd), ("forward+backward", fwd_bwd)):
+                        if mode != "forward" and size == g.resolution and b > full_backward_max_batch:
+                            continue
                         s, m = _measure(fn, reps)
                         rows.append({"threads": t, "batch": b, "stage": f"synthesis-{size}", "mode": mode,
                                      "s_per_image": s / b, "peak_mb": m})  # fmt: skip
