@@ -15,7 +15,7 @@ DEFAULT_PRESET = "fast"
 INVERSION_METHODS: tuple[str, ...] = ("encoder", "optimize", "hybrid")
 DEFAULT_INVERSION = "encoder"
 #: Model sets shipped with the package (``editable_deepsc/zoo/sets/<name>.json``).
-MODEL_SETS: tuple[str, ...] = ("faces64",)
+MODEL_SETS: tuple[str, ...] = ("faces64", "ffhq")
 #: The model set used when none is named (``--models``, ``EditableDeepSC.load(models=...)``).
 DEFAULT_MODEL_SET = "faces64"
 #: Roles a model set can name (keys of its card's ``members``).

@@ -218,9 +218,11 @@ def _fake_conversion(tmp_path: Path) -> Path:
     """A converted tiny model registered as the FFHQ card in the cache at ``tmp_path``."""
     from editable_deepsc.zoo.registry import save_state_dict
 
+    from editable_deepsc.generator.mobile_stylegan import FORMAT
+
     g = tiny()
     wp = tmp_path / "zoo" / "weights" / f"{ffhq.GENERATOR_NAME}.safetensors"
-    sha = save_state_dict(g.state_dict(), wp)
+    sha = save_state_dict(g.state_dict(), wp, metadata={"format": FORMAT})
     cards = tmp_path / "zoo" / "cards"
     cards.mkdir(parents=True)
     card = {"name": ffhq.GENERATOR_NAME, "kind": "generator", "file": wp.name, "sha256": sha, "licence": "x",
@@ -240,6 +242,25 @@ def test_load_from_the_cache_card_and_refuse_a_corrupt_file(monkeypatch, tmp_pat
     wp.write_bytes(wp.read_bytes()[:-10] + b"0123456789")
     with pytest.raises(CheckpointError, match=r"corrupt .*fix: edsc zoo convert ffhq --force"):
         ffhq.load_ffhq(exits=False)
+
+
+def test_ffhq_set_loads_the_cache_card_through_the_zoo(monkeypatch, tmp_path):
+    from editable_deepsc import zoo
+    from editable_deepsc.generator.loading import load_generator
+    from editable_deepsc.generator.sampling import load_set_generator
+    from editable_deepsc.zoo.sets import load_set
+
+    monkeypatch.setenv("EDSC_CACHE", str(tmp_path))
+    ms = load_set("ffhq")
+    assert (ms.member("generator"), ms.member("exits"), ms.image_size) == ("mobilestylegan-ffhq", "edsc-ffhq-exits", 1024)
+    with pytest.raises(CheckpointError, match="member generator .*fix: edsc zoo convert ffhq"):
+        load_set_generator("ffhq")
+    wp = _fake_conversion(tmp_path)
+    for g in (zoo.load(ffhq.GENERATOR_NAME), load_generator(ffhq.GENERATOR_NAME), load_set_generator("ffhq")):
+        assert isinstance(g, MobileStyleGAN) and g.name == ffhq.GENERATOR_NAME and g.resolution == 64
+    wp.write_bytes(b"not safetensors")
+    with pytest.raises(CheckpointError, match="fix: edsc zoo convert ffhq"):
+        zoo.load(ffhq.GENERATOR_NAME)
 
 
 def test_sample_cli_refuses_bad_input_and_writes_nothing(tmp_path, capsys):

@@ -219,7 +219,7 @@ def test_a_set_with_a_missing_member_is_refused_naming_it(zoo_copy, tmp_path, ca
 def test_unknown_model_set_exits_2(argv, capsys, tmp_path):
     assert main([*argv, "--models", "ffhq9"]) == 2
     err = capsys.readouterr().err
-    assert err.strip() == "error: unknown model set 'ffhq9' (choose from: faces64)"
+    assert err.strip() == "error: unknown model set 'ffhq9' (choose from: faces64, ffhq)"
 
 
 def test_system_load_takes_a_set_name():

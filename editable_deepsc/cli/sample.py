@@ -4,12 +4,11 @@ from __future__ import annotations
 
 import click
 
-from editable_deepsc.cli.options import seed_option, set_threads, threads_option
+from editable_deepsc.cli.options import models_option, seed_option, set_threads, threads_option
 
 
 @click.command("sample")
-@click.option("--models", default="ffhq", show_default=True, type=click.Choice(["ffhq", "faces64"]),
-              help="Model set whose generator draws the faces.")
+@models_option("Model set whose generator draws the faces.", check=False)
 @click.option("--n", default=16, show_default=True, type=int, help="Faces (1-64).")
 @click.option("--truncation", default=0.7, show_default=True, type=float,
               help="psi in (0, 1.5]: w = w_avg + psi (w - w_avg); 1 = no truncation.")

@@ -389,10 +389,35 @@ def load_ffhq(exits: bool = True, device: str | torch.device = "cpu") -> MobileS
     card = read_card()
     state = load_state(card)
     g = MobileStyleGAN.from_state(state, card.get("config"))
-    if exits:
+    if exits and g.config.channels == MobileStyleGANConfig().channels:
         attach_exits(g)
     g.name = GENERATOR_NAME
     return g.to(device).eval().requires_grad_(False)
+
+
+def _exits_config(name_or_path: str | os.PathLike) -> dict[str, Any] | None:
+    """The ``config`` of an exits file (card or safetensors header), ``None`` for an unregistered name."""
+    from editable_deepsc.zoo import registry
+
+    p = Path(name_or_path)
+    if p.suffix == ".safetensors":
+        return json.loads(registry.file_metadata(p).get("config", "{}"))
+    c = registry.find_card(str(name_or_path))
+    return None if c is None else c.config
+
+
+def exits_from_card(card: Any, state: dict[str, torch.Tensor]) -> torch.nn.ModuleDict:
+    """Zoo builder of kind ``generator-exits``: the exit heads alone (``str(size) -> ExitHead``), eval mode."""
+    g = MobileStyleGAN(MobileStyleGANConfig(exit_hidden=int(card.config["exit_hidden"]),
+                                            exit_convs=int(card.config["exit_convs"])))  # fmt: skip
+    for size, block in card.config["exits"].items():
+        g.add_exit(int(size), int(block))
+    sub = {k[len("exits.") :]: v for k, v in state.items() if k.startswith("exits.")}
+    try:
+        g.exits.load_state_dict(sub, strict=True)
+    except RuntimeError:
+        raise CheckpointError(f"{card.name}: tensors do not fit exits {card.config['exits']}") from None
+    return g.exits.eval().requires_grad_(False)
 
 
 def attach_exits(g: MobileStyleGAN, name_or_path: str | os.PathLike = EXITS_NAME) -> list[int]:
@@ -403,21 +428,13 @@ def attach_exits(g: MobileStyleGAN, name_or_path: str | os.PathLike = EXITS_NAME
     Raises
     ------
     CheckpointError
-        Corrupt file, sha256 mismatch, or heads trained for another generator.
+        Corrupt file, sha256 mismatch, or heads that do not fit ``g``.
     """
     from editable_deepsc.zoo import registry
 
-    p = Path(name_or_path)
-    if p.suffix == ".safetensors":
-        from safetensors import safe_open
-
-        with safe_open(str(p), "pt") as f:
-            config = json.loads((f.metadata() or {}).get("config", "{}"))
-    else:
-        cp = registry.CARDS_DIR / f"{name_or_path}.json"
-        if not cp.is_file():
-            return []
-        config = json.loads(cp.read_text())["config"]
+    config = _exits_config(name_or_path)
+    if config is None:
+        return []
     state = registry.load_state_dict(name_or_path)
     g.config.exit_hidden = int(config.get("exit_hidden", g.config.exit_hidden))
     g.config.exit_convs = int(config.get("exit_convs", g.config.exit_convs))

@@ -52,8 +52,11 @@ def untrained_name(generator_name: str = FACES64_NAME) -> str:
 
 def _generator_classes() -> dict[str, type[StyleGenerator]]:
     from editable_deepsc.generator import stylegan2
+    from editable_deepsc.generator.mobile_stylegan import FORMAT as MOBILE_FORMAT
+    from editable_deepsc.generator.mobile_stylegan import MobileStyleGAN
 
-    return {FACES64_FORMAT: Faces64Generator, TEACHER_FORMAT: TeacherDCGAN, stylegan2.FORMAT: stylegan2.StyleGAN2Generator}
+    return {FACES64_FORMAT: Faces64Generator, TEACHER_FORMAT: TeacherDCGAN, stylegan2.FORMAT: stylegan2.StyleGAN2Generator,
+            MOBILE_FORMAT: MobileStyleGAN}  # fmt: skip
 
 
 def generator_from_card(card: registry.ModelCard, state: dict[str, torch.Tensor]) -> StyleGenerator:

@@ -444,6 +444,18 @@ class MobileStyleGAN(StyleGenerator):
 
     # ---- loading ---------------------------------------------------------------------------------
     @classmethod
+    def from_card(cls, card: Any, state: dict[str, torch.Tensor]) -> MobileStyleGAN:
+        """Zoo builder (kind ``generator``, format ``edsc-mobile-stylegan``): the generator, with the trained
+        exits of the repository attached when it is the FFHQ model they were trained for."""
+        g = cls.from_state(state, card.config)
+        g.name = card.name
+        from editable_deepsc.generator.ffhq import GENERATOR_NAME, attach_exits
+
+        if card.name == GENERATOR_NAME and g.config.channels == MobileStyleGANConfig().channels:
+            attach_exits(g)
+        return g
+
+    @classmethod
     def from_state(cls, state: dict[str, torch.Tensor], config: dict[str, Any] | None = None) -> MobileStyleGAN:
         """Build from a state dict (and the card's ``config``), strictly: every tensor must fit."""
         from editable_deepsc.errors import CheckpointError

@@ -11,24 +11,26 @@ from editable_deepsc.generator.base import StyleGenerator
 
 
 def load_set_generator(models: str) -> StyleGenerator:
-    """The generator of the model set ``models`` (``ffhq``: with its exits when registered).
+    """The generator of the model set ``models`` (``ffhq``: with its trained exits when registered).
 
     Raises
     ------
     BadInput
         Unknown set name.
     CheckpointError
-        The generator is not converted / trained yet (quoting the fixing command).
+        The generator is not converted / trained yet (quoting the fixing command), naming the set.
     """
-    if models == "ffhq":
-        from editable_deepsc.generator.ffhq import load_ffhq
+    from editable_deepsc.generator.loading import load_generator
+    from editable_deepsc.zoo.sets import load_set
 
-        return load_ffhq(exits=True)
-    if models == "faces64":
-        from editable_deepsc.generator.loading import load_generator
+    ms = load_set(models)
+    name = ms.member("generator")
+    with ms.member_errors("generator", name):
+        from editable_deepsc.generator import ffhq
 
-        return load_generator("edsc-faces64")
-    raise BadInput(f"unknown model set {models!r} (known: ffhq, faces64)")
+        if name == ffhq.GENERATOR_NAME:
+            ffhq.read_card()  # not converted yet: the error names `edsc zoo convert ffhq`
+        return load_generator(name)
 
 
 def sizes_of(g: StyleGenerator) -> list[int]:

@@ -213,7 +213,8 @@ def publish_exits(g: MobileStyleGAN, info: dict[str, Any], name: str = "edsc-ffh
 
     config = {**exits_config(g), "generator": GENERATOR_NAME, "generator_sha256": info.get("generator_sha256", "")}
     return publish(
-        name, exits_state(g), kind="generator-exits", licence=f"MIT (heads trained by editable_deepsc); {LICENCE}",
+        name, exits_state(g), kind="generator-exits",
+        licence=f"research use only, as the generator it is distilled from ({LICENCE}); the training code is MIT",
         source=info["command"], resolution=max(int(s) for s in g.config.exits),
         description="Early exits of mobilestylegan-ffhq: " + ", ".join(
             f"{s}x{s} from block {b}" for s, b in sorted(g.config.exits.items(), key=lambda kv: int(kv[0]))),

@@ -49,6 +49,7 @@ _BUILDERS: dict[str, str | Builder] = {
     "latent-critic": "editable_deepsc.editing.critic:LatentCritic.from_card",
     "deepjscc": "editable_deepsc.baselines.deepjscc:DeepJSCC.from_card",
     "face-net": "editable_deepsc.guidance.faces.weights:faceapi_state_from_card",
+    "generator-exits": "editable_deepsc.generator.ffhq:exits_from_card",
 }
 
 #: safetensors ``format`` tag → card kind, for files loaded by path.
@@ -62,6 +63,8 @@ FORMAT_KINDS: dict[str, str] = {
     "edsc-attribute-directions": "directions",
     "edsc-latent-critic": "latent-critic",
     "edsc-deepjscc": "deepjscc",
+    "edsc-mobile-stylegan": "generator",
+    "edsc-mobile-stylegan-exits": "generator-exits",
 }
 
 
