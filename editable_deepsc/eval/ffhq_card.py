@@ -107,11 +107,12 @@ def section(data: dict[str, Any]) -> str:
                   "only. Distilled against the area-downsampled full image:", "",
                   f"`{e['train']['command']}` — {e['train']['n']} training latents (truncation in [0.5, 1], every "
                   f"second one style-mixed), {e['train']['steps']} Adam steps on random 32x32 feature crops, "
-                  f"{e['train']['seconds'] / 60:.1f} min of training on the shared 2-core CPU.", "",
-                  f"Held-out: {e['held_out']['n']} latents (seeds {e['held_out']['seeds'][0]}..."
-                  f"{e['held_out']['seeds'][1]}, same distribution), each exit vs the full 1024 image "
-                  f"area-downsampled to its size; speed = median batch-1 seconds, {e['held_out']['threads']} "
-                  "thread(s), same run:", "", *_fmt_exits(e["held_out"]), "",
+                  f"{e['train']['seconds'] / 60:.1f} min of training on the shared 2-core CPU"
+                  + (f" ({e['train']['note']})." if e["train"].get("note") else "."), "",
+                  f"Held-out (`{e.get('eval_command', '')}`): {e['held_out']['n']} latents (seeds "
+                  f"{e['held_out']['seeds'][0]}...{e['held_out']['seeds'][1]}, same distribution), each exit vs the "
+                  f"full 1024 image area-downsampled to its size; speed = median batch-1 seconds, "
+                  f"{e['held_out']['threads']} thread(s), same run:", "", *_fmt_exits(e["held_out"]), "",
                   "LPIPS is the EfficientNet-Lite0 proxy (not comparable with published LPIPS). The descriptor "
                   "distance is face-api's recognition net on the central 70 % of both images; in brackets the "
                   "distance between different held-out faces at the same size.", ""]  # fmt: skip
