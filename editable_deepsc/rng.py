@@ -1,7 +1,7 @@
 """Seeded randomness: the only process-wide state in the package.
 
 Every entry point takes a ``seed``; library functions take an explicit
-:class:`torch.Generator` (``generator=``) so that results are reproducible on
+:class:`torch.Generator` named ``rng`` so that results are reproducible on
 CPU and independent of call order elsewhere.
 """
 

@@ -28,7 +28,7 @@ N_SYMBOLS = 1_000_000
 def test_awgn_empirical_noise_power_within_2_percent(snr_db, gen):
     x = normalize_power(torch.randn(4, N_SYMBOLS // 4, dtype=torch.complex64, generator=gen))
     no = snr_to_no(snr_db)
-    n = AWGN()(x, no, generator=gen) - x
+    n = AWGN()(x, no, rng=gen) - x
     measured = n.abs().pow(2).mean().item()
     assert abs(measured / no - 1.0) < 0.02
     # circular symmetry: real and imaginary parts each carry half the power, uncorrelated
@@ -40,7 +40,7 @@ def test_awgn_empirical_noise_power_within_2_percent(snr_db, gen):
 def test_awgn_per_sample_snr_broadcasts(gen):
     x = torch.zeros(2, 200_000, dtype=torch.complex64)
     no = snr_to_no(torch.tensor([[0.0], [10.0]]))
-    y = AWGN()(x, no, generator=gen)
+    y = AWGN()(x, no, rng=gen)
     p = average_power(y)
     assert torch.allclose(p, no.squeeze(1), rtol=0.02)
 
@@ -50,7 +50,7 @@ def test_power_normalisation_unit_power_and_differentiable(gen):
     raw.requires_grad_(True)
     x = normalize_power(raw)
     assert torch.allclose(average_power(x), torch.ones(8), atol=1e-5)
-    y = AWGN()(x, 0.1, generator=gen)
+    y = AWGN()(x, 0.1, rng=gen)
     y.abs().pow(2).sum().backward()
     assert raw.grad is not None and torch.isfinite(raw.grad.abs()).all()
     assert raw.grad.abs().sum() > 0
@@ -59,16 +59,16 @@ def test_power_normalisation_unit_power_and_differentiable(gen):
 def test_seeded_channels_are_reproducible():
     x = normalize_power(torch.randn(3, 100, dtype=torch.complex64, generator=torch.Generator().manual_seed(0)))
     for ch in (AWGN(), RayleighBlockFading(block_length=10)):
-        a = ch(x, 0.5, generator=torch.Generator().manual_seed(7))
-        b = ch(x, 0.5, generator=torch.Generator().manual_seed(7))
-        c = ch(x, 0.5, generator=torch.Generator().manual_seed(8))
+        a = ch(x, 0.5, rng=torch.Generator().manual_seed(7))
+        b = ch(x, 0.5, rng=torch.Generator().manual_seed(7))
+        c = ch(x, 0.5, rng=torch.Generator().manual_seed(8))
         assert torch.equal(a, b)
         assert not torch.equal(a, c)
 
 
 def test_rayleigh_gain_statistics_and_block_structure(gen):
     fading = RayleighBlockFading(block_length=16)
-    h = fading.generate(2000, 64, generator=gen)
+    h = fading.generate(2000, 64, rng=gen)
     assert h.shape == (2000, 64) and h.dtype == torch.complex64
     blocks = h.view(2000, 4, 16)
     assert torch.equal(blocks, blocks[:, :, :1].expand_as(blocks))  # constant within a block
@@ -80,23 +80,23 @@ def test_rayleigh_gain_statistics_and_block_structure(gen):
 
 
 def test_rayleigh_default_block_is_whole_sample(gen):
-    h = RayleighBlockFading().generate(3, 50, generator=gen)
+    h = RayleighBlockFading().generate(3, 50, rng=gen)
     assert torch.equal(h, h[:, :1].expand_as(h))
 
 
 def test_rayleigh_equalisation_noiseless_recovers_input_and_returns_h(gen):
     x = normalize_power(torch.randn(5, 40, dtype=torch.complex64, generator=gen))
-    y, h = RayleighBlockFading(block_length=8)(x, 0.0, generator=gen, return_h=True)
+    y, h = RayleighBlockFading(block_length=8)(x, 0.0, rng=gen, return_h=True)
     assert torch.allclose(y, x, atol=1e-5)
-    raw = RayleighBlockFading(equalize=False).apply(x, h, 0.0, generator=gen)
+    raw = RayleighBlockFading(equalize=False).apply(x, h, 0.0, rng=gen)
     assert torch.allclose(raw, h * x, atol=1e-6)
 
 
 def test_rayleigh_equalised_noise_variance_is_no_over_gain(gen):
     fading = RayleighBlockFading(block_length=1000)
     x = torch.zeros(50, 1000, dtype=torch.complex64)
-    h = fading.generate(50, 1000, generator=gen)
-    y = fading.apply(x, h, 0.2, generator=gen)
+    h = fading.generate(50, 1000, rng=gen)
+    y = fading.apply(x, h, 0.2, rng=gen)
     ratio = (y.abs().pow(2) * h.abs().pow(2)).mean().item() / 0.2
     assert abs(ratio - 1.0) < 0.02
 

@@ -34,7 +34,7 @@ def test_codec_shapes_unit_power_and_gradients():
     x = codec.encode(w, 6.0)
     assert x.shape == (8, 12) and x.dtype == torch.complex64
     assert torch.allclose(average_power(x), torch.ones(8), atol=1e-5)
-    w_hat = codec(w, AWGN(), torch.linspace(0, 20, 8), generator=torch.Generator().manual_seed(0))
+    w_hat = codec(w, AWGN(), torch.linspace(0, 20, 8), rng=torch.Generator().manual_seed(0))
     assert w_hat.shape == w.shape
     w_hat.pow(2).mean().backward()
     assert all(p.grad is not None for p in codec.encoder.parameters())
@@ -61,14 +61,14 @@ def test_training_through_awgn_lowers_latent_error_towards_the_linear_bound():
 
     def nmse(model, snr):
         with torch.no_grad():
-            w_hat = model(test, AWGN(), snr, generator=torch.Generator().manual_seed(5))
+            w_hat = model(test, AWGN(), snr, rng=torch.Generator().manual_seed(5))
         return model.pca.nmse(w_hat, test).mean().item()
 
     before = nmse(codec, 10.0)
     for step in range(600):
         idx = torch.randint(0, 2000, (64,), generator=g)
         snr = torch.rand(64, generator=g) * 20
-        w_hat = codec(train[idx], AWGN(), snr, generator=g)
+        w_hat = codec(train[idx], AWGN(), snr, rng=g)
         loss = codec.pca.nmse(w_hat, train[idx]).mean()
         opt.zero_grad()
         loss.backward()

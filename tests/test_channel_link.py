@@ -57,7 +57,7 @@ def test_channel_config_is_exported_by_the_channel_package():
 @pytest.mark.parametrize("name", ["awgn", "rayleigh"])
 def test_both_channels_return_y_and_h_of_the_same_shape(name):
     x = normalize_power(torch.randn(3, 40, dtype=torch.complex64, generator=torch.Generator().manual_seed(1)))
-    y, h = ChannelConfig(name, 10.0, block_length=8).build()(x, 0.1, generator=torch.Generator().manual_seed(2),
+    y, h = ChannelConfig(name, 10.0, block_length=8).build()(x, 0.1, rng=torch.Generator().manual_seed(2),
                                                                return_h=True)
     assert y.shape == h.shape == x.shape and y.dtype == h.dtype == torch.complex64
     if name == "awgn":
@@ -69,8 +69,8 @@ def test_both_channels_return_y_and_h_of_the_same_shape(name):
 
 def test_awgn_with_or_without_h_draws_the_same_noise():
     x = normalize_power(torch.randn(2, 30, dtype=torch.complex64, generator=torch.Generator().manual_seed(0)))
-    a = AWGN()(x, 0.3, generator=torch.Generator().manual_seed(5))
-    b, _ = AWGN()(x, 0.3, generator=torch.Generator().manual_seed(5), return_h=True)
+    a = AWGN()(x, 0.3, rng=torch.Generator().manual_seed(5))
+    b, _ = AWGN()(x, 0.3, rng=torch.Generator().manual_seed(5), return_h=True)
     assert torch.equal(a, b)
 
 
@@ -129,7 +129,7 @@ def test_send_latent_is_reproducible_and_matches_the_codec_forward():
     b = send_latent(w, codec.encode, codec.decode, ch, torch.Generator().manual_seed(11))
     assert torch.equal(a.w, b.w) and torch.equal(a.h, b.h)
     # the same maths as the differentiable codec forward (training path) for the same seed
-    fwd = codec(w, RayleighBlockFading(), 6.0, generator=torch.Generator().manual_seed(11))
+    fwd = codec(w, RayleighBlockFading(), 6.0, rng=torch.Generator().manual_seed(11))
     assert torch.equal(a.w, fwd)
 
 
@@ -157,7 +157,7 @@ def test_semantic_codec_goes_through_the_same_link():
     w = torch.randn(2, 2, 8, generator=torch.Generator().manual_seed(0))
     r = send_latent(w, codec.encode, codec.decode, ChannelConfig("awgn", 9.0), torch.Generator().manual_seed(2))
     with torch.no_grad():
-        fwd = codec(w, AWGN(), 9.0, generator=torch.Generator().manual_seed(2))
+        fwd = codec(w, AWGN(), 9.0, rng=torch.Generator().manual_seed(2))
     assert torch.equal(r.w, fwd) and r.k == 4
     assert torch.allclose(average_power(r.symbols), torch.ones(2), atol=1e-5)
     assert snr_to_no(9.0) == pytest.approx(ChannelConfig("awgn", 9.0).no)

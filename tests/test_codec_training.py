@@ -64,7 +64,7 @@ def tiny_trained():
 
     def nmse(snr: float) -> float:
         with torch.no_grad():
-            w_hat = codec(test, AWGN(), snr, generator=torch.Generator().manual_seed(3))
+            w_hat = codec(test, AWGN(), snr, rng=torch.Generator().manual_seed(3))
         return float(codec.pca.nmse(w_hat, test).mean())
 
     before = {s: nmse(s) for s in (0.0, 10.0, 20.0)}
@@ -88,7 +88,7 @@ def test_trained_codec_is_snr_aware(tiny_trained):
     g = torch.Generator().manual_seed(4)
     with torch.no_grad():
         x = codec.encode(test, 20.0)
-        y = AWGN()(x, 10 ** (-20 / 10), generator=g)
+        y = AWGN()(x, 10 ** (-20 / 10), rng=g)
         right = codec.pca.nmse(codec.decode(y, 20.0), test).mean()
         wrong = codec.pca.nmse(codec.decode(y, 0.0), test).mean()
     assert right < wrong
@@ -183,7 +183,7 @@ def test_digital_latent_link_is_exact_up_to_quantisation_at_high_snr():
     g = torch.Generator().manual_seed(0)
     w = torch.randn(300, 1, 16, generator=g) * 2 + 0.1 * torch.randn(300, 4, 16, generator=g)
     pca = LatentPCA(4, 16).fit(w)
-    r = digital_latent_link(w[:4], pca, 60, "awgn", 25.0, generator=g)
+    r = digital_latent_link(w[:4], pca, 60, "awgn", 25.0, rng=g)
     assert r.block_error_rate == 0.0 and r.link_ok == 1.0 and r.mcs_reliable
     assert r.modulation == "64qam"
     w_ideal, budget = ideal_digital(w[:4], pca, 60, 25.0)
@@ -194,7 +194,7 @@ def test_digital_latent_link_is_exact_up_to_quantisation_at_high_snr():
     # OPTA (Shannon) bound is above what the ideal quantiser achieves
     assert opta_sdr_db(pca.std.pow(2), 60, 25.0) > -10 * np.log10(err_ideal)
     # far below the waterfall nothing gets through: the receiver falls back to the mean
-    low = digital_latent_link(w[:2], pca, 60, "rayleigh", -5.0, generator=g)
+    low = digital_latent_link(w[:2], pca, 60, "rayleigh", -5.0, rng=g)
     assert float(pca.nmse(low.w_hat, w[:2]).mean()) > 0.3
 
 
@@ -231,7 +231,7 @@ def test_default_codec_meets_the_cbr_and_beats_uncoded_pca_at_6db(faces64):
 
     def nmse(model, snr: float) -> float:
         with torch.no_grad():
-            w_hat = model(w, AWGN(), snr, generator=torch.Generator().manual_seed(7))
+            w_hat = model(w, AWGN(), snr, rng=torch.Generator().manual_seed(7))
         return float(codec.pca.nmse(w_hat, w).mean())
 
     assert nmse(codec, 6.0) < 0.8 * nmse(base, 6.0)

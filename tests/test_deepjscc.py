@@ -51,7 +51,7 @@ def test_shapes_power_and_roundtrip(tmp_path):
     s = net.encode(x)
     assert s.dtype == torch.complex64 and s.shape == (3, channel_uses(4, 32, 32)) == (3, 128)
     assert torch.allclose(s.abs().pow(2).mean(1), torch.ones(3), atol=1e-5)  # unit power per image
-    y = net(x, torch.tensor([0.0, 10.0, 20.0]), generator=torch.Generator().manual_seed(1))
+    y = net(x, torch.tensor([0.0, 10.0, 20.0]), rng=torch.Generator().manual_seed(1))
     assert y.shape == x.shape and y.min() >= -1 and y.max() <= 1
     with pytest.raises(BadInput):
         net.encode(torch.zeros(1, 1, 32, 32))
@@ -105,7 +105,7 @@ def test_shipped_models_psnr_rises_with_snr_and_cbr():
         net = load_model(f"edsc-deepjscc-faces64-c{c}")
         for snr in (0.0, 10.0, 20.0):
             with torch.no_grad():
-                rx = net(faces, snr, generator=torch.Generator().manual_seed(0))
+                rx = net(faces, snr, rng=torch.Generator().manual_seed(0))
             table[c, snr] = float(psnr(rx, faces).mean())
     for c in BUILTIN_CHANNELS:
         assert table[c, 0.0] < table[c, 10.0] < table[c, 20.0], table

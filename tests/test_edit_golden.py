@@ -3,7 +3,8 @@
 ``tests/data/edit_golden.safetensors`` was written by the editor of commit 26ee89d (one
 ``Editor.edit`` of 771 lines) on the first 3 held-out test faces: every preset (paper, fast,
 instant) for three instructions, instant with ``verify``, fast through an AWGN channel (JECC,
-seeded), fast confined to layers 0-3 and fast/instant confined to a random 40-d subspace.
+seeded), fast confined to layers 0-3 and fast/instant confined to a random 40-d subspace, with one
+torch thread (CPU results depend on the thread count: the tests run with one).
 """
 
 from __future__ import annotations
@@ -19,6 +20,14 @@ pytestmark = [
     pytest.mark.slow,
     pytest.mark.skipif(not (registry.CARDS_DIR / "edsc-faces64-critic.json").is_file(), reason="built-in models"),
 ]
+
+
+@pytest.fixture(scope="module", autouse=True)
+def one_thread():
+    before = torch.get_num_threads()
+    torch.set_num_threads(1)
+    yield
+    torch.set_num_threads(before)
 
 
 @pytest.fixture(scope="module")

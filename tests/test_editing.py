@@ -278,8 +278,8 @@ def test_directions_must_match_generator(gen_):
 class HalvingLink(nn.Module):
     """A 'codec + channel' that delivers half the latent plus small noise (what the receiver decodes)."""
 
-    def forward(self, w, channel, snr_db, generator=None):
-        return 0.5 * w + 0.01 * torch.randn(w.shape, generator=generator)
+    def forward(self, w, channel, snr_db, rng=None):
+        return 0.5 * w + 0.01 * torch.randn(w.shape, generator=rng)
 
 
 def test_jecc_makes_the_receiver_side_meet_the_target(gen_, w0):

@@ -106,8 +106,8 @@ def test_noise_modes_and_truncation():
     wp = g.broadcast(w)
     a, b = g.synthesis(wp), g.synthesis(wp)
     torch.testing.assert_close(a, b)  # const noise: deterministic
-    r1 = g.synthesis(wp, noise_mode="random", generator=torch.Generator().manual_seed(3))
-    r2 = g.synthesis(wp, noise_mode="random", generator=torch.Generator().manual_seed(3))
+    r1 = g.synthesis(wp, noise_mode="random", rng=torch.Generator().manual_seed(3))
+    r2 = g.synthesis(wp, noise_mode="random", rng=torch.Generator().manual_seed(3))
     torch.testing.assert_close(r1, r2)
     assert (r1 - a).abs().max() > 1e-3
     with pytest.raises(BadInput):

@@ -34,7 +34,7 @@ def _uncoded_ber(mod: Modulation, snr_db: float, gen: torch.Generator, rayleigh:
     bits = torch.randint(0, 2, (1, N_BITS - N_BITS % m), generator=gen)
     x = mod.map(bits)
     no = snr_to_no(snr_db)
-    y = RayleighBlockFading(block_length=1)(x, no, generator=gen) if rayleigh else AWGN()(x, no, generator=gen)
+    y = RayleighBlockFading(block_length=1)(x, no, rng=gen) if rayleigh else AWGN()(x, no, rng=gen)
     return (mod.hard(y) != bits.to(torch.uint8)).float().mean().item()
 
 
@@ -60,7 +60,7 @@ def test_uncoded_bpsk_rayleigh_ber_matches_closed_form(snr_db, gen):
 
 def test_llrs_sign_convention_positive_means_one(gen):
     bits = torch.randint(0, 2, (1, 4000), generator=gen)
-    out = send_bits(bits.float(), "16qam", "awgn", 30.0, generator=gen)
+    out = send_bits(bits.float(), "16qam", "awgn", 30.0, rng=gen)
     assert torch.equal((out.llr > 0).to(torch.uint8), bits.to(torch.uint8))
     assert out.raw_errors == 0
 
@@ -83,7 +83,7 @@ def _noisy_words(k, n, mod, snr_db, blocks, seed):
     g = torch.Generator().manual_seed(seed)
     code = get_code(k, n, Modulation(mod).bits_per_symbol)
     u = torch.randint(0, 2, (blocks, k), generator=g)
-    llr = send_bits(code.encode(u), mod, "awgn", snr_db, generator=g).llr
+    llr = send_bits(code.encode(u), mod, "awgn", snr_db, rng=g).llr
     return code, u.to(torch.uint8), llr
 
 
@@ -133,7 +133,7 @@ def test_transport_roundtrip_and_crc_flags_the_failed_block(gen):
     coded = encode_payload(payload, p)
     assert coded.shape == (1, p.coded_bits)
     assert 0.45 < coded.mean().item() < 0.55  # scrambled: padding does not produce runs of zeros
-    out = send_bits(coded, "qpsk", "awgn", 12.0, generator=gen)
+    out = send_bits(coded, "qpsk", "awgn", 12.0, rng=gen)
     rx = decode_payload(out.llr, p)
     assert rx.all_ok and np.array_equal(rx.bits[: payload.size], payload)
     llr = out.llr.clone()

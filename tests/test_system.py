@@ -187,12 +187,12 @@ def test_delta_codec_error_shrinks_with_snr_and_captures_edit_energy(system):
     # the estimate scales with the delta (relative error independent of its size)
     rel = []
     for s in (0.1, 1.0):
-        d_hat = delta(d * s, AWGN(), 30.0, generator=torch.Generator().manual_seed(0))
+        d_hat = delta(d * s, AWGN(), 30.0, rng=torch.Generator().manual_seed(0))
         rel.append(float((d_hat - d * s).norm() / (d * s).norm()))
     assert abs(rel[0] - rel[1]) < 0.05
     errs = []
     for snr in (0.0, 10.0, 20.0):
-        d_hat = delta(d, AWGN(), snr, generator=torch.Generator().manual_seed(0))
+        d_hat = delta(d, AWGN(), snr, rng=torch.Generator().manual_seed(0))
         errs.append(float((d_hat - d).pow(2).mean()))
     assert errs[0] > errs[1] > errs[2]
     with pytest.raises(BadInput):

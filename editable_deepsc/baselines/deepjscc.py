@@ -184,7 +184,7 @@ class DeepJSCC(nn.Module):
         return torch.sigmoid(self.decoder(z)) * 2 - 1
 
     def forward(self, image: torch.Tensor, snr_db: float | torch.Tensor, channel: nn.Module | None = None,
-                generator: torch.Generator | None = None) -> torch.Tensor:
+                rng: torch.Generator | None = None) -> torch.Tensor:
         """Encode, pass through ``channel`` (default AWGN) at ``snr_db`` (scalar or (N,)), decode.
 
         Returns
@@ -194,7 +194,7 @@ class DeepJSCC(nn.Module):
         x = self.encode(image)
         snr = torch.as_tensor(snr_db, dtype=torch.float32).reshape(-1, 1)
         channel = channel if channel is not None else make_channel("awgn")
-        y = channel(x, snr_to_no(snr), generator=generator)
+        y = channel(x, snr_to_no(snr), rng=rng)
         return self.decode(y, image.shape[-2], image.shape[-1])
 
 
@@ -319,7 +319,7 @@ def transmit_deepjscc(image: torch.Tensor, cbr: float = 1 / 12, channel: Channel
     h, w = int(image.shape[-2]), int(image.shape[-1])
     k = channel_uses(net.c, h, w)
     x = net.encode(image.float())
-    y = ch(x, snr_to_no(torch.tensor([[snr_db]])), generator=make_generator(seed))
+    y = ch(x, snr_to_no(torch.tensor([[snr_db]])), rng=make_generator(seed))
     rx = net.decode(y, h, w).clamp(-1, 1)
     s = float(ssim(rx, image)[0]) if min(h, w) >= 11 else None
     return DeepJSCCResult(image=rx, method="deepjscc", snr_db=snr_db, channel=channel.name,

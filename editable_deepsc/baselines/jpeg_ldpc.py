@@ -234,9 +234,9 @@ def transmit_jpeg_ldpc(
     if packet is None:
         return _result(image, _fallback(image, fallback), base, None, False, "nothing-fits", None, None, None, t0)
 
-    g = make_generator(seed)
+    rng = make_generator(seed)
     coded = encode_payload(_bytes_to_bits(packet.data), plan)
-    link = send_bits(coded, choice.modulation, name, snr_db, generator=g, fading_block=channel.block_length)
+    link = send_bits(coded, choice.modulation, name, snr_db, rng=rng, fading_block=channel.block_length)
     rx = decode_payload(link.llr, plan, decoder)
     sent_bits = len(packet.data) * 8
     tx_bits = _bytes_to_bits(packet.data)

@@ -8,7 +8,7 @@ known to the receiver (coherent equalisation) unless stated.
 >>> import torch
 >>> from editable_deepsc.channel import AWGN, normalize_power, snr_to_no
 >>> x = normalize_power(torch.randn(4, 128, dtype=torch.complex64))
->>> y = AWGN()(x, snr_to_no(6.0), generator=torch.Generator().manual_seed(0))
+>>> y = AWGN()(x, snr_to_no(6.0), rng=torch.Generator().manual_seed(0))
 """
 
 from __future__ import annotations

@@ -215,7 +215,7 @@ class SemanticCodec(nn.Module):
         w_plus: torch.Tensor,
         channel: nn.Module,
         snr_db: float | torch.Tensor,
-        generator: torch.Generator | None = None,
+        rng: torch.Generator | None = None,
     ) -> torch.Tensor:
         """Encode, pass through ``channel`` at ``snr_db`` (scalar or (N,)), decode. Differentiable.
 
@@ -226,12 +226,12 @@ class SemanticCodec(nn.Module):
         n = w_plus.shape[0]
         snr = self._snr(snr_db, n)
         x = self.encode(w_plus, snr)
-        y, snr_rx = transmit_symbols(x, channel, snr, generator)
+        y, snr_rx = transmit_symbols(x, channel, snr, rng)
         return self.decode(y, snr_rx)
 
 
 def transmit_symbols(
-    x: torch.Tensor, channel: nn.Module, snr_db: torch.Tensor, generator: torch.Generator | None = None
+    x: torch.Tensor, channel: nn.Module, snr_db: torch.Tensor, rng: torch.Generator | None = None
 ) -> tuple[torch.Tensor, torch.Tensor]:
     """Send symbols (N, k) through ``channel`` at per-sample SNR ``snr_db`` (N,).
 
@@ -243,7 +243,7 @@ def transmit_symbols(
         SNR the receiver should assume, the instantaneous ``snr_db + 10·log10(mean |h|²)``
         (the receiver knows ``h``; ``h = 1`` for AWGN, so there it is ``snr_db``).
     """
-    y, _, snr_rx = pass_channel(x, channel, snr_db, generator)
+    y, _, snr_rx = pass_channel(x, channel, snr_db, rng)
     return y, snr_rx
 
 
@@ -282,8 +282,8 @@ class PCAUncodedCodec(nn.Module):
         u[:, : 2 * self.k] = u_head
         return self.pca.unwhiten(u)
 
-    def forward(self, w_plus, channel, snr_db, generator=None):
+    def forward(self, w_plus, channel, snr_db, rng=None):
         n = w_plus.shape[0]
         snr = SemanticCodec._snr(snr_db, n)
-        y, snr_rx = transmit_symbols(self.encode(w_plus), channel, snr, generator)
+        y, snr_rx = transmit_symbols(self.encode(w_plus), channel, snr, rng)
         return self.decode(y, snr_rx)

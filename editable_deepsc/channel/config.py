@@ -16,7 +16,7 @@ from editable_deepsc.vocab import CHANNELS  # the channel names make_channel and
 def make_channel(name: str, block_length: int | None = None) -> nn.Module:
     """Build a channel by name (``"awgn"`` or ``"rayleigh"``).
 
-    Both channels are called as ``channel(x, no, generator=g, return_h=True)``
+    Both channels are called as ``channel(x, no, rng=rng, return_h=True)``
     and then return ``(y, h)`` of shapes (N, k) complex64 (``h`` all ones for AWGN).
 
     Raises
@@ -48,7 +48,7 @@ class ChannelConfig:
     Examples
     --------
     >>> ch = ChannelConfig("rayleigh", 6.0)
-    >>> y, h = ch.build()(x, ch.no, generator=rng, return_h=True)  # doctest: +SKIP
+    >>> y, h = ch.build()(x, ch.no, rng=rng, return_h=True)  # doctest: +SKIP
     """
 
     name: str = "awgn"

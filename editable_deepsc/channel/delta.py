@@ -190,10 +190,10 @@ class DeltaCodec(nn.Module):
         x = (u * self.pca.std) @ self.pca.axes.T  # coordinates not sent are zero
         return x.view(y.shape[0], self.pca.num_ws, self.pca.w_dim)
 
-    def forward(self, delta, channel, snr_db: float, generator=None):
+    def forward(self, delta, channel, snr_db: float, rng=None):
         """Encode at nominal ``snr_db``, send through ``channel``, decode (N, num_ws, w_dim)."""
         snr = SemanticCodec._snr(snr_db, delta.shape[0])
-        y, snr_rx = transmit_symbols(self.encode(delta, float(snr_db)), channel, snr, generator)
+        y, snr_rx = transmit_symbols(self.encode(delta, float(snr_db)), channel, snr, rng)
         return self.decode(y, snr_rx, float(snr_db))
 
     def subspace(self, snr_db: float | None = None) -> torch.Tensor:

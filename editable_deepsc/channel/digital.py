@@ -43,7 +43,7 @@ def send_bits(
     modulation: str | Modulation,
     channel: str,
     snr_db: float,
-    generator: torch.Generator | None = None,
+    rng: torch.Generator | None = None,
     fading_block: int | None = None,
 ) -> LinkOutput:
     """Map bits to symbols, pass them through a channel at ``snr_db`` and demap to LLRs.
@@ -56,7 +56,7 @@ def send_bits(
         ``"awgn"`` or ``"rayleigh"``.
     snr_db : float
         Average SNR per complex symbol (``no = 10**(-snr_db/10)``).
-    generator : torch.Generator, optional
+    rng : torch.Generator, optional
     fading_block : int or None
         Symbols sharing one Rayleigh gain; ``None`` = one gain per row (quasi-static).
 
@@ -68,7 +68,7 @@ def send_bits(
     ch = make_channel(channel, block_length=fading_block)
     x = mod.map(bits)
     no = snr_to_no(float(snr_db))
-    y, h = ch(x, no, generator=generator, return_h=True)
+    y, h = ch(x, no, rng=rng, return_h=True)
     g = h.abs().pow(2).clamp_min(1e-12)
     llr = mod.demap(y, no / g)
     gain_db = 10.0 * torch.log10(g.mean(dim=1))

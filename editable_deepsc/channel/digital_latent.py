@@ -186,7 +186,7 @@ def digital_latent_link(
     k: int,
     channel: str,
     snr_db: float,
-    generator: torch.Generator | None = None,
+    rng: torch.Generator | None = None,
 ) -> DigitalResult:
     """Send latents (N, num_ws, w_dim) digitally over ``k`` complex channel uses (see module docstring).
 
@@ -210,7 +210,7 @@ def digital_latent_link(
     all_ok = 0
     for i in range(n if plan.num_blocks else 0):  # no block fits: nothing is sent, the mean is received
         coded = encode_payload(payload[i], plan)
-        out = send_bits(coded, choice.modulation, channel, float(snr_db), generator=generator)
+        out = send_bits(coded, choice.modulation, channel, float(snr_db), rng=rng)
         dec = decode_payload(out.llr, plan)
         rx_payload[i] = dec.bits[: payload.shape[1]]
         failed_blocks += int((~dec.block_ok).sum())

@@ -50,9 +50,9 @@ def bench_decoders(
     mcs = MCS(mod, float(code_rate))
     n = code_length(mcs, k)
     code = get_code(k, n, mcs.bits_per_symbol)
-    g = make_generator(seed)
-    u = torch.randint(0, 2, (num_blocks, k), generator=g)
-    llr = send_bits(code.encode(u), mod, channel, snr_db, generator=g).llr
+    rng = make_generator(seed)
+    u = torch.randint(0, 2, (num_blocks, k), generator=rng)
+    llr = send_bits(code.encode(u), mod, channel, snr_db, rng=rng).llr
     # warm-up (builds the decoders; not timed)
     for d in decoders:
         code.decode(llr[:1], d)

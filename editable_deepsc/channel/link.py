@@ -45,7 +45,7 @@ def check_finite(w: torch.Tensor, what: str) -> None:
 
 
 def pass_channel(
-    x: torch.Tensor, channel: nn.Module, snr_db: torch.Tensor, generator: torch.Generator | None = None
+    x: torch.Tensor, channel: nn.Module, snr_db: torch.Tensor, rng: torch.Generator | None = None
 ) -> tuple[torch.Tensor, torch.Tensor, torch.Tensor]:
     """Send symbols (N, k) through a channel module at per-sample SNR ``snr_db`` (N,).
 
@@ -59,7 +59,7 @@ def pass_channel(
         SNR the receiver assumes: ``snr_db + 10·log10(mean |h|²)``.
     """
     no = snr_to_no(snr_db).view(-1, 1)
-    y, h = channel(x, no, generator=generator, return_h=True)
+    y, h = channel(x, no, rng=rng, return_h=True)
     gain = h.abs().pow(2).mean(dim=1).clamp_min(1e-6)
     return y, h, snr_db + 10.0 * torch.log10(gain)
 

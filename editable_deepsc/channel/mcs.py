@@ -89,7 +89,7 @@ def code_length(mcs: MCS, k: int = TABLE_K) -> int:
 
 
 def measure_point(
-    mcs: MCS, channel: str, snr_db: float, num_blocks: int, generator: torch.Generator,
+    mcs: MCS, channel: str, snr_db: float, num_blocks: int, rng: torch.Generator,
     k: int = TABLE_K, decoder: str = DEFAULT_DECODER, batch: int = 50, probe: int = 10,
 ) -> tuple[float, float, int]:
     """Simulate ``num_blocks`` random code blocks of ``mcs`` at ``snr_db``.
@@ -112,9 +112,9 @@ def measure_point(
     errs = bit_errs = done = 0
     while done < num_blocks:
         b = min(probe if done == 0 else batch, num_blocks - done)
-        u = torch.randint(0, 2, (b, k), generator=generator)
+        u = torch.randint(0, 2, (b, k), generator=rng)
         c = code.encode(u)
-        out = send_bits(c, mod, channel, snr_db, generator=generator)
+        out = send_bits(c, mod, channel, snr_db, rng=rng)
         u_hat = code.decode(out.llr, decoder)
         wrong = u_hat != u.to(torch.uint8)
         errs += int(wrong.any(dim=1).sum())
@@ -200,8 +200,8 @@ def measure_table(
         sim = list(range(0, len(grid), step))
         first = max([j for j, i in enumerate(sim) if grid[i] <= start], default=0)
         for i in sim[first:]:
-            g = make_generator(derive_seed(seed, ch, mcs.name, grid[i]))
-            bler[i], ber[i], blocks[i] = measure_point(mcs, ch, grid[i], num_blocks, g, decoder=decoder)
+            rng = make_generator(derive_seed(seed, ch, mcs.name, grid[i]))
+            bler[i], ber[i], blocks[i] = measure_point(mcs, ch, grid[i], num_blocks, rng, decoder=decoder)
             if bler[i] <= stop[ch]:
                 break
         row = {"modulation": mcs.modulation, "code_rate": mcs.code_rate, "channel": ch,

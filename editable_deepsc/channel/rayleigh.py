@@ -38,7 +38,7 @@ class RayleighBlockFading(nn.Module):
         self.equalize = equalize
 
     def generate(
-        self, batch: int, k: int, generator: torch.Generator | None = None, device: torch.device | str = "cpu"
+        self, batch: int, k: int, rng: torch.Generator | None = None, device: torch.device | str = "cpu"
     ) -> torch.Tensor:
         """Draw channel gains.
 
@@ -49,7 +49,7 @@ class RayleighBlockFading(nn.Module):
         """
         bl = k if self.block_length is None else self.block_length
         n_blocks = -(-k // bl)
-        h = torch.randn((batch, n_blocks), dtype=torch.complex64, generator=generator, device=device)
+        h = torch.randn((batch, n_blocks), dtype=torch.complex64, generator=rng, device=device)
         return h.repeat_interleave(bl, dim=1)[:, :k]
 
     def apply(
@@ -57,7 +57,7 @@ class RayleighBlockFading(nn.Module):
         x: torch.Tensor,
         h: torch.Tensor,
         no: float | torch.Tensor,
-        generator: torch.Generator | None = None,
+        rng: torch.Generator | None = None,
         equalize: bool | None = None,
     ) -> torch.Tensor:
         """Pass ``x`` (N, k) through gains ``h`` (N, k) and noise of variance ``no``.
@@ -67,7 +67,7 @@ class RayleighBlockFading(nn.Module):
         Tensor, complex64, shape (N, k)
             ``(h x + n) / h`` if equalising, else ``h x + n``.
         """
-        y = h * x + complex_noise(tuple(x.shape), no, generator, device=x.device)
+        y = h * x + complex_noise(tuple(x.shape), no, rng, device=x.device)
         eq = self.equalize if equalize is None else equalize
         return y / h if eq else y
 
@@ -75,9 +75,9 @@ class RayleighBlockFading(nn.Module):
         self,
         x: torch.Tensor,
         no: float | torch.Tensor,
-        generator: torch.Generator | None = None,
+        rng: torch.Generator | None = None,
         return_h: bool = False,
     ) -> torch.Tensor | tuple[torch.Tensor, torch.Tensor]:
-        h = self.generate(x.shape[0], x.shape[1], generator, device=x.device)
-        y = self.apply(x, h, no, generator)
+        h = self.generate(x.shape[0], x.shape[1], rng, device=x.device)
+        y = self.apply(x, h, no, rng)
         return (y, h) if return_h else y

@@ -209,7 +209,7 @@ class ClipModel(nn.Module):
         LayerNorms start at identity and biases at zero.
         """
         model = cls(cfg)
-        g = torch.Generator().manual_seed(seed)
+        rng = torch.Generator().manual_seed(seed)
         with torch.no_grad():
             for name, p in model.named_parameters():
                 if name == "logit_scale":
@@ -219,13 +219,13 @@ class ClipModel(nn.Module):
                 elif name.endswith("bias"):
                     p.zero_()
                 elif name == "token_embedding.weight":
-                    p.copy_(torch.randn(p.shape, generator=g) * 0.02)
+                    p.copy_(torch.randn(p.shape, generator=rng) * 0.02)
                 elif p.ndim == 1 or "positional_embedding" in name:
-                    p.copy_(torch.randn(p.shape, generator=g) * p.shape[-1] ** -0.5)
+                    p.copy_(torch.randn(p.shape, generator=rng) * p.shape[-1] ** -0.5)
                 elif name in ("visual.proj", "text_projection"):
-                    p.copy_(torch.randn(p.shape, generator=g) * p.shape[0] ** -0.5)
+                    p.copy_(torch.randn(p.shape, generator=rng) * p.shape[0] ** -0.5)
                 else:  # (out, in, ...) weights
-                    p.copy_(torch.randn(p.shape, generator=g) * p[0].numel() ** -0.5)
+                    p.copy_(torch.randn(p.shape, generator=rng) * p[0].numel() ** -0.5)
         return model
 
     def preprocess(self, images: torch.Tensor) -> torch.Tensor:

@@ -148,7 +148,7 @@ class EditProblem:
             return self.generator.synthesis(w)
         codec, channel, snr_db = self.through
         w_rep = w.repeat_interleave(self.draws, dim=0)
-        return self.generator.synthesis(codec(w_rep, channel, float(snr_db), generator=self.rng))
+        return self.generator.synthesis(codec(w_rep, channel, float(snr_db), rng=self.rng))
 
     def per_sample(self, x: torch.Tensor) -> torch.Tensor:
         """Mean over the channel draws of each latent: (M·draws,) -> (M,)."""

@@ -213,11 +213,11 @@ def run_codec_bench(
         extra: dict[str, Any] = {}
         with torch.no_grad():
             if method == "semantic":
-                w_hat = codec(w, make_channel(ch), snr, generator=rng)
+                w_hat = codec(w, make_channel(ch), snr, rng=rng)
             elif method == "uncoded-pca":
-                w_hat = PCAUncodedCodec(pca, k)(w, make_channel(ch), snr, generator=rng)
+                w_hat = PCAUncodedCodec(pca, k)(w, make_channel(ch), snr, rng=rng)
             elif method == "digital-ldpc":
-                r = digital_latent_link(w, pca, k, ch, snr, generator=rng)
+                r = digital_latent_link(w, pca, k, ch, snr, rng=rng)
                 w_hat = r.w_hat
                 extra = {
                     "mcs": f"{r.modulation} r={r.code_rate:.2f}",
@@ -228,7 +228,7 @@ def run_codec_bench(
             else:  # digital-ideal
                 snr_i = torch.full((n,), snr)
                 if ch == "rayleigh":
-                    h = make_channel("rayleigh").generate(n, 1, generator=rng)[:, 0]
+                    h = make_channel("rayleigh").generate(n, 1, rng=rng)[:, 0]
                     snr_i = snr + 10.0 * torch.log10(h.abs().pow(2).clamp_min(1e-12))
                 w_hat, budget = ideal_digital(w, pca, k, snr_i)
                 extra = {"mean_bits": float(budget.float().mean())}

@@ -33,8 +33,8 @@ def deepjscc_table(snrs: Sequence[float], n: int = 200, channel: str = "awgn", s
     for c in cs:
         net = load_model(model_name(c, models))
         for s in snrs:
-            g = make_generator(derive_seed(seed, "deepjscc-bench", c, s))
-            rx = torch.cat([net(x, float(s), channel=make_channel(channel), generator=g) for x in faces.split(50)])
+            rng = make_generator(derive_seed(seed, "deepjscc-bench", c, s))
+            rx = torch.cat([net(x, float(s), channel=make_channel(channel), rng=rng) for x in faces.split(50)])
             rows.append({"model": model_name(c, models), "c": c, "cbr": cbr_of(c), "k": int(c * 64 * 64 // 32),
                          "snr_db": float(s), "channel": channel, "psnr": float(psnr(rx, faces).mean()),
                          "ssim": float(ssim(rx, faces).mean()), "n": n})

@@ -283,8 +283,8 @@ def check_cost(editor: Editor, w0: torch.Tensor, targets: Sequence[EditTarget], 
 def _received(
     generator: StyleGenerator, codec: nn.Module, channel: nn.Module, snr_db: float, w: torch.Tensor, seed: int
 ) -> torch.Tensor:
-    g = torch.Generator().manual_seed(seed)
-    return generator.synthesis(codec(w, channel, float(snr_db), generator=g))
+    rng = torch.Generator().manual_seed(seed)
+    return generator.synthesis(codec(w, channel, float(snr_db), rng=rng))
 
 
 def compare_jecc(
@@ -328,9 +328,9 @@ def compare_jecc(
             met, sims, dists, secs = [], [], [], 0.0
             for ci, chunk in enumerate(w0.split(batch_size)):
                 through = (codec, channel, float(snr)) if mode == "jecc" else None
-                g = torch.Generator().manual_seed(seed * 7919 + ci)
+                rng = torch.Generator().manual_seed(seed * 7919 + ci)
                 t0 = time.perf_counter()
-                r = editor.edit(chunk, list(ins.targets), through_channel=through, rng=g)
+                r = editor.edit(chunk, list(ins.targets), through_channel=through, rng=rng)
                 secs += time.perf_counter() - t0
                 rx = _received(editor.generator, codec, channel, snr, r.w_plus, seed=10_000 + seed * 31 + ci)
                 with torch.no_grad():

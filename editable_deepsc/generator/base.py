@@ -60,8 +60,8 @@ class StyleGenerator(nn.Module):
         if cached is not None and cached[0] == key:
             return cached[1].clone()
         dev = next(self.parameters()).device
-        g = torch.Generator(device="cpu").manual_seed(seed)
-        z = torch.randn(n, self.z_dim, generator=g).to(dev)
+        rng = torch.Generator(device="cpu").manual_seed(seed)
+        z = torch.randn(n, self.z_dim, generator=rng).to(dev)
         m = torch.cat([self.mapping(c) for c in z.split(1024)]).mean(0)
         object.__setattr__(self, "_mean_w_cache", (key, m))
         return m.clone()
@@ -87,10 +87,10 @@ class StyleGenerator(nn.Module):
 
     @torch.no_grad()
     def sample(
-        self, n: int, generator: torch.Generator | None = None, truncation: float = 1.0, batch_size: int = 64
+        self, n: int, rng: torch.Generator | None = None, truncation: float = 1.0, batch_size: int = 64
     ) -> torch.Tensor:
-        """Draw ``n`` images (n, 3, R, R) with ``z ~ N(0, I)`` from ``generator`` (CPU torch.Generator)."""
-        z = torch.randn(n, self.z_dim, generator=generator)
+        """Draw ``n`` images (n, 3, R, R) with ``z ~ N(0, I)`` from ``rng`` (CPU torch.Generator)."""
+        z = torch.randn(n, self.z_dim, generator=rng)
         dev = next(self.parameters()).device
         return torch.cat([self(c.to(dev), truncation).cpu() for c in z.split(batch_size)])
 

@@ -368,19 +368,19 @@ class StyleGAN2Generator(StyleGenerator):
         """Average ``w`` over ``n`` seeded random ``z`` (rosinality's name), shape (1, style_dim)."""
         return StyleGenerator.mean_w(self, n, seed)[None]
 
-    def _noise(self, n: int, noise_mode: str, generator: torch.Generator | None) -> list[torch.Tensor]:
+    def _noise(self, n: int, noise_mode: str, rng: torch.Generator | None) -> list[torch.Tensor]:
         bufs = [getattr(self.noises, f"noise_{i}") for i in range(self.num_layers)]
         if noise_mode == "const":
             return bufs
         if noise_mode == "none":
             return [torch.zeros_like(b) for b in bufs]
         if noise_mode == "random":
-            gen = generator if generator is not None else make_generator(None)
-            return [torch.randn((n, *b.shape[1:]), generator=gen).to(b) for b in bufs]
+            rng = rng if rng is not None else make_generator(None)
+            return [torch.randn((n, *b.shape[1:]), generator=rng).to(b) for b in bufs]
         raise BadInput(f"noise_mode must be const, random or none, got {noise_mode!r}")
 
     def synthesis(
-        self, w_plus: torch.Tensor, noise_mode: str = "const", generator: torch.Generator | None = None
+        self, w_plus: torch.Tensor, noise_mode: str = "const", rng: torch.Generator | None = None
     ) -> torch.Tensor:
         """Images (N, 3, R, R) from ``w_plus`` (N, num_ws, style_dim).
 
@@ -391,11 +391,11 @@ class StyleGAN2Generator(StyleGenerator):
         noise_mode : {"const", "random", "none"}
             The stored noise buffers (deterministic, default), fresh noise from
             ``generator`` (CPU torch.Generator), or no noise.
-        generator : torch.Generator, optional
+        rng : torch.Generator, optional
             Source of random noise for ``noise_mode="random"``.
         """
         self.check_w_plus(w_plus)
-        noise = self._noise(w_plus.shape[0], noise_mode, generator)
+        noise = self._noise(w_plus.shape[0], noise_mode, rng)
         x = self.conv1(self.input(w_plus.shape[0]), w_plus[:, 0], noise[0])
         skip = self.to_rgb1(x, w_plus[:, 1])
         i = 1

@@ -100,9 +100,9 @@ def test_seeds(n: int, offset: int = 0) -> range:
     return TEST_SEEDS[offset : offset + n]
 
 
-def random_train_seeds(n: int, generator: torch.Generator) -> list[int]:
+def random_train_seeds(n: int, rng: torch.Generator) -> list[int]:
     """Draw ``n`` training seeds uniformly from :data:`TRAIN_SEEDS` with ``generator``."""
-    return torch.randint(TRAIN_SEEDS.start, TRAIN_SEEDS.stop, (n,), generator=generator).tolist()
+    return torch.randint(TRAIN_SEEDS.start, TRAIN_SEEDS.stop, (n,), generator=rng).tolist()
 
 
 @torch.no_grad()

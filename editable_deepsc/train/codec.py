@@ -212,8 +212,8 @@ def codec_step(
     snr = cfg.snr_min + (cfg.snr_max - cfg.snr_min) * torch.rand(cfg.batch_size, generator=rng)
     w_hat = torch.cat(
         [
-            codec(w[:half], make_channel("awgn"), snr[:half], generator=rng),
-            codec(w[half:], make_channel("rayleigh"), snr[half:], generator=rng),
+            codec(w[:half], make_channel("awgn"), snr[:half], rng=rng),
+            codec(w[half:], make_channel("rayleigh"), snr[half:], rng=rng),
         ]
     )
     nmse = codec.pca.nmse(w_hat, w)

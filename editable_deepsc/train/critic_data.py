@@ -66,11 +66,11 @@ def critic_groups(generator: StyleGenerator, directions, n: int, variants: int, 
     each), one jump plus an isotropic offset, and an isotropic per-layer offset
     alone — the region the editor visits.
     """
-    g = make_generator(seed)
-    base = sample_latents(generator, n, g, faces=True)
+    rng = make_generator(seed)
+    base = sample_latents(generator, n, rng, faces=True)
     spread = base.std(0, keepdim=True).mean()
-    jitter = (torch.rand(n, generator=g) < 0.5).float()[:, None, None]
-    base = base + jitter * 0.1 * spread * torch.randn(base.shape, generator=g)
+    jitter = (torch.rand(n, generator=rng) < 0.5).float()[:, None, None]
+    base = base + jitter * 0.1 * spread * torch.randn(base.shape, generator=rng)
     dirs = torch.stack([directions.vector(a) for a in directions.attributes]) if directions is not None else None
     out = [base]
     for j in range(variants):
@@ -80,12 +80,12 @@ def critic_groups(generator: StyleGenerator, directions, n: int, variants: int, 
             picks = 2 if kind == 1 else 1
             top = 2.5 if kind == 1 else 3.5
             for _ in range(picks):
-                which = torch.randint(0, dirs.shape[0], (n,), generator=g)
-                alpha = (torch.rand(n, generator=g) * 2 - 1) * top
+                which = torch.randint(0, dirs.shape[0], (n,), generator=rng)
+                alpha = (torch.rand(n, generator=rng) * 2 - 1) * top
                 step = step + alpha[:, None, None] * dirs[which]
         if kind in (2, 3) or dirs is None:
-            noise = torch.randn(base.shape, generator=g)
-            scale = torch.rand(n, 1, 1, generator=g) * (0.4 if kind == 3 else 0.25) * spread
+            noise = torch.randn(base.shape, generator=rng)
+            scale = torch.rand(n, 1, 1, generator=rng) * (0.4 if kind == 3 else 0.25) * spread
             step = step + scale * noise
         out.append(base + step)
     return torch.stack(out, 1).contiguous()

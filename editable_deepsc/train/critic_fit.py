@@ -99,15 +99,15 @@ def fit(
     set_normalisation(critic, train)
     opt = torch.optim.AdamW(critic.parameters(), lr=lr, weight_decay=weight_decay)
     run = ResumableRun(checkpoint, {"critic": critic}, {"opt": opt})
-    g = make_generator(derive_seed(seed, "critic-fit"))
+    rng = make_generator(derive_seed(seed, "critic-fit"))
     for _ in range(run.start):  # the batches already drawn before a resumption
-        torch.randint(len(train), (batch,), generator=g)
+        torch.randint(len(train), (batch,), generator=rng)
     critic.train()
     bar = run.steps(steps, steps, "fit critic", progress)
     for step in bar:
         for pg in opt.param_groups:
             pg["lr"] = cosine_decay(step / steps, lr, 0.02 * lr)
-        idx = torch.randint(len(train), (batch,), generator=g)
+        idx = torch.randint(len(train), (batch,), generator=rng)
         loss, parts = critic_loss(critic, train.w_plus[idx], train.targets[idx], train.embedding[idx])
         opt.zero_grad(set_to_none=True)
         loss.backward()

@@ -121,15 +121,15 @@ def train_deepjscc(cfg: DeepJSCCTrainConfig, workdir: str | Path, max_minutes: f
     log = (work / "log.jsonl").open("a")
     model.train()
     for step in bar:
-        g = make_generator(derive_seed(cfg.seed, "step", step))
-        idx = torch.randint(0, faces.shape[0], (cfg.batch,), generator=g)
+        rng = make_generator(derive_seed(cfg.seed, "step", step))
+        idx = torch.randint(0, faces.shape[0], (cfg.batch,), generator=rng)
         x = faces[idx].float() / 127.5 - 1
-        flip = torch.rand(cfg.batch, generator=g) < 0.5
+        flip = torch.rand(cfg.batch, generator=rng) < 0.5
         x[flip] = x[flip].flip(-1)
-        snr = cfg.snr_min + (cfg.snr_max - cfg.snr_min) * torch.rand(cfg.batch, generator=g)
+        snr = cfg.snr_min + (cfg.snr_max - cfg.snr_min) * torch.rand(cfg.batch, generator=rng)
         for group in opt.param_groups:
             group["lr"] = _lr(cfg, step)
-        out = model(x, snr, channel=channel, generator=g)
+        out = model(x, snr, channel=channel, rng=rng)
         loss = (out - x).pow(2).mean()
         opt.zero_grad(set_to_none=True)
         loss.backward()

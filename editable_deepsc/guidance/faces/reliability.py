@@ -83,8 +83,8 @@ def measure_reliability(
     analyzer = analyzer if analyzer is not None else FaceAnalyzer()
     teacher = load_teacher()
     z = face_latents(test_seeds(n))
-    gen = make_generator(seed)
-    noise = torch.randn(z.shape, generator=gen)
+    rng = make_generator(seed)
+    noise = torch.randn(z.shape, generator=rng)
     face_scores: dict[str, list[torch.Tensor]] = {}
     mirror_scores: dict[str, list[torch.Tensor]] = {}
     emb: dict[str, list[torch.Tensor]] = {"face": [], "mirror": [], **{f"nearby_{s}": [] for s in NEARBY_SIGMAS}}
