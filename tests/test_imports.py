@@ -27,12 +27,6 @@ def test_module_imports(name):
 MAX_OWN_IMPORTS = 10
 """No module outside ``cli/`` and ``eval/`` imports more than this many of the package's own modules."""
 
-OWN_IMPORT_EXEMPT: dict[str, tuple[int, str]] = {}
-"""Modules over the limit while issue 13's other parts reshape them: ``{path: (most allowed, why)}``.
-
-An entry may not grow; remove it once the module is back under :data:`MAX_OWN_IMPORTS`.
-"""
-
 PACKAGE_DIR = Path(editable_deepsc.__file__).parent
 
 
@@ -90,11 +84,4 @@ def test_the_import_count_sees_the_package():
 @pytest.mark.parametrize("rel", _counted_modules())
 def test_a_module_imports_at_most_ten_own_modules(rel):
     used = own_imports((PACKAGE_DIR / rel).read_text())
-    limit = OWN_IMPORT_EXEMPT.get(rel, (MAX_OWN_IMPORTS, ""))[0]
-    assert len(used) <= limit, f"{rel} imports {len(used)} package modules (at most {limit}): {sorted(used)}"
-
-
-def test_exemptions_are_still_needed():
-    for rel, (limit, why) in OWN_IMPORT_EXEMPT.items():
-        assert limit > MAX_OWN_IMPORTS and why
-        assert len(own_imports((PACKAGE_DIR / rel).read_text())) > MAX_OWN_IMPORTS, f"drop the exemption of {rel}"
+    assert len(used) <= MAX_OWN_IMPORTS, f"{rel} imports {len(used)} package modules: {sorted(used)}"
