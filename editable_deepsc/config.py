@@ -10,7 +10,7 @@ from dataclasses import asdict, dataclass
 
 from editable_deepsc.channel.config import ChannelConfig
 from editable_deepsc.errors import BadInput
-from editable_deepsc.vocab import DEFAULT_MODEL_SET, INVERSION_METHODS, PRESETS
+from editable_deepsc.vocab import DEFAULT_INVERSION, DEFAULT_MODEL_SET, DEFAULT_PRESET, INVERSION_METHODS, PRESETS
 from editable_deepsc.zoo.sets import load_set
 
 
@@ -52,8 +52,8 @@ class SystemConfig:
     generator: str | None = None
     encoder: str | None = None
     codec: str | None = None
-    inversion: str = "encoder"
-    preset: str = "fast"
+    inversion: str = DEFAULT_INVERSION
+    preset: str = DEFAULT_PRESET
     jecc: bool = False
     delta_k: int | None = None
     refresh_every: int = 4
