@@ -241,6 +241,263 @@ def _current_url(ws: WebSession) -> str:
     return f"/api/sessions/{ws.id}/images/{name}.png"
 
 
+# ---------------------------------------------------------------------- handlers
+# Every handler reads what it needs from ``request.app.state`` (set once by :func:`create_app`).
+async def index(request: Request) -> Response:
+    return FileResponse(STATIC_DIR / "index.html", media_type="text/html")
+
+
+@_endpoint
+async def config(request: Request) -> Response:
+    from editable_deepsc.channel import CHANNELS, SNR_RANGE_DB
+
+    st = request.app.state
+    rows = []
+    for spec in st.baselines:
+        ok, reason = availability(spec)
+        rows.append({"name": spec.name, "label": spec.label, "cbr": spec.cbr, "available": ok, "reason": reason})
+    system, limits = st.system, st.upload_limits
+    gen = system.generator
+    return JSONResponse({
+        "samples": [{"name": s.name, "label": s.label, "thumb_url": f"/api/samples/{s.name}.png"}
+                    for s in st.samples],
+        "channels": list(CHANNELS), "snr_range": list(SNR_RANGE_DB),
+        "default_channel": {"name": st.default_channel.name, "snr_db": st.default_channel.snr_db},
+        "default_seed": int(st.default_seed),
+        "upload": {"max_bytes": limits.max_bytes, "max_side": limits.max_side, "describe": limits.describe()},
+        "max_instruction_chars": MAX_INSTRUCTION_CHARS, "max_turns": st.sessions.limits.max_turns,
+        "baselines": rows, "system": system.config.to_json(),
+        "generator": {"name": getattr(gen, "name", "?"), "resolution": int(gen.resolution),
+                      "full_symbols": int(getattr(system.tx.codec, "k", 0))},
+    })
+
+
+async def status(request: Request) -> Response:
+    st = request.app.state
+    d = st.worker.status().to_json()
+    d["sessions"] = len(st.sessions)
+    return JSONResponse(d, headers={"Cache-Control": "no-store"})
+
+
+@_endpoint
+async def sample_image(request: Request) -> Response:
+    st = request.app.state
+    name = request.path_params["name"]
+    if not _NAME.match(name):
+        raise BadInput("malformed sample name")
+    sample = find_sample(st.samples, name)
+    async with st.sample_lock:
+        if name not in st.sample_png:
+            st.sample_png[name] = await asyncio.to_thread(lambda: png_bytes(_thumbnail(sample.load())))
+    return Response(st.sample_png[name], media_type="image/png", headers={"Cache-Control": "max-age=3600"})
+
+
+@_endpoint
+async def create_session(request: Request) -> Response:
+    st = request.app.state
+    system, limits, store = st.system, st.upload_limits, st.sessions
+    q = request.query_params
+    ch = _channel(dict(q), st.default_channel)
+    try:
+        seed = int(q.get("seed", str(st.default_seed)))
+    except ValueError:
+        raise BadInput(f"seed must be an integer, got {q.get('seed')!r}") from None
+    sid = store.new_id()
+    upload_path, notes = None, []
+    if q.get("sample"):
+        sample = find_sample(st.samples, q["sample"])
+        origin = f"sample:{sample.name}"
+        load = sample.load
+    else:
+        data = await _read_body(request, limits.max_bytes)
+        if not data:
+            raise ImageError("no image in the request: upload a photo or pick a sample")
+        client_name = unquote(request.headers.get("x-filename", "upload"))
+        upload_path = save_upload(data, st.upload_dir, sid, client_name)
+        origin = f"upload:{sanitise_filename(client_name)}"
+
+        def load():
+            try:
+                img, found = decode_upload(data, limits)
+            except Exception:
+                upload_path.unlink(missing_ok=True)
+                raise
+            notes.extend(found)
+            return img
+
+    def start() -> WebSession:
+        image = load()
+        session = system.session(image, ch, seed=seed)
+        ws = WebSession(id=sid, session=session, image=image, origin=origin, notes=notes,
+                        upload_path=upload_path, baselines=BaselineCache())
+        ws.put_image("source", session.source)
+        ws.put_image("start", session.current_rx_image)
+        return ws
+
+    try:
+        ws = await st.worker.run("start", start)
+    except Exception:
+        if upload_path is not None:
+            upload_path.unlink(missing_ok=True)
+        raise
+    store.add(ws)
+    return JSONResponse(_session_json(ws), status_code=201)
+
+
+def _check_turns(store: SessionStore, ws: WebSession) -> None:
+    if len(ws.session.turns) >= store.limits.max_turns:
+        raise TooManyTurns(f"this session reached its limit of {store.limits.max_turns} turns; reset it")
+
+
+@_endpoint
+async def send(request: Request) -> Response:
+    st = request.app.state
+    ws = st.sessions.get(request.path_params["sid"])
+    data = await _json(request)
+    text = data.get("instruction")
+    if not isinstance(text, str) or not text.strip():
+        raise BadInput("type an instruction, e.g. \"make her smile\"")
+    text = text.strip()
+    if len(text) > MAX_INSTRUCTION_CHARS:
+        raise BadInput(f"the instruction is longer than {MAX_INSTRUCTION_CHARS} characters")
+    ch = _channel(data, ws.session.channel)
+    _check_turns(st.sessions, ws)
+
+    def run() -> dict:
+        s = ws.session
+        before = s.channel
+        s.set_channel(ch)
+        try:
+            turn = s.send(text)
+        except Exception:
+            s.set_channel(before)
+            raise
+        return _turn_json(ws, turn)
+
+    turn = await st.worker.run("send", run)
+    return JSONResponse({"turn": turn, "session": _session_json(ws)})
+
+
+@_endpoint
+async def undo(request: Request) -> Response:
+    st = request.app.state
+    ws = st.sessions.get(request.path_params["sid"])
+    _check_turns(st.sessions, ws)
+    turn = await st.worker.run("undo", lambda: _turn_json(ws, ws.session.undo()))
+    return JSONResponse({"turn": turn, "session": _session_json(ws)})
+
+
+@_endpoint
+async def reset(request: Request) -> Response:
+    st = request.app.state
+    ws = st.sessions.get(request.path_params["sid"])
+    old = ws.session
+
+    def run() -> None:
+        ws.session = st.system.session(ws.image, old.channel, seed=old.seed)
+        ws.images = {k: v for k, v in ws.images.items() if k == "source"}
+        ws.put_image("start", ws.session.current_rx_image)
+
+    await st.worker.run("reset", run)
+    return JSONResponse({"session": _session_json(ws)})
+
+
+@_endpoint
+async def compare(request: Request) -> Response:
+    st = request.app.state
+    system = st.system
+    ws = st.sessions.get(request.path_params["sid"])
+    data = await _json(request)
+    ch = _channel(data, ws.session.channel)
+    cbrs = data.get("cbr") or {}
+    if not isinstance(cbrs, dict):
+        raise BadInput("cbr must be an object {baseline name: CBR}")
+    try:
+        cbrs = {str(k): float(v) for k, v in cbrs.items()}
+    except (TypeError, ValueError):
+        raise BadInput("every baseline CBR must be a number") from None
+
+    def run() -> dict:
+        rows = compare_turn(system, ws.session, ws.baselines, ch, cbrs, st.baselines)
+        s = ws.session
+        edits = [t for t in s.turns if t.action == "edit"]
+        full = int(getattr(system.tx.codec, "k", 0))
+        ours = {"label": "Editable-DeepSC", "image_url": _current_url(ws),
+                "last_symbols": edits[-1].symbols if edits else 0,
+                "last_cbr": edits[-1].cbr if edits else 0.0,
+                "full_symbols": full, "full_cbr": system.cbr(full),
+                "symbols_total": sum(t.symbols for t in s.turns)}
+        out = []
+        for r in rows:
+            img, rec = r.pop("image", None), r.pop("received", None)
+            r.pop("transmission", None)
+            if img is not None:
+                r["image_url"] = ws.put_image(f"baseline-{r['name']}", img)
+                r["received_url"] = ws.put_image(f"baseline-{r['name']}-received", rec)
+            out.append(r)
+        return {"ours": ours, "baselines": out, "channel": {"name": ch.name, "snr_db": ch.snr_db},
+                "edits": len(s.last_targets)}
+
+    return JSONResponse(await st.worker.run("compare", run))
+
+
+@_endpoint
+async def session_log(request: Request) -> Response:
+    ws = request.app.state.sessions.get(request.path_params["sid"])
+    d = ws.session.log()
+    d["web"] = {"origin": ws.origin, "notes": ws.notes,
+                "channel": {"name": ws.session.channel.name, "snr_db": ws.session.channel.snr_db}}
+    return Response(json.dumps(d, indent=1) + "\n", media_type="application/json", headers={
+        "Content-Disposition": f'attachment; filename="edsc-session-{ws.id[:8]}.json"'})
+
+
+@_endpoint
+async def session_image(request: Request) -> Response:
+    ws = request.app.state.sessions.get(request.path_params["sid"])
+    name = request.path_params["name"]
+    if not _NAME.match(name) or name not in ws.images:
+        raise SessionNotFound(f"no image {name!r} in this session")
+    headers = {"Cache-Control": "no-store"}
+    if request.query_params.get("download"):
+        headers["Content-Disposition"] = f'attachment; filename="edsc-{ws.id[:8]}-{name}.png"'
+    return Response(ws.images[name], media_type="image/png", headers=headers)
+
+
+@_endpoint
+async def delete_session(request: Request) -> Response:
+    request.app.state.sessions.remove(request.path_params["sid"])
+    return JSONResponse({"deleted": True})
+
+
+@contextlib.asynccontextmanager
+async def lifespan(app: Starlette):
+    st = app.state
+    try:
+        yield
+    finally:
+        st.worker.shutdown()
+        st.sessions.clear()
+        if st.own_tmp:
+            shutil.rmtree(st.tmp_dir, ignore_errors=True)
+
+
+ROUTES = [
+    Route("/", index),
+    Route("/api/config", config),
+    Route("/api/status", status),
+    Route("/api/samples/{name}.png", sample_image),
+    Route("/api/sessions", create_session, methods=["POST"]),
+    Route("/api/sessions/{sid}", delete_session, methods=["DELETE"]),
+    Route("/api/sessions/{sid}/send", send, methods=["POST"]),
+    Route("/api/sessions/{sid}/undo", undo, methods=["POST"]),
+    Route("/api/sessions/{sid}/reset", reset, methods=["POST"]),
+    Route("/api/sessions/{sid}/compare", compare, methods=["POST"]),
+    Route("/api/sessions/{sid}/log", session_log),
+    Route("/api/sessions/{sid}/images/{name}.png", session_image),
+    Mount("/static", StaticFiles(directory=STATIC_DIR), name="static"),
+]
+
+
 # ---------------------------------------------------------------------- app
 def create_app(system, samples: list[Sample] | None = None, *, upload_limits: UploadLimits | None = None,
                session_limits: SessionLimits | None = None, max_queue: int = 4,
@@ -271,255 +528,27 @@ def create_app(system, samples: list[Sample] | None = None, *, upload_limits: Up
     Returns
     -------
     Starlette
-        With ``app.state.worker``, ``app.state.sessions``, ``app.state.tmp_dir``.
+        Its ``app.state`` holds everything the handlers read: ``system``, ``samples``,
+        ``upload_limits``, ``sessions`` (the :class:`SessionStore`), ``worker``, ``baselines``,
+        ``default_channel``, ``default_seed``, ``tmp_dir``, ``upload_dir``.
     """
     if samples is None:
         from editable_deepsc.web.samples import builtin_samples
 
         samples = builtin_samples()
-    upload_limits = upload_limits or UploadLimits()
-    store = SessionStore(session_limits)
-    worker = Worker(max_queue=max_queue)
-    default_channel = default_channel or ChannelConfig("awgn", 6.0)
     own_tmp = tmp_dir is None
     tmp = Path(tempfile.mkdtemp(prefix="edsc-web-") if own_tmp else tmp_dir).resolve()
     uploads = tmp / "uploads"
     uploads.mkdir(parents=True, exist_ok=True)
-    sample_png: dict[str, bytes] = {}
-    sample_lock = asyncio.Lock()
 
-    async def index(request: Request) -> Response:
-        return FileResponse(STATIC_DIR / "index.html", media_type="text/html")
-
-    @_endpoint
-    async def config(request: Request) -> Response:
-        from editable_deepsc.channel import CHANNELS, SNR_RANGE_DB
-
-        rows = []
-        for spec in baselines:
-            ok, reason = availability(spec)
-            rows.append({"name": spec.name, "label": spec.label, "cbr": spec.cbr, "available": ok, "reason": reason})
-        gen = system.generator
-        return JSONResponse({
-            "samples": [{"name": s.name, "label": s.label, "thumb_url": f"/api/samples/{s.name}.png"}
-                        for s in samples],
-            "channels": list(CHANNELS), "snr_range": list(SNR_RANGE_DB),
-            "default_channel": {"name": default_channel.name, "snr_db": default_channel.snr_db},
-            "default_seed": int(default_seed),
-            "upload": {"max_bytes": upload_limits.max_bytes, "max_side": upload_limits.max_side,
-                       "describe": upload_limits.describe()},
-            "max_instruction_chars": MAX_INSTRUCTION_CHARS, "max_turns": store.limits.max_turns,
-            "baselines": rows, "system": system.config.to_json(),
-            "generator": {"name": getattr(gen, "name", "?"), "resolution": int(gen.resolution),
-                          "full_symbols": int(getattr(system.tx.codec, "k", 0))},
-        })
-
-    async def status(request: Request) -> Response:
-        d = worker.status().to_json()
-        d["sessions"] = len(store)
-        return JSONResponse(d, headers={"Cache-Control": "no-store"})
-
-    @_endpoint
-    async def sample_image(request: Request) -> Response:
-        name = request.path_params["name"]
-        if not _NAME.match(name):
-            raise BadInput("malformed sample name")
-        sample = find_sample(samples, name)
-        async with sample_lock:
-            if name not in sample_png:
-                sample_png[name] = await asyncio.to_thread(lambda: png_bytes(_thumbnail(sample.load())))
-        return Response(sample_png[name], media_type="image/png", headers={"Cache-Control": "max-age=3600"})
-
-    @_endpoint
-    async def create_session(request: Request) -> Response:
-        q = request.query_params
-        ch = _channel(dict(q), default_channel)
-        try:
-            seed = int(q.get("seed", str(default_seed)))
-        except ValueError:
-            raise BadInput(f"seed must be an integer, got {q.get('seed')!r}") from None
-        sid = store.new_id()
-        upload_path, notes = None, []
-        if q.get("sample"):
-            sample = find_sample(samples, q["sample"])
-            origin = f"sample:{sample.name}"
-            load = sample.load
-        else:
-            data = await _read_body(request, upload_limits.max_bytes)
-            if not data:
-                raise ImageError("no image in the request: upload a photo or pick a sample")
-            client_name = unquote(request.headers.get("x-filename", "upload"))
-            upload_path = save_upload(data, uploads, sid, client_name)
-            origin = f"upload:{sanitise_filename(client_name)}"
-
-            def load():
-                try:
-                    img, found = decode_upload(data, upload_limits)
-                except Exception:
-                    upload_path.unlink(missing_ok=True)
-                    raise
-                notes.extend(found)
-                return img
-
-        def start() -> WebSession:
-            image = load()
-            session = system.session(image, ch, seed=seed)
-            ws = WebSession(id=sid, session=session, image=image, origin=origin, notes=notes,
-                            upload_path=upload_path, baselines=BaselineCache())
-            ws.put_image("source", session.source)
-            ws.put_image("start", session.current_rx_image)
-            return ws
-
-        try:
-            ws = await worker.run("start", start)
-        except Exception:
-            if upload_path is not None:
-                upload_path.unlink(missing_ok=True)
-            raise
-        store.add(ws)
-        return JSONResponse(_session_json(ws), status_code=201)
-
-    def _check_turns(ws: WebSession) -> None:
-        if len(ws.session.turns) >= store.limits.max_turns:
-            raise TooManyTurns(f"this session reached its limit of {store.limits.max_turns} turns; reset it")
-
-    @_endpoint
-    async def send(request: Request) -> Response:
-        ws = store.get(request.path_params["sid"])
-        data = await _json(request)
-        text = data.get("instruction")
-        if not isinstance(text, str) or not text.strip():
-            raise BadInput("type an instruction, e.g. \"make her smile\"")
-        text = text.strip()
-        if len(text) > MAX_INSTRUCTION_CHARS:
-            raise BadInput(f"the instruction is longer than {MAX_INSTRUCTION_CHARS} characters")
-        ch = _channel(data, ws.session.channel)
-        _check_turns(ws)
-
-        def run() -> dict:
-            s = ws.session
-            before = s.channel
-            s.set_channel(ch)
-            try:
-                turn = s.send(text)
-            except Exception:
-                s.set_channel(before)
-                raise
-            return _turn_json(ws, turn)
-
-        turn = await worker.run("send", run)
-        return JSONResponse({"turn": turn, "session": _session_json(ws)})
-
-    @_endpoint
-    async def undo(request: Request) -> Response:
-        ws = store.get(request.path_params["sid"])
-        _check_turns(ws)
-        turn = await worker.run("undo", lambda: _turn_json(ws, ws.session.undo()))
-        return JSONResponse({"turn": turn, "session": _session_json(ws)})
-
-    @_endpoint
-    async def reset(request: Request) -> Response:
-        ws = store.get(request.path_params["sid"])
-        old = ws.session
-
-        def run() -> None:
-            ws.session = system.session(ws.image, old.channel, seed=old.seed)
-            ws.images = {k: v for k, v in ws.images.items() if k == "source"}
-            ws.put_image("start", ws.session.current_rx_image)
-
-        await worker.run("reset", run)
-        return JSONResponse({"session": _session_json(ws)})
-
-    @_endpoint
-    async def compare(request: Request) -> Response:
-        ws = store.get(request.path_params["sid"])
-        data = await _json(request)
-        ch = _channel(data, ws.session.channel)
-        cbrs = data.get("cbr") or {}
-        if not isinstance(cbrs, dict):
-            raise BadInput("cbr must be an object {baseline name: CBR}")
-        try:
-            cbrs = {str(k): float(v) for k, v in cbrs.items()}
-        except (TypeError, ValueError):
-            raise BadInput("every baseline CBR must be a number") from None
-
-        def run() -> dict:
-            rows = compare_turn(system, ws.session, ws.baselines, ch, cbrs, baselines)
-            s = ws.session
-            edits = [t for t in s.turns if t.action == "edit"]
-            ours = {"label": "Editable-DeepSC", "image_url": _current_url(ws),
-                    "last_symbols": edits[-1].symbols if edits else 0,
-                    "last_cbr": edits[-1].cbr if edits else 0.0,
-                    "full_symbols": int(getattr(system.tx.codec, "k", 0)),
-                    "full_cbr": system.cbr(int(getattr(system.tx.codec, "k", 0))),
-                    "symbols_total": sum(t.symbols for t in s.turns)}
-            out = []
-            for r in rows:
-                img, rec = r.pop("image", None), r.pop("received", None)
-                r.pop("transmission", None)
-                if img is not None:
-                    r["image_url"] = ws.put_image(f"baseline-{r['name']}", img)
-                    r["received_url"] = ws.put_image(f"baseline-{r['name']}-received", rec)
-                out.append(r)
-            return {"ours": ours, "baselines": out, "channel": {"name": ch.name, "snr_db": ch.snr_db},
-                    "edits": len(s.last_targets)}
-
-        return JSONResponse(await worker.run("compare", run))
-
-    @_endpoint
-    async def session_log(request: Request) -> Response:
-        ws = store.get(request.path_params["sid"])
-        d = ws.session.log()
-        d["web"] = {"origin": ws.origin, "notes": ws.notes,
-                    "channel": {"name": ws.session.channel.name, "snr_db": ws.session.channel.snr_db}}
-        return Response(json.dumps(d, indent=1) + "\n", media_type="application/json", headers={
-            "Content-Disposition": f'attachment; filename="edsc-session-{ws.id[:8]}.json"'})
-
-    @_endpoint
-    async def session_image(request: Request) -> Response:
-        ws = store.get(request.path_params["sid"])
-        name = request.path_params["name"]
-        if not _NAME.match(name) or name not in ws.images:
-            raise SessionNotFound(f"no image {name!r} in this session")
-        headers = {"Cache-Control": "no-store"}
-        if request.query_params.get("download"):
-            headers["Content-Disposition"] = f'attachment; filename="edsc-{ws.id[:8]}-{name}.png"'
-        return Response(ws.images[name], media_type="image/png", headers=headers)
-
-    @_endpoint
-    async def delete_session(request: Request) -> Response:
-        store.remove(request.path_params["sid"])
-        return JSONResponse({"deleted": True})
-
-    @contextlib.asynccontextmanager
-    async def lifespan(app: Starlette):
-        try:
-            yield
-        finally:
-            worker.shutdown()
-            store.clear()
-            if own_tmp:
-                shutil.rmtree(tmp, ignore_errors=True)
-
-    routes = [
-        Route("/", index),
-        Route("/api/config", config),
-        Route("/api/status", status),
-        Route("/api/samples/{name}.png", sample_image),
-        Route("/api/sessions", create_session, methods=["POST"]),
-        Route("/api/sessions/{sid}", delete_session, methods=["DELETE"]),
-        Route("/api/sessions/{sid}/send", send, methods=["POST"]),
-        Route("/api/sessions/{sid}/undo", undo, methods=["POST"]),
-        Route("/api/sessions/{sid}/reset", reset, methods=["POST"]),
-        Route("/api/sessions/{sid}/compare", compare, methods=["POST"]),
-        Route("/api/sessions/{sid}/log", session_log),
-        Route("/api/sessions/{sid}/images/{name}.png", session_image),
-        Mount("/static", StaticFiles(directory=STATIC_DIR), name="static"),
-    ]
-    app = Starlette(routes=routes, lifespan=lifespan, middleware=[Middleware(SecurityHeaders)])
-
-    app.state.worker, app.state.sessions, app.state.tmp_dir = worker, store, tmp
-    app.state.upload_dir, app.state.system = uploads, system
+    app = Starlette(routes=ROUTES, lifespan=lifespan, middleware=[Middleware(SecurityHeaders)])
+    st = app.state
+    st.system, st.samples, st.baselines = system, list(samples), tuple(baselines)
+    st.upload_limits = upload_limits or UploadLimits()
+    st.sessions, st.worker = SessionStore(session_limits), Worker(max_queue=max_queue)
+    st.default_channel, st.default_seed = default_channel or ChannelConfig("awgn", 6.0), int(default_seed)
+    st.tmp_dir, st.upload_dir, st.own_tmp = tmp, uploads, own_tmp
+    st.sample_png, st.sample_lock = {}, asyncio.Lock()
     return app
 
 
