@@ -17,6 +17,10 @@ class ImageError(BadInput):
     """An image file cannot be read, is empty, or has an unusable size."""
 
 
+class ImageTooLarge(ImageError):
+    """An image declares more pixels than the budget (checked before decoding)."""
+
+
 class NoFaceFound(EdscError):
     """No face was detected in a user photo."""
 

@@ -19,7 +19,7 @@ import torch
 from PIL import Image, UnidentifiedImageError
 
 from editable_deepsc.errors import BadInput, ImageError
-from editable_deepsc.imaging.io import from_pil, resize
+from editable_deepsc.imaging.io import decode_image, register_heif, from_pil, open_image, resize
 
 
 @dataclass(frozen=True)
@@ -104,7 +104,7 @@ def check_image_bytes(data: bytes, limits: UploadLimits) -> tuple[str, tuple[int
         raise ImageError("the upload is empty")
     if len(data) > limits.max_bytes:
         raise UploadTooLarge(f"the file is {len(data) / 2**20:.1f} MB; the limit is {limits.describe()}")
-    _register_heif()
+    register_heif()
     try:
         with Image.open(io.BytesIO(data)) as im:
             fmt, size = im.format or "?", im.size
@@ -113,15 +113,6 @@ def check_image_bytes(data: bytes, limits: UploadLimits) -> tuple[str, tuple[int
     if max(size) > limits.max_side:
         raise UploadTooLarge(f"the image is {size[0]}x{size[1]} px; the limit is {limits.describe()}")
     return fmt, size
-
-
-def _register_heif() -> None:
-    try:
-        import pillow_heif
-
-        pillow_heif.register_heif_opener()
-    except ImportError:  # pragma: no cover - optional
-        pass
 
 
 def decode_upload(data: bytes, limits: UploadLimits) -> tuple[torch.Tensor, list[str]]:
@@ -141,11 +132,10 @@ def decode_upload(data: bytes, limits: UploadLimits) -> tuple[torch.Tensor, list
     UploadTooLarge, ImageError
     """
     check_image_bytes(data, limits)
+    im = open_image(io.BytesIO(data), name="upload", max_pixels=limits.max_side ** 2, max_side=limits.max_side)
     try:
-        with Image.open(io.BytesIO(data)) as im:
-            im.load()
-            img = im.convert("RGB")
-    except (UnidentifiedImageError, OSError, SyntaxError, ValueError, Image.DecompressionBombError):
+        img = decode_image(im, work_side=None, name="upload")
+    except ImageError:
         raise ImageError("the image file is damaged or truncated") from None
     notes: list[str] = []
     w, h = img.size
