@@ -123,6 +123,18 @@ class EditableDeepSC:
 
         return Link.of("delta", send_latent(delta, self.tx.encode_delta, decode, channel, rng))
 
+    def prepare_input(self, image: torch.Tensor, face: int | None = None):
+        """Check a user's image for a face (whatever its size) and align it → ``PreparedImage``.
+
+        Pass ``.image`` on to :meth:`edit` or :meth:`session`; ``.face_json()`` says which face
+        was used and how many were found.
+
+        Raises
+        ------
+        NoFaceFound, ImageError, BadInput
+        """
+        return self.tx.prepare(image, face=face, check_face=True)
+
     def invert_image(self, image: torch.Tensor, seed: int = 0) -> tuple[torch.Tensor, torch.Tensor, float]:
         """Align + invert: → (aligned image (1,3,R,R), w0 (1,num_ws,w_dim), seconds)."""
         t0 = time.perf_counter()

@@ -65,9 +65,14 @@ class Transmitter:
         parser.encoder.encode(["warm up"])
         return cls(m.generator, m.encoder, parser, m.editor, m.codec, m.delta, config)
 
-    def prepare(self, image: torch.Tensor):
-        """Check and align one image (1, 3, H, W) in [-1, 1] → ``PreparedImage`` at the generator's size."""
-        return prepare_image(image, resolution=self.generator.resolution, align=self.config.align)
+    def prepare(self, image: torch.Tensor, face: int | None = None, check_face: bool = False):
+        """Check and align one image (1, 3, H, W) in [-1, 1] → ``PreparedImage`` at the generator's size.
+
+        ``check_face`` refuses an image without a face whatever its size (user input); ``face``
+        picks one of several faces (0 = highest detector score).
+        """
+        return prepare_image(image, resolution=self.generator.resolution, align=self.config.align, face=face,
+                             check_face=check_face)
 
     def invert(self, image: torch.Tensor, seed: int = 0) -> torch.Tensor:
         """Aligned image (1, 3, R, R) → W+ latent (1, num_ws, w_dim) float32."""

@@ -319,7 +319,7 @@ def test_deliver_and_edit_and_the_compare_panel(system, monkeypatch):
 # ---------------------------------------------------------------------- CLI
 def test_serve_cli_checks_arguments_before_loading_models(capsys):
     assert main(["serve", "--port", "70000"]) == 2
-    assert "port must be in [0, 65535]" in capsys.readouterr().err
+    assert "'--port': 70000 is not in the range 0<=x<=65535" in capsys.readouterr().err
     assert main(["serve", "--snr", "99"]) == 2
     import socket
 

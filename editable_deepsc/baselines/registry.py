@@ -44,7 +44,15 @@ def transmit_image(image: torch.Tensor, method: str, **options: Any) -> Any:
     """Run method ``method`` on ``image`` with the ``options`` its function accepts.
 
     Options that are ``None`` are left at the function's default.
+
+    Raises
+    ------
+    BadInput
+        ``cbr`` outside (0, 1] (more symbols than the image has values).
     """
+    cbr = options.get("cbr")
+    if cbr is not None and (isinstance(cbr, bool) or not 0.0 < float(cbr) <= 1.0):
+        raise BadInput(f"CBR must be in (0, 1], got {cbr!r}")
     fn = get_method(method)
     params = inspect.signature(fn).parameters
     kwargs = {k: v for k, v in options.items() if k in params and v is not None}

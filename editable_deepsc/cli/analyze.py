@@ -6,6 +6,8 @@ import json
 
 import click
 
+from editable_deepsc.cli.options import face_option
+
 
 @click.command()
 @click.argument("image", type=click.Path(dir_okay=False))
@@ -14,13 +16,15 @@ import click
 @click.option("--mirror", is_flag=True, help="Average every score with the mirror image (steadier age/gender).")
 @click.option("--json", "as_json", is_flag=True, help="Print the result as JSON.")
 @click.option("--seed", default=0, show_default=True, type=int, help="Seed (the analysis itself is deterministic).")
-def analyze(image: str, align: bool | None, mirror: bool, as_json: bool, seed: int) -> None:
+@face_option
+def analyze(image: str, align: bool | None, mirror: bool, as_json: bool, seed: int, face: int | None) -> None:
     """Analyse the face in IMAGE with the face-api nets.
 
     Prints the identity embedding norm, apparent age, gender, the seven expression
     probabilities, head pose (yaw/pitch/roll, approximate degrees) and landmark
     ratios (mouth and eye openness, smile width). Photos are detected and aligned;
-    64x64 generator faces go straight in. No face -> exit code 2.
+    64x64 generator faces go straight in after a face check. No face -> exit code 2;
+    several faces -> the JSON's detection says how many, and --face picks one.
 
     \b
     Examples:
@@ -32,7 +36,11 @@ def analyze(image: str, align: bool | None, mirror: bool, as_json: bool, seed: i
     from editable_deepsc.guidance.faces.report import analyze_file
 
     torch.manual_seed(seed)
-    r = analyze_file(image, align=align, mirror=mirror)
+    r = analyze_file(image, align=align, mirror=mirror, face=face)
+    det = r.get("detection") or {}
+    if det.get("faces_found", 1) > 1:
+        click.echo(f"note: {det['faces_found']} faces found; using face {det['index']} (detector score "
+                   f"{det['score']:.2f}); --face N picks another (0 = highest score)", err=True)
     if as_json:
         click.echo(json.dumps(r, indent=1))
         return

@@ -8,6 +8,7 @@ from pathlib import Path
 import click
 
 from editable_deepsc.cli.edit import CHANNEL_CHOICES, build_system, system_options
+from editable_deepsc.cli.options import face_option
 
 HELP = """commands: an instruction ("make her smile", "a bit more", "now older"), undo, show,
 snr <dB>, channel awgn|rayleigh, log, help, quit"""
@@ -28,12 +29,14 @@ def _print_turn(t, out_dir: Path) -> None:
 @click.option("--channel", type=click.Choice(CHANNEL_CHOICES, case_sensitive=False), default="awgn",
               show_default=True)
 @click.option("--out-dir", type=click.Path(file_okay=False), default="out/chat", show_default=True,
-              help="Received image of every turn and session.json go here.")
+              help="Received image of every turn and session.json go here (checked before any work; "
+                   "existing files are replaced).")
 @click.option("--refresh-every", type=int, default=4, show_default=True,
               help="Send the full latent every this many edits (follow-ups send only the delta).")
+@face_option
 @system_options
-def chat(image: str, snr: float, channel: str, out_dir: str, refresh_every: int, models: str, preset: str, inversion: str,
-         codec: str | None, jecc: bool, no_align: bool, seed: int) -> None:
+def chat(image: str, snr: float, channel: str, out_dir: str, refresh_every: int, face: int | None, models: str,
+         preset: str, inversion: str, codec: str | None, jecc: bool, no_align: bool, seed: int) -> None:
     """Edit IMAGE turn by turn: type instructions, `undo`, `show`, `quit`.
 
     Every turn prints the symbols sent and the received quality and saves the
@@ -46,19 +49,23 @@ def chat(image: str, snr: float, channel: str, out_dir: str, refresh_every: int,
     """
     from editable_deepsc.channel.config import ChannelConfig
     from editable_deepsc.errors import EdscError
-    from editable_deepsc.imaging import load_image, save_image
+    from editable_deepsc.imaging import atomic_write, check_output_dir, load_image, save_image
 
     ch = ChannelConfig(channel, snr)
+    out = check_output_dir(out_dir, "--out-dir")
     img = load_image(image)
     system = build_system(models, preset, inversion, codec, jecc, no_align, refresh_every=refresh_every)
-    session = system.session(img, ch, seed=seed)
-    out = Path(out_dir)
+    prepared = system.prepare_input(img, face=face)
+    if prepared.face_note():
+        click.echo(prepared.face_note(), err=True)
+    session = system.session(prepared.image, ch, seed=seed)
     save_image(session.source, out / "source.png")
     save_image(session.current_rx_image, out / "turn_start.png")
     click.echo(HELP)
 
     def save_log() -> None:
-        (out / "session.json").write_text(json.dumps(session.log(), indent=1) + "\n")
+        log = {**session.log(), "face": prepared.face_json()}
+        atomic_write(out / "session.json", lambda tmp: Path(tmp).write_text(json.dumps(log, indent=1) + "\n"))
 
     save_log()
     while True:

@@ -7,7 +7,7 @@ from pathlib import Path
 
 import click
 
-from editable_deepsc.cli.options import models_option
+from editable_deepsc.cli.options import face_option, models_option, output_help
 from editable_deepsc.vocab import CHANNELS as CHANNEL_CHOICES
 from editable_deepsc.vocab import DEFAULT_INVERSION, DEFAULT_PRESET, INVERSION_METHODS, PRESETS
 
@@ -43,15 +43,10 @@ def build_system(models: str, preset: str, inversion: str, codec: str | None, je
 
 def check_out(path: str | None) -> None:
     """Validate an output image path before any work is done (nothing is written on error)."""
-    if path is None:
-        return
-    from PIL import Image
+    if path is not None:
+        from editable_deepsc.imaging.io import check_image_output
 
-    from editable_deepsc.errors import ImageError
-
-    suffix = Path(path).suffix.lower()
-    if suffix not in Image.registered_extensions():
-        raise ImageError(f"unsupported output format: {suffix or '(no suffix)'}")
+        check_image_output(path)
 
 
 @click.command()
@@ -61,18 +56,22 @@ def check_out(path: str | None) -> None:
 @click.option("--channel", type=click.Choice(CHANNEL_CHOICES, case_sensitive=False), default="awgn",
               show_default=True)
 @click.option("--strength", type=float, default=1.0, show_default=True, help="Scales how far the edit goes.")
-@click.option("--out", type=click.Path(dir_okay=False), default=None, help="Write the received image here.")
+@click.option("--out", type=click.Path(dir_okay=False), default=None, help=output_help("the received image"))
 @click.option("--save-steps", type=click.Path(file_okay=False), default=None,
-              help="Write the edit trajectory (one PNG per recorded step) into this folder.")
+              help="Write the edit trajectory (one PNG per recorded step) into this folder (checked before any "
+                   "work; existing files are replaced).")
 @click.option("--json", "as_json", is_flag=True, help="Print the result as one JSON object.")
+@face_option
 @system_options
 def edit(image: str, instruction: str, snr: float, channel: str, strength: float, out: str | None,
-         save_steps: str | None, as_json: bool, models: str, preset: str, inversion: str, codec: str | None, jecc: bool,
-         no_align: bool, seed: int) -> None:
+         save_steps: str | None, as_json: bool, face: int | None, models: str, preset: str, inversion: str,
+         codec: str | None, jecc: bool, no_align: bool, seed: int) -> None:
     """Edit IMAGE under an instruction and send only the edited latent over a noisy channel.
 
     A refused instruction (unsupported by the built-in editor) exits with code 2
-    and transmits nothing.
+    and transmits nothing. Every image is checked for a face first (a 64x64 one
+    too); with several faces the JSON's "face" says which was used and --face
+    picks another.
 
     \b
     Examples:
@@ -80,13 +79,19 @@ def edit(image: str, instruction: str, snr: float, channel: str, strength: float
       edsc edit photo.jpg -i "turn the head to the left" --snr 0 --channel rayleigh --jecc
     """
     from editable_deepsc.channel.config import ChannelConfig
-    from editable_deepsc.imaging import load_image, save_image
+    from editable_deepsc.imaging import check_output_dir, load_image, save_image
 
     ch = ChannelConfig(channel, snr)
     check_out(out)
+    if save_steps:
+        check_output_dir(save_steps, "--save-steps")
     img = load_image(image)
     system = build_system(models, preset, inversion, codec, jecc, no_align)
-    result = system.edit(img, instruction, ch, seed=seed, strength=strength, record_every=5 if save_steps else 0)
+    prepared = system.prepare_input(img, face=face)
+    if prepared.face_note():
+        click.echo(prepared.face_note(), err=True)
+    result = system.edit(prepared.image, instruction, ch, seed=seed, strength=strength,
+                         record_every=5 if save_steps else 0)
     if out:
         save_image(result.rx_image, out)
     if save_steps:
@@ -95,6 +100,7 @@ def edit(image: str, instruction: str, snr: float, channel: str, strength: float
             save_image(system.rx.synthesise(w), d / f"step_{step:04d}.png")
         save_image(result.tx_image, d / "final_tx.png")
     rec = result.to_json()
+    rec["face"] = prepared.face_json()
     if as_json:
         click.echo(json.dumps(rec, indent=1))
         return

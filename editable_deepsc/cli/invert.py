@@ -7,7 +7,7 @@ from pathlib import Path
 
 import click
 
-from editable_deepsc.cli.options import member_option, models_option, set_member
+from editable_deepsc.cli.options import face_option, member_option, models_option, output_help, set_member
 from editable_deepsc.vocab import INVERSION_METHODS as METHODS
 
 
@@ -16,9 +16,11 @@ from editable_deepsc.vocab import INVERSION_METHODS as METHODS
 @click.option("--method", type=click.Choice(METHODS), default="hybrid", show_default=True,
               help="encoder (one pass), optimize (Adam on W+ from the mean, layers tied for the first 25% "
                    "of the steps), hybrid (encoder + a few Adam steps).")
-@click.option("--out", "out", type=click.Path(dir_okay=False), default=None, help="Write the reconstruction here (png, jpg, ...).")
+@click.option("--out", "out", type=click.Path(dir_okay=False), default=None,
+              help=output_help("the reconstruction (png, jpg, ...)"))
 @click.option("--latent-out", type=click.Path(dir_okay=False), default=None,
-              help="Write the W+ latent (key 'w_plus', (1, num_ws, w_dim) float32) as .safetensors.")
+              help="Write the W+ latent (key 'w_plus', (1, num_ws, w_dim) float32) as .safetensors (checked "
+                   "before any work; written atomically; an existing file is replaced).")
 @click.option("--steps", type=int, default=None, help="Adam steps (default: 200 optimize, 100 hybrid).")
 @models_option()
 @member_option("--generator", "generator_name", "generator", "Generator zoo name or path.")
@@ -28,6 +30,7 @@ from editable_deepsc.vocab import INVERSION_METHODS as METHODS
 @click.option("--threads", default=None, type=int,
               help="torch CPU threads (1 is fastest on a busy small machine; default: torch's choice).")
 @click.option("--seed", default=0, show_default=True, type=int)
+@face_option
 def invert(
     image: str,
     method: str,
@@ -41,10 +44,12 @@ def invert(
     as_json: bool,
     threads: int | None,
     seed: int,
+    face: int | None,
 ) -> None:
     """Invert a face IMAGE into the W+ space of the generator and report reconstruction quality.
 
-    64x64 images go straight in; larger square photos are face-aligned first.
+    64x64 images go straight in after a face check; larger square photos are
+    face-aligned first (--face picks one of several faces).
     LPIPS is the EfficientNet-Lite0 proxy unless the standard weights are installed
     (see lpips_metric in the output).
 
@@ -54,6 +59,7 @@ def invert(
       edsc invert photo.jpg --method hybrid --steps 60 --latent-out w.safetensors
     """
     from editable_deepsc.inversion.files import run_invert_file
+    from editable_deepsc.inversion.prepare import face_note
 
     if threads:
         import torch
@@ -62,8 +68,11 @@ def invert(
     result = run_invert_file(
         image, method=method, out=out, latent_out=latent_out, steps=steps,
         generator=set_member(models, "generator", generator_name), encoder=set_member(models, "encoder", encoder_name),
-        align=not no_align, seed=seed,
+        align=not no_align, seed=seed, face=face,
     )
+    note = face_note(result["face"])
+    if note:
+        click.echo(note, err=True)
     if as_json:
         click.echo(json.dumps(result, indent=1))
     else:

@@ -8,7 +8,11 @@ import click
 
 
 class LazyGroup(click.Group):
-    """Click group over a ``{name: ("module:attr", "one-line help")}`` table."""
+    """Click group over a ``{name: ("module:attr", "one-line help")}`` table.
+
+    Every command it hands out has its numeric options bounded
+    (:func:`~editable_deepsc.cli.options.bound_numeric_options`).
+    """
 
     def __init__(self, *args, lazy: dict[str, tuple[str, str]] | None = None, **kwargs):
         super().__init__(*args, **kwargs)
@@ -18,12 +22,14 @@ class LazyGroup(click.Group):
         return sorted(set(self.lazy) | set(self.commands))
 
     def get_command(self, ctx: click.Context, name: str) -> click.Command | None:
+        from editable_deepsc.cli.options import bound_numeric_options
+
         if name in self.commands:
-            return self.commands[name]
+            return bound_numeric_options(self.commands[name])
         if name not in self.lazy:
             return None
         module, attr = self.lazy[name][0].split(":")
-        return getattr(importlib.import_module(module), attr)
+        return bound_numeric_options(getattr(importlib.import_module(module), attr))
 
     def format_commands(self, ctx: click.Context, formatter: click.HelpFormatter) -> None:
         rows = []

@@ -7,6 +7,7 @@ they are listed, so ``--help`` reads the same as with the options written out.
 from __future__ import annotations
 
 import functools
+import math
 from dataclasses import dataclass
 from typing import Any, Callable, TypeVar
 
@@ -125,6 +126,18 @@ def set_member(models: str, role: str, given: str | None = None) -> str:
     return load_set(models).member(role)
 
 
+def face_option(f: F) -> F:
+    """``--face N``: which of several detected faces to use (0 = the highest detector score)."""
+    return click.option("--face", type=int, default=None,
+                        help="Which detected face to use when the photo holds several (0 = highest detector "
+                             "score, the default); the JSON says how many were found.")(f)
+
+
+def output_help(what: str) -> str:
+    """``--help`` text of an output path option (checked first, written atomically, replaced if present)."""
+    return (f"Write {what} here (checked before any work; written atomically; an existing file is replaced).")
+
+
 def generator_option(help: str = "Zoo name of the generator.") -> Callable[[F], F]:
     """``--models SET --generator NAME`` of the trainers (the generator defaults to the set's)."""
     return stack(models_option(check=False), member_option("--generator", "generator_name", "generator", help))
@@ -164,3 +177,97 @@ def set_threads(threads: int | None) -> None:
         import torch
 
         torch.set_num_threads(threads)
+
+
+# ---------------------------------------------------------------------- bounds of numeric options
+_BIG = 10**7
+#: Parameter name → (lowest, highest, lowest excluded) of every integer or float option of every
+#: verb; :func:`bound_numeric_options` turns each into a range type when the verb is looked up, so
+#: ``--help`` shows the range and a value outside it exits 2 with one ``error:`` line before any work.
+#: ``tests/test_bad_input.py`` checks that no numeric option of any verb is missing here.
+NUMERIC_BOUNDS: dict[str, tuple[float, float, bool]] = {
+    # counts of faces, samples, blocks
+    "n": (1, 100_000, False), "n_teacher": (1, 64, False), "n_val": (1, 100_000, False),
+    "jecc_n": (1, 100_000, False), "jecc_instructions": (0, 1_000, False), "variants": (1, 64, False),
+    "calibration_faces": (1, 100_000, False), "num_blocks": (1, 1_000_000, False), "pool": (1, 1_000_000, False),
+    "fid_samples": (1, 1_000_000, False), "inversion_faces": (1, 100_000, False), "grid_samples": (0, 64, False),
+    "offset": (0, 1_000_000, False),
+    # sizes and steps
+    "k": (1, 16_384, False), "delta_k": (1, 16_384, False), "hidden": (1, 16_384, False), "width": (1, 4_096, False),
+    "steps": (1, _BIG, False), "warmup_steps": (0, _BIG, False), "optimize_steps": (1, _BIG, False),
+    "inversion_steps": (1, _BIG, False), "stop_at": (1, _BIG, False), "checkpoint_every": (1, _BIG, False),
+    "progressive_every": (1, _BIG, False), "batch_size": (1, 4_096, False), "batch": (1, 4_096, False),
+    "image_batch": (1, 4_096, False), "fid_input_size": (8, 1_024, False), "fading_block": (1, 10**9, False),
+    "refresh_every": (1, 1_000, False),
+    # channel (SNRs: see SNR_OPTIONS)
+    "code_rate": (0.0, 1.0, True),
+    # editing and training weights
+    "strength": (0.0, 4.0, True), "lr": (0.0, 10.0, True), "pixel_weight": (0.0, 1_000.0, False),
+    "perceptual_weight": (0.0, 1_000.0, False), "identity_weight": (0.0, 1_000.0, False),
+    "inversion_frac": (0.0, 1.0, False), "mix_prob": (0.0, 1.0, False), "min_success": (0.0, 1.0, False),
+    "max_id_distance": (0.0, 2.0, False), "stop_id_distance": (0.0, 2.0, False),
+    "max_minutes": (0.0, 1e6, True),
+    # process and server
+    "seed": (0, 2**63 - 1, False), "threads": (1, 1_024, False), "workers": (1, 256, False),
+    "port": (0, 65_535, False), "max_queue": (0, 1_024, False), "max_sessions": (1, 4_096, False),
+    "face": (0, 63, False),
+}
+
+
+class SnrType(click.ParamType):
+    """An SNR in dB, checked like the library does (:func:`~editable_deepsc.channel.snr.check_snr`)."""
+
+    name = "dB"
+
+    def convert(self, value, param, ctx):
+        from editable_deepsc.channel.snr import SNR_RANGE_DB, check_snr
+        from editable_deepsc.errors import BadInput
+
+        try:
+            return check_snr(value)
+        except BadInput as e:
+            self.fail(str(e), param, ctx)
+        return SNR_RANGE_DB  # pragma: no cover - fail() raises
+
+    def get_metavar(self, param, ctx=None):
+        return "DB"
+
+
+SNR_OPTIONS = frozenset({"snr", "snr_db", "headline_snr", "snr_min", "snr_max"})
+"""Float options that are SNRs (typed :class:`SnrType`: the range [-10, 40] dB of the library)."""
+
+
+class FiniteFloatRange(click.FloatRange):
+    """``click.FloatRange`` that also refuses NaN and infinities."""
+
+    def convert(self, value, param, ctx):
+        v = click.FLOAT.convert(value, param, ctx)
+        if not math.isfinite(v):
+            self.fail(f"{value!r} is not a finite number", param, ctx)
+        return super().convert(v, param, ctx)
+
+
+def bound_numeric_options(cmd: click.Command) -> click.Command:
+    """Give every integer/float option of ``cmd`` its range from :data:`NUMERIC_BOUNDS` (in place).
+
+    Options that already have a range type, and names not in the table, are left as they are
+    (``tests/test_bad_input.py`` fails on the latter).
+    """
+    if getattr(cmd, "_edsc_bounded", False):
+        return cmd
+    for p in cmd.params:
+        if isinstance(p, click.Option) and p.name in SNR_OPTIONS and type(p.type) is click.types.FloatParamType:
+            p.type = SnrType()
+            continue
+        if not isinstance(p, click.Option) or p.name not in NUMERIC_BOUNDS:
+            continue
+        lo, hi, open_lo = NUMERIC_BOUNDS[p.name]
+        if type(p.type) is click.types.IntParamType:
+            p.type = click.IntRange(int(lo), int(hi), min_open=open_lo)
+        elif type(p.type) is click.types.FloatParamType:
+            p.type = FiniteFloatRange(float(lo), float(hi), min_open=open_lo)
+    if isinstance(cmd, click.Group):  # plain groups (lazy ones bound their commands when handing them out)
+        for sub in cmd.commands.values():
+            bound_numeric_options(sub)
+    cmd._edsc_bounded = True  # type: ignore[attr-defined]
+    return cmd

@@ -6,20 +6,22 @@ import json
 
 import click
 
-from editable_deepsc.cli.options import models_option
+from editable_deepsc.cli.options import models_option, output_help
 
 
 @click.command()
 @click.argument("image", type=click.Path(dir_okay=True))
 @click.option("--method", default="jpeg-ldpc", show_default=True, help="jpeg-ldpc, deepjscc or ideal (capacity bound).")
-@click.option("--cbr", "cbr_text", default="0.1", show_default=True, help="Channel bandwidth ratio k/(H·W·C), e.g. 0.1 or 1/6.")
+@click.option("--cbr", "cbr_text", default="0.1", show_default=True,
+              help="Channel bandwidth ratio k/(H·W·C) in (0, 1], e.g. 0.1 or 1/6.")
 @click.option("--snr", "snr_db", type=float, default=6.0, show_default=True, help="SNR in dB, in [-10, 40].")
 @click.option("--channel", default="awgn", show_default=True, help="awgn or rayleigh.")
 @click.option("--codec", default="jpeg", show_default=True, help="jpeg, webp or heif.")
 @click.option("--decoder", default=None, help="LDPC BP decoder: cpp (default), sionna or cpp-minsum.")
 @click.option("--fading-block", type=int, default=None,
               help="Symbols per Rayleigh gain (default: one gain for the whole image).")
-@click.option("--out", "out_path", type=click.Path(dir_okay=False), default=None, help="Write the received image here.")
+@click.option("--out", "out_path", type=click.Path(dir_okay=False), default=None,
+              help=output_help("the received image"))
 @click.option("--json", "as_json", is_flag=True, help="Print one JSON object.")
 @click.option("--seed", default=0, show_default=True, type=int, help="Seeds channel noise and fading.")
 @models_option("Model set of the learned methods (deepjscc).")
@@ -37,18 +39,13 @@ def transmit(image: str, method: str, cbr_text: str, snr_db: float, channel: str
       edsc transmit face.png --method ideal --cbr 0.05 --snr 0 --json
       edsc transmit face.png --channel rayleigh --snr 20 --codec webp --decoder sionna
     """
-    from pathlib import Path
-
     from editable_deepsc.baselines.registry import transmit_image
     from editable_deepsc.channel.config import ChannelConfig
-    from editable_deepsc.errors import BadInput, ImageError
-    from editable_deepsc.imaging import load_image, save_image
+    from editable_deepsc.errors import BadInput
+    from editable_deepsc.imaging import check_image_output, load_image, save_image
 
     if out_path is not None:
-        from PIL import Image
-
-        if Image.registered_extensions().get(Path(out_path).suffix.lower()) is None:
-            raise ImageError(f"unsupported output format: {Path(out_path).suffix or '(no suffix)'}")
+        check_image_output(out_path)
     if fading_block is not None and fading_block < 1:
         raise BadInput(f"--fading-block must be >= 1, got {fading_block}")
     from editable_deepsc.eval.compare_config import parse_fraction

@@ -20,7 +20,7 @@ import math
 from dataclasses import asdict, dataclass, field
 from fractions import Fraction
 
-from editable_deepsc.channel import CHANNELS
+from editable_deepsc.channel import CHANNELS, SNR_RANGE_DB
 from editable_deepsc.errors import BadInput
 
 SEMANTIC = "editable-deepsc"
@@ -28,18 +28,21 @@ SEMANTIC = "editable-deepsc"
 BASELINES: tuple[str, ...] = ("deepjscc", "jpeg-ldpc", "ideal")
 """Data-oriented methods ``edsc eval`` can compare against (registry names)."""
 METHODS: tuple[str, ...] = (SEMANTIC, *BASELINES)
-EVAL_SNR_RANGE: tuple[float, float] = (-10.0, 30.0)
+EVAL_SNR_RANGE: tuple[float, float] = SNR_RANGE_DB
 """SNRs ``edsc eval`` accepts (dB)."""
 
 
-def parse_fraction(text: str, what: str = "CBR") -> float:
-    """``"1/6"`` or ``"0.25"`` → positive float (raises :class:`BadInput`)."""
+def parse_fraction(text: str, what: str = "CBR", upper: float = 1.0) -> float:
+    """``"1/6"`` or ``"0.25"`` → a float in (0, ``upper``] (raises :class:`BadInput`).
+
+    A CBR above 1 would send more channel symbols than the image has values: refused.
+    """
     try:
         v = float(Fraction(str(text).strip()))
-    except (ValueError, ZeroDivisionError):
+    except (ValueError, ZeroDivisionError, OverflowError):
         raise BadInput(f"bad {what} {text!r} (write e.g. 1/6 or 0.1667)") from None
-    if not (v > 0 and math.isfinite(v)):
-        raise BadInput(f"{what} must be positive, got {text!r}")
+    if not (0 < v <= upper and math.isfinite(v)):
+        raise BadInput(f"{what} must be in (0, {upper:g}], got {text!r}")
     return v
 
 
@@ -127,7 +130,7 @@ class EvalConfig:
         object.__setattr__(self, "methods", methods)
         lo, hi = EVAL_SNR_RANGE
         for s in (*self.snrs, *self.sweep_snrs, self.headline_snr):
-            if not (isinstance(s, (int, float)) and math.isfinite(s) and lo <= s <= hi):
+            if isinstance(s, bool) or not (isinstance(s, (int, float)) and math.isfinite(s) and lo <= s <= hi):
                 raise BadInput(f"SNR {s} dB out of range [{lo:g}, {hi:g}]")
         if not self.snrs:
             raise BadInput("give at least one SNR")

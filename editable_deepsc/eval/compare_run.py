@@ -33,6 +33,7 @@ from tqdm import tqdm
 from editable_deepsc.channel.codec_zoo import codec_name, load_codec
 from editable_deepsc.editing.measure import measurable_attributes
 from editable_deepsc.errors import BadInput
+from editable_deepsc.imaging.io import check_output
 from editable_deepsc.eval.compare_config import EvalConfig
 from editable_deepsc.eval.compare_records import done_samples
 from editable_deepsc.eval.compare_report import write_reports
@@ -62,8 +63,9 @@ def _resolve(spec: str) -> Callable[..., Any]:
         raise BadInput(f"cannot import system factory {spec!r}: {e}") from None
 
 
-def load_instructions(spec: str, system=None) -> list[Instruction]:
-    """``"default"`` → the editing bench set; otherwise a text file, one instruction per line (parsed).
+def load_instructions(spec: str, system=None, parse: Callable[[str], Any] | None = None) -> list[Instruction]:
+    """``"default"`` → the editing bench set; otherwise a text file, one instruction per line (parsed
+    by ``parse`` if given, else by ``system.tx.understand``).
 
     Raises
     ------
@@ -78,9 +80,23 @@ def load_instructions(spec: str, system=None) -> list[Instruction]:
     lines = [ln.strip() for ln in p.read_text().splitlines() if ln.strip() and not ln.startswith("#")]
     if not lines:
         raise BadInput(f"{spec} holds no instruction")
-    if system is None:
+    if parse is None and system is None:
         raise BadInput("parsing an instruction file needs the system's parser")
-    return [Instruction(t, tuple(system.tx.understand(t).targets)) for t in lines]
+    parse = parse or system.tx.understand
+    return [Instruction(t, tuple(parse(t).targets)) for t in lines]
+
+
+def check_instructions(spec: str, system_spec: str, system_kwargs: dict | None = None) -> None:
+    """Parse an instruction file as the run will, before anything is written (raises like
+    :func:`load_instructions`)."""
+    if spec == "default":
+        return
+    if system_spec == DEFAULT_SYSTEM:
+        from editable_deepsc.text.parser import default_parser
+
+        load_instructions(spec, parse=default_parser().parse)
+    else:
+        load_instructions(spec, system=_resolve(system_spec)(**(system_kwargs or {})))
 
 
 def usable_instructions(instructions: Sequence[Instruction], system) -> list[Instruction]:
@@ -227,6 +243,10 @@ def run_eval(config: EvalConfig, out: str | Path, workers: int = 1, engine: str 
     if engine == "ray":
         _require_ray()
     out_p = Path(out)
+    if out_p.exists() and not out_p.is_dir():
+        raise BadInput(f"--out {out_p} exists and is not a folder")
+    check_instructions(config.instructions, system_spec, system_kwargs)  # before anything is written
+    check_output(out_p / "config.json", "--out")
     out_p.mkdir(parents=True, exist_ok=True)
     conf = config.to_json()
     meta = {"config": conf, "system_spec": system_spec, "system_kwargs": system_kwargs or {},
@@ -285,4 +305,4 @@ def _default_k(system_spec: str, system_kwargs: dict | None) -> tuple[int, int]:
 
 
 __all__ = ["DEFAULT_SYSTEM", "ENGINES", "done_samples", "load_builtin_system", "load_instructions",
-           "run_eval", "run_shard", "shard_samples", "usable_instructions"]
+           "check_instructions", "run_eval", "run_shard", "shard_samples", "usable_instructions"]

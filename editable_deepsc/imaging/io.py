@@ -251,6 +251,21 @@ def check_output(path: str | os.PathLike, what: str = "output") -> Path:
     return p
 
 
+def check_output_dir(path: str | os.PathLike, what: str = "output folder") -> Path:
+    """Check that files can be written into the folder ``path`` (created if missing), before any work.
+
+    Raises
+    ------
+    BadInput
+        ``path`` exists and is not a folder, lies under a regular file, or is not writable.
+    """
+    p = Path(path)
+    if p.exists() and not p.is_dir():
+        raise BadInput(f"{what} {p} exists and is not a folder")
+    check_output(p / ".edsc-write-check", what)
+    return p
+
+
 def atomic_write(path: str | os.PathLike, write: Callable[[str], None]) -> Path:
     """Write a file atomically: ``write(tmp_path)`` in the same folder, then rename over ``path``.
 

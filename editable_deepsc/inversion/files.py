@@ -6,12 +6,10 @@ from pathlib import Path
 from typing import Any
 
 import torch
-from PIL import Image
-
-from editable_deepsc.errors import BadInput, ImageError
+from editable_deepsc.errors import BadInput
 from editable_deepsc.generator.base import StyleGenerator
 from editable_deepsc.generator.loading import load_generator
-from editable_deepsc.imaging.io import load_image, save_image
+from editable_deepsc.imaging.io import check_image_output, check_output, load_image, save_image
 from editable_deepsc.inversion.encoder import ENCODER_NAME, E4EEncoder, load_encoder
 from editable_deepsc.inversion.invert import METHODS, invert
 from editable_deepsc.inversion.prepare import prepare_image
@@ -25,8 +23,9 @@ def _check_out_suffix(path: str | Path | None, allowed: tuple[str, ...] | None =
     if allowed is not None:
         if suffix not in allowed:
             raise BadInput(f"{path}: expected a {' or '.join(allowed)} file")
-    elif suffix not in Image.registered_extensions():
-        raise ImageError(f"unsupported output format: {suffix or '(no suffix)'}")
+        check_output(path)
+    else:
+        check_image_output(path)
 
 
 def run_invert_file(
@@ -39,6 +38,8 @@ def run_invert_file(
     encoder: str | E4EEncoder | None = None,
     align: bool = True,
     seed: int = 0,
+    face: int | None = None,
+    check_face: bool = True,
 ) -> dict[str, Any]:
     """Read, align and invert one image file; optionally write the reconstruction and the latent.
 
@@ -61,12 +62,17 @@ def run_invert_file(
     align : bool
         Align photos with the face detector + landmarks.
     seed : int
+    face : int, optional
+        Which detected face to use (0 = highest detector score).
+    check_face : bool
+        Refuse an image without a face whatever its size (a 64x64 one too).
 
     Returns
     -------
     dict
         ``image, method, psnr, ssim, lpips, lpips_metric, lpips_is_proxy, identity,
-        seconds, num_ws, w_dim, generator, encoder, steps, aligned, seed`` (+ output paths).
+        seconds, num_ws, w_dim, generator, encoder, steps, aligned, source_size, face, seed``
+        (+ output paths); ``face`` is ``{"found", "used", "box", "score"}`` of the face check.
     """
     if method not in METHODS:
         raise BadInput(f"method must be one of {', '.join(METHODS)}, got {method!r}")
@@ -76,7 +82,7 @@ def run_invert_file(
     _check_out_suffix(latent_out, (".safetensors",))
     x = load_image(image)
     g = load_generator(generator) if generator is None or isinstance(generator, (str, Path)) else generator
-    prepared = prepare_image(x, g.resolution, align=align)
+    prepared = prepare_image(x, g.resolution, align=align, face=face, check_face=check_face)
     enc = None
     if method != "optimize":
         if encoder is None or isinstance(encoder, (str, Path)):
@@ -98,6 +104,7 @@ def run_invert_file(
         "steps": res.config["steps"],
         "aligned": prepared.aligned,
         "source_size": list(prepared.source_size),
+        "face": prepared.face_json(),
         "seed": seed,
     }
     if out is not None:

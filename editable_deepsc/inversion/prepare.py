@@ -1,7 +1,10 @@
 """Turning a user image into the generator's input: size checks and face alignment.
 
 * An image already at the generator's resolution (e.g. a 64x64 teacher face or a
-  received image) goes straight in.
+  received image) goes straight in; user input (``check_face=True``: the CLI and the web) is
+  first checked for a face like any photo
+  (:func:`~editable_deepsc.guidance.faces.align.check_small_face`), so a flat or noise
+  image is refused.
 * A larger photo must be square and at least :data:`MIN_PHOTO_SIDE` px; its
   main face is detected and aligned with face-api's detector and landmarks
   (:func:`editable_deepsc.guidance.faces.align.align_face`, ``framing="teacher"``:
@@ -18,12 +21,10 @@ from dataclasses import dataclass
 
 import torch
 
-from editable_deepsc.errors import ImageError
+from editable_deepsc.errors import BadInput, ImageError
 from editable_deepsc.imaging.io import resize
 
 MIN_PHOTO_SIDE = 64
-
-
 @dataclass
 class PreparedImage:
     """An image ready for inversion.
@@ -36,14 +37,48 @@ class PreparedImage:
         True when a face was detected and aligned.
     source_size : tuple of int
         (height, width) of the input.
+    faces_found : int or None
+        Faces the detector found (``None``: no face check was made).
+    face_index : int or None
+        The face used, counting from 0 in order of detector score.
+    face_box : tuple of float or None
+        Its box ``(x, y, w, h)`` in input pixels.
+    face_score : float or None
+        Its detector score.
     """
 
     image: torch.Tensor
     aligned: bool
     source_size: tuple[int, int]
+    faces_found: int | None = None
+    face_index: int | None = None
+    face_box: tuple[float, float, float, float] | None = None
+    face_score: float | None = None
+
+    def face_json(self) -> dict | None:
+        """``{"found", "used", "box", "score"}`` of the face check, or None when none was made."""
+        if self.faces_found is None:
+            return None
+        return {"found": self.faces_found, "used": self.face_index,
+                "box": None if self.face_box is None else [round(float(v), 1) for v in self.face_box],
+                "score": None if self.face_score is None else round(float(self.face_score), 3)}
+
+    def face_note(self) -> str | None:
+        """A line for stderr when several faces were found (which one is used), else None."""
+        return face_note(self.face_json())
 
 
-def prepare_image(image: torch.Tensor, resolution: int = 64, align: bool = True) -> PreparedImage:
+def face_note(face: dict | None) -> str | None:
+    """The stderr line for a :meth:`PreparedImage.face_json` record with several faces, else None."""
+    if not face or face["found"] < 2:
+        return None
+    box = ", ".join(f"{v:.0f}" for v in face["box"] or ())
+    return (f"note: {face['found']} faces found; using face {face['used']} (detector score {face['score']:.2f}, "
+            f"box x,y,w,h = {box}); --face N picks another (0 = highest score)")
+
+
+def prepare_image(image: torch.Tensor, resolution: int = 64, align: bool = True, face: int | None = None,
+                  check_face: bool = False, aligner=None) -> PreparedImage:
     """Check and align one image for a generator of side ``resolution``.
 
     Parameters
@@ -54,6 +89,15 @@ def prepare_image(image: torch.Tensor, resolution: int = 64, align: bool = True)
         The generator's image side.
     align : bool
         Detect and align the face of photos larger than ``resolution``.
+    face : int, optional
+        Which detected face to use (0 = highest score; default 0).
+    check_face : bool
+        Refuse an image without a face, whatever its size (user input: the CLI and the web).
+        A generator-sized image is then checked with
+        :func:`~editable_deepsc.guidance.faces.align.check_small_face`; a larger photo is
+        always detected (with ``align=False`` it is still resized, not aligned).
+    aligner : FaceAligner, optional
+        Reuse loaded face nets.
 
     Returns
     -------
@@ -65,7 +109,9 @@ def prepare_image(image: torch.Tensor, resolution: int = 64, align: bool = True)
         Not one RGB image, non-square, or smaller than ``resolution`` (and than
         :data:`MIN_PHOTO_SIDE`) without being exactly ``resolution``.
     NoFaceFound
-        Alignment found no face in the photo.
+        No face in the image (alignment, or the face check).
+    BadInput
+        ``face`` is not one of the faces found.
     """
     if image.dim() == 3:
         image = image.unsqueeze(0)
@@ -73,18 +119,33 @@ def prepare_image(image: torch.Tensor, resolution: int = 64, align: bool = True)
         raise ImageError(f"expected one RGB image, got shape {tuple(image.shape)}")
     h, w = int(image.shape[-2]), int(image.shape[-1])
     if (h, w) == (resolution, resolution):
-        return PreparedImage(image.float(), aligned=False, source_size=(h, w))
+        if not check_face:
+            return PreparedImage(image.float(), aligned=False, source_size=(h, w))
+        if face:
+            raise BadInput(f"--face {face}: a {w}x{h} generator-sized image holds one face (use 0)")
+        try:
+            from editable_deepsc.guidance.faces.align import check_small_face
+        except ImportError:  # pragma: no cover - face module absent: nothing to check with
+            return PreparedImage(image.float(), aligned=False, source_size=(h, w))
+        score = check_small_face(image.float(), aligner)  # NoFaceFound propagates
+        return PreparedImage(image.float(), aligned=False, source_size=(h, w), faces_found=1, face_index=0,
+                             face_box=(0.0, 0.0, float(w), float(h)), face_score=score)
     if h != w:
         raise ImageError(f"photo must be square (crop it around the face first), got {w}x{h}")
     if h < max(resolution, MIN_PHOTO_SIDE):
         raise ImageError(f"photo too small: {w}x{h} (need {resolution}x{resolution} or at least "
                          f"{max(resolution, MIN_PHOTO_SIDE)} px per side)")
-    if align:
+    if align or check_face:
         try:
-            from editable_deepsc.guidance.faces.align import align_face
+            from editable_deepsc.guidance.faces.align import FaceAligner
         except ImportError as e:  # pragma: no cover - face module absent
             warnings.warn(f"face alignment unavailable ({e}); resizing the photo without alignment", stacklevel=2)
         else:
-            face = align_face(image.float(), size=resolution, framing="teacher")  # NoFaceFound propagates
-            return PreparedImage(face.image.float().clamp(-1, 1), aligned=True, source_size=(h, w))
+            aligner = aligner or FaceAligner()
+            found = aligner.align(image.float(), size=resolution, framing="teacher", face=int(face or 0))
+            meta = dict(source_size=(h, w), faces_found=found.faces_found, face_index=found.index,
+                        face_box=tuple(float(v) for v in found.detection.box), face_score=float(found.detection.score))
+            if align:
+                return PreparedImage(found.image.float().clamp(-1, 1), aligned=True, **meta)
+            return PreparedImage(resize(image.float(), resolution), aligned=False, **meta)
     return PreparedImage(resize(image.float(), resolution), aligned=False, source_size=(h, w))

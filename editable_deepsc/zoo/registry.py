@@ -161,6 +161,9 @@ def _atomic_write(path: Path, write) -> None:
     os.close(fd)
     try:
         write(tmp)
+        from editable_deepsc.imaging.io import file_mode
+
+        os.chmod(tmp, file_mode())  # mkstemp makes 0600; give what the umask says (0644 usually)
         os.replace(tmp, path)
     finally:
         if os.path.exists(tmp):

@@ -7,7 +7,8 @@ from pathlib import Path
 
 import torch
 
-from editable_deepsc.guidance.faces.align import FaceAligner
+from editable_deepsc.errors import BadInput
+from editable_deepsc.guidance.faces.align import FaceAligner, check_small_face
 from editable_deepsc.guidance.faces.analyzer import FaceAnalyzer
 from editable_deepsc.guidance.faces.geometry import ATTRIBUTE_UNITS
 from editable_deepsc.imaging.io import load_image
@@ -27,6 +28,8 @@ def analyze_image(
     mirror: bool = False,
     analyzer: FaceAnalyzer | None = None,
     aligner: FaceAligner | None = None,
+    face: int | None = None,
+    check_face: bool = False,
 ) -> dict:
     """Analyse one face image.
 
@@ -41,19 +44,23 @@ def analyze_image(
         Average the scores with the mirror image.
     analyzer, aligner : optional
         Shared instances (made if omitted).
+    face : int, optional
+        Which detected face to align (0 = highest detector score).
+    check_face : bool
+        Refuse a small image (direct mode) without a face (:func:`check_small_face`).
 
     Returns
     -------
     dict
         ``mode`` ("aligned" or "direct"), ``input_size`` [w, h], ``detection`` (score, box
-        [x, y, w, h] in input pixels; aligned mode only), ``identity_embedding_norm``,
+        [x, y, w, h] in input pixels, ``faces_found`` and the ``index`` used; aligned mode only), ``identity_embedding_norm``,
         ``age_years``, ``gender``, ``expressions``, ``pose_degrees``, ``landmark_attributes``,
         ``units`` and ``mirror_averaged``.
 
     Raises
     ------
     NoFaceFound
-        Alignment was requested (or implied) and no face was detected.
+        Alignment was requested (or implied) and no face was detected, or the face check failed.
     """
     analyzer = analyzer if analyzer is not None else FaceAnalyzer()
     h, w = image.shape[-2:]
@@ -62,17 +69,23 @@ def analyze_image(
     out: dict = {"mode": "aligned" if align else "direct", "input_size": [int(w), int(h)]}
     if align:
         aligner = aligner if aligner is not None else FaceAligner(analyzer)
-        face = aligner.align(image, size=ALIGNED_SIZE, framing="teacher")
-        out["detection"] = {"score": face.detection.score, "box": [float(v) for v in face.detection.box]}
-        image = face.image
+        found = aligner.align(image, size=ALIGNED_SIZE, framing="teacher", face=int(face or 0))
+        out["detection"] = {"score": found.detection.score, "box": [float(v) for v in found.detection.box],
+                            "faces_found": found.faces_found, "index": found.index}
+        image = found.image
+    elif check_face:
+        if face:
+            raise BadInput(f"--face {face}: a {int(w)}x{int(h)} image analysed directly holds one face (use 0)")
+        check_small_face(image, aligner if aligner is not None else FaceAligner(analyzer))
     out.update(analyzer(image, mirror=mirror).to_json(0))
     out["units"] = {"age_years": "years", "gender.p_male": "probability", "expressions": "probability",
                     **{k: v for k, v in ATTRIBUTE_UNITS.items()}}  # fmt: skip
     return out
 
 
-def analyze_file(path: str | os.PathLike, align: bool | None = None, mirror: bool = False) -> dict:
-    """Read an image file and :func:`analyze_image` it; adds ``file`` to the result.
+def analyze_file(path: str | os.PathLike, align: bool | None = None, mirror: bool = False,
+                 face: int | None = None) -> dict:
+    """Read an image file, check it for a face and :func:`analyze_image` it; adds ``file`` to the result.
 
     Raises
     ------
@@ -83,5 +96,5 @@ def analyze_file(path: str | os.PathLike, align: bool | None = None, mirror: boo
     """
     image = load_image(path)
     result = {"file": Path(path).name}
-    result.update(analyze_image(image, align=align, mirror=mirror))
+    result.update(analyze_image(image, align=align, mirror=mirror, face=face, check_face=True))
     return result
