@@ -42,7 +42,7 @@ import torch
 from editable_deepsc.errors import UnsupportedInstruction
 from editable_deepsc.text import rules
 from editable_deepsc.text.encoder import MiniLMEncoder, TextEncoder
-from editable_deepsc.text.targets import ATTRIBUTES, EditTarget, FollowUp, ParsedInstruction
+from editable_deepsc.text.targets import ATTRIBUTES, EditTarget, FollowUp, ParsedInstruction, opposed
 
 MAX_CHARS = 500
 """Longest instruction accepted, in characters."""
@@ -373,6 +373,10 @@ class InstructionParser:
             confidences.append(conf)
             if any(t.attribute == target.attribute and t.direction != target.direction for t in targets):
                 self._refuse(raw, f"the instruction contradicts itself about {target.attribute}")
+            clash = next((t for t in targets if opposed(t, target)), None)
+            if clash is not None:
+                self._refuse(raw, f"the instruction contradicts itself: a face cannot look more {clash.attribute} "
+                                  f"and more {target.attribute} at once (ask for one)")
             if target not in targets:
                 targets.append(target)
         return ParsedInstruction(raw, tuple(targets), round(min(confidences), 4), meta={"clean": clean})

@@ -36,7 +36,23 @@ EXPRESSIONS: tuple[str, ...] = ("neutral", "happy", "sad", "angry", "fearful", "
 ATTRIBUTES: tuple[str, ...] = EXPRESSIONS + ("age", "gender", "yaw", "pitch", "mouth_open", "eyes_open")
 """Every attribute the parser understands (the built-in editor may support fewer)."""
 
+OPPOSED_EXPRESSIONS: frozenset[frozenset[str]] = frozenset(
+    [frozenset(("neutral", e)) for e in EXPRESSIONS if e != "neutral"]
+    + [frozenset(("happy", e)) for e in ("sad", "angry", "fearful", "disgusted")]
+)
+"""Expression pairs one face cannot show more of at once ("smile and frown": happy and angry);
+an instruction raising both is refused. Compounds such as "happy and surprised" stay allowed."""
+
 Direction = Literal["more", "less", "set"]
+
+
+def opposed(a: "EditTarget", b: "EditTarget") -> bool:
+    """Whether two targets cannot both be met: one attribute pushed two ways, or two opposed
+    expressions (:data:`OPPOSED_EXPRESSIONS`) both raised."""
+    if a.attribute == b.attribute:
+        return a.direction != b.direction
+    return (a.direction == "more" and b.direction == "more"
+            and frozenset((a.attribute, b.attribute)) in OPPOSED_EXPRESSIONS)
 
 
 @dataclass(frozen=True)
