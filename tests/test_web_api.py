@@ -38,9 +38,13 @@ def client(system, tmp_path):
                      upload_limits=UploadLimits(max_bytes=200_000, max_side=512),
                      session_limits=SessionLimits(max_sessions=2, max_turns=3),
                      baselines=(BaselineSpec("no-such-method", "Missing", 0.1), BaselineSpec("ideal", "ideal", 1.0)))
-    with TestClient(app) as c:
+    with TestClient(app, base_url=BASE) as c:
         c.app_state = app.state
         yield c
+
+
+BASE = "http://127.0.0.1:7860"  # the Host header must name the bound address
+PNG = {"Content-Type": "image/png"}
 
 
 def _png(image, size=None) -> bytes:
@@ -96,7 +100,7 @@ def test_upload_with_traversal_name_stays_in_the_apps_folder(client, system, tmp
     assert len(new) == 1 and re.fullmatch(r"app/uploads/[A-Za-z0-9_-]+-escape\.png", new[0])
     assert not (tmp_path.parent / "escape.png").exists()
     # a refused upload leaves no file behind
-    r = client.post("/api/sessions", content=b"GIF89a not really", headers={"X-Filename": "x.gif"})
+    r = client.post("/api/sessions", content=b"GIF89a not really", headers={"X-Filename": "x.gif", **PNG})
     assert r.status_code == 400 and r.json()["error"]["type"] == "bad_image"
     assert _files_under(tmp_path) == after
 
@@ -124,15 +128,15 @@ def test_suggestions_are_typeable_instructions(hint, text):
 
 
 def test_upload_limits_are_stated(client, system):
-    r = client.post("/api/sessions", content=b"\0" * 200_001)
+    r = client.post("/api/sessions", content=b"\0" * 200_001, headers=PNG)
     assert r.status_code == 413 and r.json()["error"]["type"] == "too_large"
-    assert r.json()["error"]["message"] == "the upload is 0.2 MB; the limit is 195 KB"
-    r = client.post("/api/sessions", content=_png(Image.new("RGB", (600, 600))))
+    assert r.json()["error"]["message"] == "the upload is 200001 bytes; the limit is 200000 bytes"
+    r = client.post("/api/sessions", content=_png(Image.new("RGB", (600, 600))), headers=PNG)
     assert r.status_code == 413
     assert r.json()["error"]["message"] == "the image is 600x600 px; the limit is 195 KB and 512 px per side"
-    r = client.post("/api/sessions", content=b"")
+    r = client.post("/api/sessions", content=b"", headers=PNG)
     assert r.status_code == 400 and "no image" in r.json()["error"]["message"]
-    r = client.post("/api/sessions", content=_png(Image.new("RGB", (64, 64), (90, 90, 90))))
+    r = client.post("/api/sessions", content=_png(Image.new("RGB", (64, 64), (90, 90, 90))), headers=PNG)
     assert r.status_code == 422 and r.json()["error"]["type"] == "no_face"
 
 
@@ -173,7 +177,7 @@ def test_turns_errors_and_log(client):
 
 def test_sessions_are_evicted_least_recently_used_first(client, system):
     a = _start(client)["id"]
-    up = client.post("/api/sessions", content=_png(toy_face(system), (64, 64)), headers={"X-Filename": "b.png"})
+    up = client.post("/api/sessions", content=_png(toy_face(system), (64, 64)), headers={"X-Filename": "b.png", **PNG})
     b = up.json()["id"]
     upload_dir = client.app_state.upload_dir
     assert len(list(upload_dir.iterdir())) == 1
@@ -208,7 +212,7 @@ def test_unexpected_errors_become_a_json_500_and_the_worker_goes_on(system, tmp_
         raise RuntimeError("disk on fire")
 
     app = create_app(system, toy_samples(system) + [Sample("broken", "broken", broken)], tmp_dir=tmp_path)
-    with TestClient(app) as c:
+    with TestClient(app, base_url=BASE) as c:
         r = c.post("/api/sessions", params={"sample": "broken"})
         assert r.status_code == 500
         assert r.json()["error"] == {"type": "error", "message": "internal error (RuntimeError); see the server log"}
@@ -245,7 +249,7 @@ def test_busy_http_answer(system, tmp_path):
     parser = system.tx.parser
     parser.gate.clear()
     parser.entered.clear()
-    with TestClient(app) as c:
+    with TestClient(app, base_url=BASE) as c:
         sid = _start(c)["id"]
         results = {}
         th = threading.Thread(target=lambda: results.update(

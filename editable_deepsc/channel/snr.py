@@ -31,6 +31,8 @@ def check_snr(snr_db: float) -> float:
     BadInput
         If ``snr_db`` is not a finite number in :data:`SNR_RANGE_DB`.
     """
+    if isinstance(snr_db, bool):  # JSON true/false would pass float() as 1/0 dB
+        raise BadInput(f"SNR must be a number in dB, got {snr_db!r}")
     try:
         v = float(snr_db)
     except (TypeError, ValueError):

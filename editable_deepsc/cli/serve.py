@@ -28,6 +28,9 @@ def serve(host: str, port: int, snr: float, max_queue: int, max_sessions: int, r
     run one at a time (--seed is the default seed of new sessions). The port is
     taken before the models load, so a busy port fails at once.
 
+    Requests must name HOST in their Host header (any name when HOST is 0.0.0.0 or ::)
+    and come from the page's own origin; one client holds at most 4 sessions.
+
     \b
     Examples:
       edsc serve
@@ -35,7 +38,7 @@ def serve(host: str, port: int, snr: float, max_queue: int, max_sessions: int, r
     """
     from editable_deepsc.channel.config import ChannelConfig
     from editable_deepsc.errors import BadInput
-    from editable_deepsc.web.server import bind_socket, check_bind
+    from editable_deepsc.web.server import allowed_hosts_for, bind_socket, check_bind
 
     check_bind(host, port)
     if max_queue < 0 or max_sessions < 1:
@@ -49,7 +52,9 @@ def serve(host: str, port: int, snr: float, max_queue: int, max_sessions: int, r
 
     click.echo("loading models ...", err=True)
     system = build_system(models, preset, inversion, codec, jecc, no_align, refresh_every=refresh_every)
-    app = create_app(system, max_queue=max_queue, session_limits=SessionLimits(max_sessions=max_sessions),
-                     default_channel=channel, default_seed=seed)
+    app = create_app(system, max_queue=max_queue,
+                     session_limits=SessionLimits(max_sessions=max_sessions,
+                                                  max_per_client=min(max_sessions, SessionLimits.max_per_client)),
+                     default_channel=channel, default_seed=seed, allowed_hosts=allowed_hosts_for(host))
     click.echo(f"Editable-DeepSC demo on http://{host}:{port}  (Ctrl-C to stop)", err=True)
     run_server(app, sock=sock)

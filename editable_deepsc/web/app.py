@@ -22,7 +22,14 @@
 Errors are JSON ``{"error": {"type", "message", ...}}`` with a 4xx/5xx status:
 ``unsupported_instruction`` (422, with ``supported`` and ``nearest``),
 ``no_face`` (422), ``too_large`` (413), ``bad_image`` / ``bad_input`` (400),
-``no_session`` (404), ``busy`` (503), ``error`` (500).
+``forbidden`` (403: foreign ``Host`` or ``Origin``), ``no_session`` (404), ``timeout`` (408: a
+stalled upload), ``unsupported_media_type`` (415), ``busy`` (503), ``error`` (500).
+
+Abuse limits: the ``Host`` header must name the bound address (DNS rebinding), state-changing
+requests from another origin are refused (cross-site requests), JSON endpoints take only
+``application/json`` and uploads only ``image/*`` or ``application/octet-stream`` (no
+cross-site ``text/plain`` form posts), a body that stalls for ``upload_timeout`` seconds is
+dropped, and one client holds at most ``SessionLimits.max_per_client`` sessions.
 """
 
 from __future__ import annotations
@@ -36,11 +43,11 @@ import shutil
 import tempfile
 from pathlib import Path
 from typing import Any, Awaitable, Callable
-from urllib.parse import unquote
+from urllib.parse import unquote, urlsplit
 
 from starlette.applications import Starlette
 from starlette.middleware import Middleware
-from starlette.requests import Request
+from starlette.requests import ClientDisconnect, Request
 from starlette.responses import FileResponse, JSONResponse, Response
 from starlette.routing import Mount, Route
 from starlette.staticfiles import StaticFiles
@@ -58,6 +65,13 @@ from editable_deepsc.web.worker import ServerBusy, Worker
 log = logging.getLogger("editable_deepsc.web")
 
 STATIC_DIR = Path(__file__).with_name("static")
+LOCAL_HOSTS: tuple[str, ...] = ("127.0.0.1", "localhost", "::1")
+"""Host names accepted by default (the server bound to this machine only)."""
+UPLOAD_TIMEOUT = 30.0
+"""Seconds a request body may stall (no new bytes) before the request is dropped (408)."""
+JSON_LIMIT = 16 * 1024
+"""Largest JSON request body (bytes)."""
+UNSAFE_METHODS = frozenset({"POST", "PUT", "PATCH", "DELETE"})
 MAX_INSTRUCTION_CHARS = 200
 _NAME = re.compile(r"^[a-z0-9-]{1,64}$")
 CSP = ("default-src 'self'; img-src 'self' data: blob:; style-src 'self'; script-src 'self'; "
@@ -100,6 +114,18 @@ def _suggestions(exc: UnsupportedInstruction) -> list[dict]:
     return out
 
 
+class Forbidden(BadInput):
+    """A request from a foreign host name or origin (cross-site or DNS rebinding)."""
+
+
+class UnsupportedMediaType(BadInput):
+    """A body of a content type the endpoint does not take."""
+
+
+class BodyTimeout(BadInput):
+    """The client stopped sending its body."""
+
+
 def error_response(exc: Exception) -> JSONResponse:
     """Map an exception to the JSON error the page shows."""
     body: dict[str, Any] = {"message": str(exc)}
@@ -113,6 +139,12 @@ def error_response(exc: Exception) -> JSONResponse:
         status, body["type"] = 413, "too_large"
     elif isinstance(exc, ImageError):
         status, body["type"] = 400, "bad_image"
+    elif isinstance(exc, Forbidden):
+        status, body["type"] = 403, "forbidden"
+    elif isinstance(exc, UnsupportedMediaType):
+        status, body["type"] = 415, "unsupported_media_type"
+    elif isinstance(exc, BodyTimeout):
+        status, body["type"] = 408, "timeout"
     elif isinstance(exc, ServerBusy):
         status, body["type"], body["waiting"] = 503, "busy", exc.waiting
     elif isinstance(exc, SessionNotFound):
@@ -151,10 +183,52 @@ class SecurityHeaders:
         return await self.app(scope, receive, send_with_headers)
 
 
+def _host_name(netloc: str) -> str:
+    """``"[::1]:7860"`` → ``"::1"``, ``"Localhost:80"`` → ``"localhost"``."""
+    host = netloc.strip().lower()
+    if host.startswith("["):
+        return host[1:].split("]", 1)[0]
+    return host.rsplit(":", 1)[0] if host.count(":") == 1 else host
+
+
+class RequestGuard:
+    """ASGI middleware: refuse foreign ``Host`` headers and cross-origin state-changing requests.
+
+    Reads ``app.state.allowed_hosts`` (``None``: any host name, for a server exposed on purpose).
+    A browser sends ``Origin`` with every cross-origin POST/DELETE (and ``Sec-Fetch-Site``): such
+    a request must come from the page's own origin, i.e. match the ``Host`` header.
+    """
+
+    def __init__(self, app):
+        self.app = app
+
+    async def __call__(self, scope, receive, send):
+        if scope["type"] != "http":
+            return await self.app(scope, receive, send)
+        headers = {k.decode("latin-1").lower(): v.decode("latin-1") for k, v in scope.get("headers", [])}
+        host = headers.get("host", "")
+        allowed = getattr(scope["app"].state, "allowed_hosts", LOCAL_HOSTS)
+        problem = None
+        if allowed is not None and _host_name(host) not in allowed:
+            problem = f"this server answers to {', '.join(allowed)}, not to the host name {host!r}"
+        elif scope["method"] in UNSAFE_METHODS:
+            origin = headers.get("origin")
+            if origin is not None and (origin == "null" or urlsplit(origin).netloc.lower() != host.lower()):
+                problem = f"requests from another site ({origin}) are refused"
+            elif headers.get("sec-fetch-site") == "cross-site":
+                problem = "cross-site requests are refused"
+        if problem is not None:
+            return await error_response(Forbidden(problem))(scope, receive, send)
+        return await self.app(scope, receive, send)
+
+
 def _endpoint(fn: Callable[[Request], Awaitable[Response]]) -> Callable[[Request], Awaitable[Response]]:
     async def wrapped(request: Request) -> Response:
         try:
             return await fn(request)
+        except ClientDisconnect:  # the client went away: nothing to answer, nothing wrong here
+            log.info("client disconnected during %s %s", request.method, request.url.path)
+            return Response(status_code=499)
         except Exception as e:  # noqa: BLE001 - every error becomes a JSON message for the page
             return error_response(e)
 
@@ -166,6 +240,8 @@ def _endpoint(fn: Callable[[Request], Awaitable[Response]]) -> Callable[[Request
 def _channel(data: dict, default: ChannelConfig) -> ChannelConfig:
     name = data.get("channel", default.name)
     snr = data.get("snr_db", default.snr_db)
+    if not isinstance(name, str):
+        raise BadInput(f"channel must be a name, got {name!r}")
     if isinstance(snr, str):
         try:
             snr = float(snr)
@@ -174,7 +250,13 @@ def _channel(data: dict, default: ChannelConfig) -> ChannelConfig:
     return ChannelConfig(str(name), snr)
 
 
-async def _json(request: Request, limit: int = 16 * 1024) -> dict:
+def _media_type(request: Request) -> str:
+    return request.headers.get("content-type", "").split(";", 1)[0].strip().lower()
+
+
+async def _json(request: Request, limit: int = JSON_LIMIT) -> dict:
+    if _media_type(request) != "application/json":
+        raise UnsupportedMediaType("send the request as JSON (Content-Type: application/json)")
     body = await _read_body(request, limit, what="request")
     if not body:
         return {}
@@ -187,21 +269,41 @@ async def _json(request: Request, limit: int = 16 * 1024) -> dict:
     return data
 
 
-async def _read_body(request: Request, limit: int, what: str = "upload") -> bytes:
-    """Read at most ``limit`` bytes of the body; refuse larger ones without reading them all."""
-    def too_large(size: int | None) -> UploadTooLarge:
-        lim = f"{limit / 2**20:g} MB" if limit >= 2**20 else f"{limit / 1024:.0f} KB"
-        got = f" is {size / 2**20:.1f} MB;" if size else " is larger than"
-        return UploadTooLarge(f"the {what}{got} the limit is {lim}" if size else f"the {what}{got} the limit of {lim}")
+def size_message(what: str, size: int | None, limit: int) -> str:
+    """``"the request is 20 KB; the limit is 16 KB"``: both sizes in the limit's unit (bytes when
+    that unit would show them equal); ``size=None``: "larger than the limit"."""
+    unit, name = (2**20, "MB") if limit >= 2**20 else (1024, "KB")
 
+    def fmt(n: int) -> str:
+        return f"{n / unit:.1f}".rstrip("0").rstrip(".") + f" {name}"
+
+    if size is None:
+        return f"the {what} is larger than the limit of {fmt(limit)}"
+    a, b = fmt(size), fmt(limit)
+    if a == b:
+        a, b = f"{size} bytes", f"{limit} bytes"
+    return f"the {what} is {a}; the limit is {b}"
+
+
+async def _read_body(request: Request, limit: int, what: str = "upload") -> bytes:
+    """Read at most ``limit`` bytes of the body; refuse larger ones without reading them all, and
+    give up on a body that stalls for ``app.state.upload_timeout`` seconds."""
     declared = request.headers.get("content-length")
     if declared is not None and declared.isdigit() and int(declared) > limit:
-        raise too_large(int(declared))
+        raise UploadTooLarge(size_message(what, int(declared), limit))
+    timeout = getattr(request.app.state, "upload_timeout", UPLOAD_TIMEOUT)
     chunks, size = [], 0
-    async for chunk in request.stream():
+    stream = request.stream().__aiter__()
+    while True:
+        try:
+            chunk = await asyncio.wait_for(stream.__anext__(), timeout)
+        except StopAsyncIteration:
+            break
+        except asyncio.TimeoutError:
+            raise BodyTimeout(f"the {what} stalled: no data for {timeout:g} s") from None
         size += len(chunk)
         if size > limit:
-            raise too_large(None)
+            raise UploadTooLarge(size_message(what, None, limit))
         chunks.append(chunk)
     return b"".join(chunks)
 
@@ -223,7 +325,7 @@ def _session_json(ws: WebSession) -> dict:
         "channel": {"name": s.channel.name, "snr_db": s.channel.snr_db},
         "invert_seconds": round(s.invert_seconds, 4),
         "active_edits": len(s.w_tx), "turns": len(s.turns),
-        "symbols_total": sum(t.symbols for t in s.turns), "seed": s.seed,
+        "symbols_total": sum(t.symbols for t in s.turns), "seed": s.seed, "face": ws.face,
     }
 
 
@@ -302,13 +404,17 @@ async def create_session(request: Request) -> Response:
         seed = int(q.get("seed", str(st.default_seed)))
     except ValueError:
         raise BadInput(f"seed must be an integer, got {q.get('seed')!r}") from None
-    sid = store.new_id()
+    sid, client = store.new_id(), _client(request)
     upload_path, notes = None, []
     if q.get("sample"):
         sample = find_sample(st.samples, q["sample"])
         origin = f"sample:{sample.name}"
         load = sample.load
     else:
+        kind = _media_type(request)
+        if not (kind.startswith("image/") or kind == "application/octet-stream"):
+            raise UnsupportedMediaType("upload the photo as its raw bytes (Content-Type: image/... or "
+                                       f"application/octet-stream), not {kind or 'without a content type'}")
         data = await _read_body(request, limits.max_bytes)
         if not data:
             raise ImageError("no image in the request: upload a photo or pick a sample")
@@ -326,10 +432,13 @@ async def create_session(request: Request) -> Response:
             return img
 
     def start() -> WebSession:
-        image = load()
-        session = system.session(image, ch, seed=seed)
-        ws = WebSession(id=sid, session=session, image=image, origin=origin, notes=notes,
-                        upload_path=upload_path, baselines=BaselineCache())
+        prepared = system.prepare_input(load())  # the face check, whatever the image's size
+        if prepared.faces_found and prepared.faces_found > 1:
+            notes.append(f"{prepared.faces_found} faces found; using the one with the highest detector score")
+        session = system.session(prepared.image, ch, seed=seed)
+        ws = WebSession(id=sid, session=session, image=prepared.image, origin=origin, notes=notes,
+                        upload_path=upload_path, baselines=BaselineCache(), client=client,
+                        face=prepared.face_json())
         ws.put_image("source", session.source)
         ws.put_image("start", session.current_rx_image)
         return ws
@@ -342,6 +451,10 @@ async def create_session(request: Request) -> Response:
         raise
     store.add(ws)
     return JSONResponse(_session_json(ws), status_code=201)
+
+
+def _client(request: Request) -> str:
+    return request.client.host if request.client is not None else ""
 
 
 def _check_turns(store: SessionStore, ws: WebSession) -> None:
@@ -413,6 +526,8 @@ async def compare(request: Request) -> Response:
     if not isinstance(cbrs, dict):
         raise BadInput("cbr must be an object {baseline name: CBR}")
     try:
+        if any(isinstance(v, bool) for v in cbrs.values()):
+            raise TypeError
         cbrs = {str(k): float(v) for k, v in cbrs.items()}
     except (TypeError, ValueError):
         raise BadInput("every baseline CBR must be a number") from None
@@ -502,7 +617,8 @@ ROUTES = [
 def create_app(system, samples: list[Sample] | None = None, *, upload_limits: UploadLimits | None = None,
                session_limits: SessionLimits | None = None, max_queue: int = 4,
                baselines: tuple[BaselineSpec, ...] = COMPARE_BASELINES, tmp_dir: str | Path | None = None,
-               default_channel: ChannelConfig | None = None, default_seed: int = 0) -> Starlette:
+               default_channel: ChannelConfig | None = None, default_seed: int = 0,
+               allowed_hosts: tuple[str, ...] | None = LOCAL_HOSTS, upload_timeout: float = UPLOAD_TIMEOUT) -> Starlette:
     """Build the web demo around ``system``.
 
     Parameters
@@ -524,13 +640,19 @@ def create_app(system, samples: list[Sample] | None = None, *, upload_limits: Up
         Initial channel of new sessions (AWGN, 6 dB).
     default_seed : int
         Seed the page proposes for new sessions.
+    allowed_hosts : tuple of str or None
+        Host names the ``Host`` header may carry (default: this machine's names); ``None``
+        accepts any (a server exposed on purpose, ``edsc serve --host 0.0.0.0``).
+    upload_timeout : float
+        Seconds a request body may stall before the request is dropped.
 
     Returns
     -------
     Starlette
         Its ``app.state`` holds everything the handlers read: ``system``, ``samples``,
         ``upload_limits``, ``sessions`` (the :class:`SessionStore`), ``worker``, ``baselines``,
-        ``default_channel``, ``default_seed``, ``tmp_dir``, ``upload_dir``.
+        ``default_channel``, ``default_seed``, ``tmp_dir``, ``upload_dir``, ``allowed_hosts``,
+        ``upload_timeout``.
     """
     if samples is None:
         from editable_deepsc.web.samples import builtin_samples
@@ -541,7 +663,10 @@ def create_app(system, samples: list[Sample] | None = None, *, upload_limits: Up
     uploads = tmp / "uploads"
     uploads.mkdir(parents=True, exist_ok=True)
 
-    app = Starlette(routes=ROUTES, lifespan=lifespan, middleware=[Middleware(SecurityHeaders)])
+    if not upload_timeout > 0:
+        raise BadInput(f"upload_timeout must be positive, got {upload_timeout}")
+    app = Starlette(routes=ROUTES, lifespan=lifespan,
+                    middleware=[Middleware(SecurityHeaders), Middleware(RequestGuard)])
     st = app.state
     st.system, st.samples, st.baselines = system, list(samples), tuple(baselines)
     st.upload_limits = upload_limits or UploadLimits()
@@ -549,7 +674,10 @@ def create_app(system, samples: list[Sample] | None = None, *, upload_limits: Up
     st.default_channel, st.default_seed = default_channel or ChannelConfig("awgn", 6.0), int(default_seed)
     st.tmp_dir, st.upload_dir, st.own_tmp = tmp, uploads, own_tmp
     st.sample_png, st.sample_lock = {}, asyncio.Lock()
+    st.allowed_hosts = None if allowed_hosts is None else tuple(h.lower() for h in allowed_hosts)
+    st.upload_timeout = float(upload_timeout)
     return app
 
 
-__all__ = ["CSP", "MAX_INSTRUCTION_CHARS", "create_app", "error_response", "example_instruction"]
+__all__ = ["CSP", "LOCAL_HOSTS", "MAX_INSTRUCTION_CHARS", "UPLOAD_TIMEOUT", "create_app", "error_response",
+           "example_instruction", "size_message"]

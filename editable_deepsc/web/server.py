@@ -24,6 +24,19 @@ def check_bind(host: str, port: int) -> None:
         raise BadInput(f"port must be in [0, 65535], got {port}")
 
 
+def allowed_hosts_for(host: str) -> tuple[str, ...] | None:
+    """Host names a server bound to ``host`` answers to: this machine's names for a loopback
+    address, ``host`` itself otherwise, and any (``None``) for the wildcard addresses."""
+    from editable_deepsc.web.app import LOCAL_HOSTS
+
+    h = str(host).strip().lower().strip("[]")
+    if h in ("0.0.0.0", "::", ""):
+        return None
+    if h in LOCAL_HOSTS or h.startswith("127."):
+        return tuple(dict.fromkeys((*LOCAL_HOSTS, h)))
+    return (h,)
+
+
 def bind_socket(host: str = "127.0.0.1", port: int = 0) -> socket.socket:
     """A listening-ready TCP socket bound to ``host:port`` (``port=0``: a free port).
 
@@ -96,4 +109,4 @@ def start_in_thread(app, host: str = "127.0.0.1", port: int = 0, timeout: float 
     return RunningServer(url=f"http://{host}:{real_port}", server=server, thread=thread)
 
 
-__all__ = ["RunningServer", "bind_socket", "check_bind", "serve", "start_in_thread"]
+__all__ = ["RunningServer", "allowed_hosts_for", "bind_socket", "check_bind", "serve", "start_in_thread"]

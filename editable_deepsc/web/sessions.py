@@ -45,11 +45,19 @@ class SessionLimits:
         Sessions unused this long are dropped.
     max_turns : int
         Turns (edits + undos) per session.
+    max_per_client : int
+        Sessions one client address may hold; its own least recently used one makes room for its
+        next, so one client (or a page that a user visits) cannot push everybody else's out.
     """
 
     max_sessions: int = 16
     idle_seconds: float = 3600.0
     max_turns: int = 64
+    max_per_client: int = 4
+
+    def __post_init__(self) -> None:
+        if self.max_sessions < 1 or self.max_turns < 1 or self.max_per_client < 1 or not self.idle_seconds > 0:
+            raise BadInput("session limits must be positive")
 
 
 def png_bytes(image: torch.Tensor) -> bytes:
@@ -78,6 +86,10 @@ class WebSession:
     images : dict of str to bytes
         PNGs by name: ``source``, ``start``, ``turn-<i>``, ``baseline-<name>``.
     baselines : BaselineCache
+    client : str
+        The client's address (the per-client cap counts by it).
+    face : dict or None
+        Which face of the upload is used and how many were found.
     """
 
     id: str
@@ -88,6 +100,8 @@ class WebSession:
     upload_path: Path | None = None
     images: dict[str, bytes] = field(default_factory=dict)
     baselines: Any = None
+    client: str = ""
+    face: dict | None = None
     last_used: float = field(default_factory=time.monotonic)
 
     def put_image(self, name: str, image: torch.Tensor) -> str:
@@ -127,9 +141,15 @@ class SessionStore:
         return [self._items.pop(k) for k in gone]
 
     def add(self, ws: WebSession) -> None:
-        """Keep ``ws``, dropping expired sessions and, if full, the least recently used one."""
+        """Keep ``ws``, dropping expired sessions, the client's own least recently used one when it
+        holds :attr:`SessionLimits.max_per_client`, and, if still full, the least recently used one."""
         with self._lock:
             dropped = self._expire(time.monotonic())
+            while True:
+                own = [v for v in self._items.values() if v.client == ws.client]
+                if len(own) < self.limits.max_per_client:
+                    break
+                dropped.append(self._items.pop(min(own, key=lambda v: v.last_used).id))
             while len(self._items) >= self.limits.max_sessions:
                 oldest = min(self._items.values(), key=lambda v: v.last_used)
                 dropped.append(self._items.pop(oldest.id))
