@@ -12,6 +12,7 @@ import math
 import os
 import tempfile
 import threading
+import warnings
 from pathlib import Path
 from typing import IO, Callable
 
@@ -91,10 +92,13 @@ def open_image(source: str | os.PathLike | IO[bytes], name: str | None = None, m
     label = name or (Path(source).name if isinstance(source, (str, os.PathLike)) else "upload")
     register_heif()
     try:
-        im = Image.open(source)
-    except Image.DecompressionBombError as e:
-        raise ImageTooLarge(f"image {label} declares a size beyond Pillow's decompression-bomb guard ({e}); "
-                            f"the limit is {describe_budget(max_pixels)}") from None
+        with warnings.catch_warnings():  # the budget below is stricter than Pillow's warning
+            warnings.simplefilter("ignore", Image.DecompressionBombWarning)
+            im = Image.open(source)
+    except Image.DecompressionBombError:
+        w, h = _declared_size(source)
+        raise ImageTooLarge(f"image {label} is {w}x{h} px ({w * h / 1e6:.1f} Mpx); the limit is "
+                            f"{describe_budget(max_pixels)}") from None
     except _IMAGE_ERRORS as e:
         raise ImageError(f"cannot read image {label}: {e.__class__.__name__}: {e}") from None
     w, h = im.size
@@ -103,6 +107,23 @@ def open_image(source: str | os.PathLike | IO[bytes], name: str | None = None, m
         limit = describe_budget(max_pixels) if max_side is None else f"{max_side} px per side"
         raise ImageTooLarge(f"image {label} is {w}x{h} px ({w * h / 1e6:.1f} Mpx); the limit is {limit}")
     return im
+
+
+def _declared_size(source) -> tuple[int, int]:
+    """The size a file declares, read from its header with Pillow's own bomb guard off (for the
+    message only: the caller refuses the file anyway). Decodes no pixels."""
+    if hasattr(source, "seek"):
+        source.seek(0)
+    with _GUARD_LOCK:
+        guard, Image.MAX_IMAGE_PIXELS = Image.MAX_IMAGE_PIXELS, None
+        try:
+            with Image.open(source) as im:
+                return im.size
+        finally:
+            Image.MAX_IMAGE_PIXELS = guard
+
+
+_GUARD_LOCK = threading.Lock()
 
 
 def describe_budget(max_pixels: int) -> str:
