@@ -155,7 +155,7 @@ def test_every_numeric_option_of_every_verb_is_bounded():
     (["edit", "x.png", "-i", "smile", "--strength", "1e9"], "'--strength'"),
     (["edit", "x.png", "-i", "smile", "--strength", "nan"], "not a finite number"),
     (["invert", "x.png", "--steps", "1000000000"], "'--steps'"),
-    (["invert", "x.png", "--steps", "0"], "'--steps'"),
+    (["invert", "x.png", "--steps", "-1"], "'--steps'"),
     (["eval", "--n", "1000000000"], "'--n'"),
     (["bench", "codec", "--n", "0"], "'--n'"),
     (["bench", "ldpc", "--k", "10000000"], "'--k'"),
