@@ -25,9 +25,8 @@ import torch
 from PIL import Image
 
 from editable_deepsc.cli import cli, main
-from editable_deepsc.cli.options import SNR_OPTIONS, SnrType
 from editable_deepsc.errors import BadInput, ImageError, NoFaceFound
-from editable_deepsc.imaging.io import MAX_PIXELS, WORK_SIDE, load_image, save_image
+from editable_deepsc.imaging.io import load_image, save_image
 
 pytestmark = pytest.mark.usefixtures("one_torch_thread_module")
 
@@ -123,6 +122,8 @@ def test_huge_cbr_refused_before_any_allocation(tmp_path, face64):
 
 
 def test_large_photo_is_reduced_while_decoding(tmp_path):
+    from editable_deepsc.imaging.io import MAX_PIXELS, WORK_SIDE
+
     p = tmp_path / "big.jpg"
     Image.new("RGB", (4000, 3000), (120, 90, 60)).save(p, quality=80)
     x = load_image(p)
@@ -132,6 +133,8 @@ def test_large_photo_is_reduced_while_decoding(tmp_path):
 
 
 def test_every_numeric_option_of_every_verb_is_bounded():
+    from editable_deepsc.cli.options import SNR_OPTIONS, SnrType
+
     def walk(group, ctx, prefix):
         for name in group.list_commands(ctx):
             cmd = group.get_command(ctx, name)
@@ -179,7 +182,7 @@ def _no_models(monkeypatch):
         raise AssertionError("models were loaded before the output path was checked")
 
     monkeypatch.setattr("editable_deepsc.cli.edit.build_system", refuse)
-    monkeypatch.setattr(importlib.import_module("editable_deepsc.inversion.invert"), "load_style_generator", refuse)
+    monkeypatch.setattr(importlib.import_module("editable_deepsc.inversion.invert"), "_generator", refuse)
 
 
 @pytest.mark.parametrize("make_args", [

@@ -15,8 +15,7 @@ from web_toys import toy_face, toy_samples, toy_system
 
 from editable_deepsc.imaging.io import to_pil
 from editable_deepsc.system import Transmitter
-from editable_deepsc.web.app import create_app, size_message
-from editable_deepsc.web.server import allowed_hosts_for
+from editable_deepsc.web.app import create_app
 from editable_deepsc.web.sessions import SessionLimits
 from editable_deepsc.web.uploads import UploadLimits
 
@@ -165,6 +164,8 @@ def test_client_disconnect_is_not_an_error(app, caplog):
 
 
 def test_size_messages_use_the_limits_unit(client):
+    from editable_deepsc.web.app import size_message
+
     sid = _start(client)
     r = client.post(f"/api/sessions/{sid}/send", content=b"{" + b" " * (20 * 1024 - 2) + b"}",
                     headers={"Content-Type": "application/json"})
@@ -213,6 +214,8 @@ def test_contradictory_instruction_is_refused_with_the_reason(tmp_path):
 
 
 def test_serve_binds_host_names_to_its_address():
+    from editable_deepsc.web.server import allowed_hosts_for
+
     assert allowed_hosts_for("127.0.0.1") == ("127.0.0.1", "localhost", "::1")
     assert allowed_hosts_for("192.168.1.5") == ("192.168.1.5",)
     assert allowed_hosts_for("0.0.0.0") is None
