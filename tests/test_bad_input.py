@@ -432,3 +432,40 @@ def test_bad_arguments_and_instructions_exit_2_one_line(argv, match, face64, cap
     _no_models(monkeypatch)
     assert main([str(face64) if a == "FACE" else a for a in argv]) == 2
     assert one_error_line(capsys.readouterr().err, match)
+
+
+def _toy_chat(monkeypatch, tmp_path):
+    from web_toys import toy_face, toy_system
+
+    system = toy_system()
+    monkeypatch.setattr("editable_deepsc.cli.chat.build_system", lambda *a, **k: system)
+    p = tmp_path / "toy.png"
+    save_image(toy_face(system), p)
+    return p
+
+
+def test_chat_keeps_its_log_on_eof(tmp_path, monkeypatch, capsys):
+    import io
+
+    img = _toy_chat(monkeypatch, tmp_path)
+    monkeypatch.setattr("sys.stdin", io.StringIO("smile\n"))  # then end of input
+    assert main(["chat", str(img), "--out-dir", str(tmp_path / "c")]) == 0
+    log = json.loads((tmp_path / "c" / "session.json").read_text())
+    assert [t["instruction"] for t in log["turns"]] == ["smile"] and log["face"] is None
+    assert (tmp_path / "c" / "turn_00.png").exists()
+
+
+def test_chat_keeps_its_log_on_ctrl_c(tmp_path, monkeypatch, capsys):
+    img = _toy_chat(monkeypatch, tmp_path)
+    answers = iter(["smile"])
+
+    def prompt(*a, **k):
+        try:
+            return next(answers)
+        except StopIteration:
+            raise KeyboardInterrupt from None
+
+    monkeypatch.setattr("click.prompt", prompt)
+    assert main(["chat", str(img), "--out-dir", str(tmp_path / "c")]) == 130
+    log = json.loads((tmp_path / "c" / "session.json").read_text())
+    assert [t["instruction"] for t in log["turns"]] == ["smile"]

@@ -219,3 +219,29 @@ def test_serve_binds_host_names_to_its_address():
     assert allowed_hosts_for("127.0.0.1") == ("127.0.0.1", "localhost", "::1")
     assert allowed_hosts_for("192.168.1.5") == ("192.168.1.5",)
     assert allowed_hosts_for("0.0.0.0") is None
+
+
+# ---------------------------------------------------------------------- keep what works
+def test_default_upload_limits_refuse_big_files_and_sides():
+    from editable_deepsc.web.uploads import UploadTooLarge, check_image_bytes
+
+    limits = UploadLimits()
+    wide = io.BytesIO()
+    Image.new("1", (4097, 8)).save(wide, format="PNG")
+    with pytest.raises(UploadTooLarge, match="4097x8 px; the limit is 8 MB and 4096 px per side"):
+        check_image_bytes(wide.getvalue(), limits)
+    with pytest.raises(UploadTooLarge, match="8 MB"):
+        check_image_bytes(b"\0" * (8 * 2**20 + 1), limits)
+
+
+def test_sessions_and_uploads_stay_bounded_after_many_sessions(system, tmp_path):
+    app = create_app(system, toy_samples(system), tmp_dir=tmp_path, baselines=(),
+                     session_limits=SessionLimits(max_sessions=16, max_per_client=16))
+    face = _png(toy_face(system), (64, 64))
+    with TestClient(app, base_url=BASE) as c:
+        for i in range(120):
+            r = c.post("/api/sessions", content=face, headers={**PNG, "X-Filename": f"f{i}.png"})
+            assert r.status_code == 201
+        assert len(app.state.sessions) == 16
+        assert len(list(app.state.upload_dir.iterdir())) == 16  # evicted sessions' uploads are deleted
+    assert not tmp_path.joinpath("uploads").exists() or list(tmp_path.joinpath("uploads").iterdir()) == []
