@@ -193,7 +193,7 @@ NUMERIC_BOUNDS: dict[str, tuple[float, float, bool]] = {
     "jecc_n": (1, 100_000, False), "jecc_instructions": (0, 1_000, False), "variants": (0, 64, False),
     "calibration_faces": (0, 100_000, False), "num_blocks": (1, 1_000_000, False), "pool": (1, 1_000_000, False),
     "fid_samples": (1, 1_000_000, False), "inversion_faces": (1, 100_000, False), "grid_samples": (0, 64, False),
-    "offset": (0, 1_000_000, False),
+    "offset": (0, 1_000_000, False), "celeba_n": (0, 1_000_000, False), "limit": (1, 10_000_000, False),
     # sizes and steps
     "k": (1, 16_384, False), "delta_k": (1, 16_384, False), "hidden": (1, 16_384, False), "width": (1, 4_096, False),
     "steps": (0, _BIG, False), "warmup_steps": (0, _BIG, False), "optimize_steps": (1, _BIG, False),
