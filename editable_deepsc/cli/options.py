@@ -194,6 +194,8 @@ NUMERIC_BOUNDS: dict[str, tuple[float, float, bool]] = {
     "calibration_faces": (0, 100_000, False), "num_blocks": (1, 1_000_000, False), "pool": (1, 1_000_000, False),
     "fid_samples": (1, 1_000_000, False), "inversion_faces": (1, 100_000, False), "grid_samples": (0, 64, False),
     "offset": (0, 1_000_000, False), "celeba_n": (0, 1_000_000, False), "limit": (1, 10_000_000, False),
+    "eval_n": (0, 100_000, False), "reps": (1, 1_000, False), "full_backward_max_batch": (0, 4_096, False),
+    "size": (8, 4_096, False), "crop": (1, 4_096, False), "truncation": (0.0, 1.5, True),
     # sizes and steps
     "k": (1, 16_384, False), "delta_k": (1, 16_384, False), "hidden": (1, 16_384, False), "width": (1, 4_096, False),
     "steps": (0, _BIG, False), "warmup_steps": (0, _BIG, False), "optimize_steps": (1, _BIG, False),
