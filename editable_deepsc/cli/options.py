@@ -218,6 +218,11 @@ NUMERIC_BOUNDS: dict[str, tuple[float, float, bool]] = {
 }
 
 
+OWN_CHECKS: dict[str, frozenset[str]] = {"sample": frozenset({"n", "truncation", "size"})}
+"""Command name → numeric options the command checks itself with a finer message (left unbounded
+here; their own tests cover them)."""
+
+
 class SnrType(click.ParamType):
     """An SNR in dB, checked like the library does (:func:`~editable_deepsc.channel.snr.check_snr`)."""
 
@@ -264,6 +269,8 @@ def bound_numeric_options(cmd: click.Command) -> click.Command:
             p.type = SnrType()
             continue
         if not isinstance(p, click.Option) or p.name not in NUMERIC_BOUNDS:
+            continue
+        if p.name in OWN_CHECKS.get(cmd.name or "", ()):
             continue
         lo, hi, open_lo = NUMERIC_BOUNDS[p.name]
         if type(p.type) is click.types.IntParamType:
