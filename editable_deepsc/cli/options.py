@@ -218,7 +218,8 @@ NUMERIC_BOUNDS: dict[str, tuple[float, float, bool]] = {
 }
 
 
-OWN_CHECKS: dict[str, frozenset[str]] = {"sample": frozenset({"n", "truncation", "size"})}
+OWN_CHECKS: dict[str, frozenset[str]] = {"sample": frozenset({"n", "truncation", "size"}),
+                                         "extract": frozenset({"limit"})}
 """Command name → numeric options the command checks itself with a finer message (left unbounded
 here; their own tests cover them)."""
 
