@@ -128,7 +128,9 @@ async function startSession(query, body, filename) {
   const q = new URLSearchParams({ ...query, ...channelNow(), seed: $("seed").value || "0" });
   const headers = {};
   if (body) {
-    headers["Content-Type"] = body.type || "application/octet-stream";
+    // raw bytes: the server reads the format from the bytes, so a file the browser calls
+    // text/plain (or anything not image/*) goes up as octet-stream and is refused with the reason
+    headers["Content-Type"] = (body.type || "").startsWith("image/") ? body.type : "application/octet-stream";
     headers["X-Filename"] = encodeURIComponent(filename || "upload");
   }
   try {
