@@ -132,8 +132,10 @@ def _verify_set(name: str) -> None:
 @click.option("--no-cache", is_flag=True, help="Recompute every number (FID features, inversions).")
 @click.option("--seed", default=0, show_default=True, type=int, help="Seed of the inversion noise.")
 @models_option("Model set whose generator the card describes (its teacher is the reference).")
-@click.option("--section", type=click.Choice(["all", "ffhq"]), default="all", show_default=True,
-              help="ffhq: only (re)write the FFHQ section (parity vs OpenVINO measured once into docs/ffhq.json).")
+@click.option("--section", type=click.Choice(["all", "ffhq", "ffhq-mixing"]), default="all", show_default=True,
+              help="ffhq: only (re)write the FFHQ section (parity vs OpenVINO measured once into docs/ffhq.json); "
+                   "ffhq-mixing: also the style-mixing figure and the per-group face-net changes "
+                   "(measured once into docs/ffhq_layers.json; --no-cache remeasures).")
 def card(
     out: str, img_dir: str, fid_samples: int, inversion_faces: int, inversion_steps: int, fid_input_size: int,
     no_cache: bool, seed: int, models: str, section: str,
@@ -143,6 +145,13 @@ def card(
     Expensive parts (FID features, inversions) are cached under .edsc-cache/model-card,
     keyed by the weights' sha256 and the settings; --no-cache recomputes them.
     """
+    if section == "ffhq-mixing":
+        from pathlib import Path
+
+        from editable_deepsc.eval.ffhq_mixing import update as update_mixing
+
+        click.echo(str(update_mixing(Path(out).parent, use_cache=not no_cache, log=lambda m: click.echo(m, err=True))))
+        return
     if section == "ffhq":
         from pathlib import Path
 

@@ -1,4 +1,4 @@
-"""The FFHQ section of ``docs/models.md``: parity with OpenVINO, exits, speed, licence chain.
+"""The FFHQ section of ``docs/models.md``: parity with OpenVINO, exits, style mixing, speed, licence chain.
 
 ``edsc zoo card --section ffhq`` measures what is missing from ``docs/ffhq.json``
 (parity on 8 z with and without truncation needs the ``openvino`` test
@@ -118,6 +118,10 @@ def section(data: dict[str, Any]) -> str:
                   "distance between different held-out faces at the same size.", ""]  # fmt: skip
         if e.get("verdict"):
             lines += [e["verdict"], ""]
+    if data.get("layers"):
+        from editable_deepsc.eval.ffhq_mixing import markdown
+
+        lines += markdown(data["layers"])
     if data.get("bench"):
         lines += ["### Speed (`edsc bench generator`)", "", data["bench"]["note"], "", data["bench"]["table"], ""]
     lines += ["### Licence chain", "",
@@ -151,4 +155,7 @@ def update(docs: Path = Path("docs"), measure: bool = True) -> Path:
     if measure and "parity" not in data:
         data["parity"] = measure_parity(figure=docs / "img" / "ffhq-parity.png")
         jp.write_text(json.dumps(data, indent=1) + "\n")
+    lp = docs / "ffhq_layers.json"  # style mixing (edsc zoo card --section ffhq-mixing)
+    if lp.is_file():
+        data = {**data, "layers": json.loads(lp.read_text())}
     return write_section(docs / "models.md", data)
