@@ -104,3 +104,15 @@ def test_mixing_figure_layout_on_the_tiny_generator():
     b0 = ffhq_mixing.render(g, ffhq_mixing.seed_w_plus(g, [3]), 16)[0]
     want = ((b0.permute(1, 2, 0).numpy() + 1) * 127.5).round().clip(0, 255).astype(np.uint8)
     np.testing.assert_array_equal(fig[:16, 18 + 16 : 18 + 32], want)  # B above the middle cell of its block
+
+
+def test_saved_figure_is_a_small_palette_png_with_a_legend(tmp_path):
+    from PIL import Image
+
+    canvas = np.full((3 * 66 - 2, 64 + 2 + 2 * (3 * 64 + 2) - 2, 3), 255, np.uint8)
+    canvas[66:, 66:] = np.random.default_rng(0).integers(0, 256, size=canvas[66:, 66:].shape, dtype=np.uint8)
+    path = ffhq_mixing.save_figure(canvas, tmp_path / "fig.png", cell=64)
+    im = Image.open(path)
+    assert im.mode == "P" and im.size == (canvas.shape[1], canvas.shape[0])
+    rgb = np.asarray(im.convert("RGB"))
+    assert (rgb[:64, :64] < 128).any()  # legend text in the corner

@@ -34,8 +34,10 @@ TRUNCATION = 0.7
 FACE_SIZE = 256
 FIGURE_A, FIGURE_B, FIGURE_CELL = 3, 3, 128
 FIGURE_SEED0 = SEED0 + 1000
-CARRIER_FRACTION = 1 / 3
+CARRIER_FRACTION = 0.5
 """A group *carries* a category when its mean fraction over the category's quantities is at least this."""
+CARRIER_RULE = (f"a group carries a category when its mean fraction over the category's quantities is >= "
+                f"{CARRIER_FRACTION:.2f} (it alone moves them at least that share of a full swap)")
 BOOTSTRAP = 2000
 
 #: quantity -> (label, unit, category)
@@ -209,7 +211,7 @@ def measure_layers(g: MobileStyleGAN, n_pairs: int = N_PAIRS, seed0: int = SEED0
         "face_input": f"full {g.resolution} px synthesis, area-downsampled to {FACE_SIZE}",
         "fraction_rule": "mean over pairs of |q(A with B's group) - q(A)| / mean over pairs of |q(B) - q(A)|; "
                          f"95 % bootstrap over pairs ({BOOTSTRAP} resamples)",
-        "carrier_rule": f"a group carries a category when its mean fraction over the category's quantities is >= {CARRIER_FRACTION:.2f}",
+        "carrier_rule": CARRIER_RULE,
         "quantities": per_quantity, "carriers": carry, "verdict": verdict(carry),
         "seconds": round(time.time() - t0, 1), "threads": torch.get_num_threads(),
     }  # fmt: skip
@@ -252,6 +254,20 @@ def mixing_figure(g: MobileStyleGAN, seeds_a: list[int], seeds_b: list[int], cel
     return canvas
 
 
+def save_figure(canvas: np.ndarray, path: Path, cell: int = FIGURE_CELL) -> Path:
+    """Write the :func:`mixing_figure` canvas as a 256-colour PNG with a legend in its empty corner."""
+    from PIL import Image, ImageDraw, ImageFont
+
+    im = Image.fromarray(canvas)
+    draw = ImageDraw.Draw(im)
+    font = ImageFont.load_default(size=max(8, cell // 9))
+    legend = "rows: A\ntop: B\neach block: A\nwith B's coarse,\nmiddle, fine"
+    draw.multiline_text((4, 4), legend, fill=(0, 0, 0), font=font, spacing=2)
+    path.parent.mkdir(parents=True, exist_ok=True)
+    im.quantize(256, method=Image.Quantize.MEDIANCUT, dither=Image.Dither.FLOYDSTEINBERG).save(path, optimize=True)
+    return path
+
+
 def markdown(layers: dict[str, Any]) -> list[str]:
     """Lines of the FFHQ section's style-mixing subsection, from ``docs/ffhq_layers.json``."""
     groups = layers["groups"]
@@ -271,7 +287,7 @@ def markdown(layers: dict[str, Any]) -> list[str]:
              f"{layers['figure']['seeds_a'][0]}..{layers['figure']['seeds_a'][-1]} and "
              f"{layers['figure']['seeds_b'][0]}..{layers['figure']['seeds_b'][-1]}, truncation {layers['truncation']}); "
              "under each B a block of three cells: A with B's coarse, middle, fine styles (left to right). "
-             f"Synthesised at 1024, shown at {layers['figure']['cell']} px.", "",
+             f"Synthesised at 1024, shown at {layers['figure']['cell']} px (area-downsampled; 256-colour PNG).", "",
              "#### Which group carries what", "",
              f"Same command: {layers['pairs']} pairs of held-out seeds (A = {layers['seeds_a'][0]}, "
              f"{layers['seeds_a'][1]}, ..., {layers['seeds_a'][-1]}; B = A + 1), truncation {layers['truncation']}; "
@@ -285,6 +301,10 @@ def markdown(layers: dict[str, Any]) -> list[str]:
     for qn, r in layers["quantities"].items():
         cells = [f"{r['fraction'][grp]:.2f} [{r['fraction_ci95'][grp][0]:.2f}, {r['fraction_ci95'][grp][1]:.2f}]" for grp in GROUPS]
         lines.append(f"| {r['label']} | {r['unit']} | {r['mean_change'][ALL]:.3g} | {' | '.join(cells)} | {r['fraction_sum']:.2f} |")
+    sums = [r["fraction_sum"] for r in layers["quantities"].values()]
+    lines += ["", f"The sums run from {min(sums):.2f} to {max(sums):.2f}: the groups' effects are not additive "
+              "(swapping one group already moves a face-net reading part of the way of the full swap, and the parts "
+              "overlap), so read the fractions as 'how much of the full change this group alone produces'."]
     lines += ["", f"**Verdict** (mean fraction over each category's quantities; a group carries a category at "
               f">= {CARRIER_FRACTION:.2f}): {layers['verdict']} Per-group numbers and the index → block map: "
               "`docs/ffhq_layers.json` (for restricting edit directions to groups).", ""]  # fmt: skip
@@ -293,8 +313,6 @@ def markdown(layers: dict[str, Any]) -> list[str]:
 
 def update(docs: Path = Path("docs"), use_cache: bool = True, log: Callable[[str], None] = print) -> Path:
     """Measure (unless ``docs/ffhq_layers.json`` has it and ``use_cache``), draw the figure, rewrite the FFHQ section."""
-    from PIL import Image
-
     from editable_deepsc.eval.ffhq_card import update as update_section
     from editable_deepsc.generator.loading import load_generator
 
@@ -308,12 +326,15 @@ def update(docs: Path = Path("docs"), use_cache: bool = True, log: Callable[[str
         seeds_a = [FIGURE_SEED0 + k for k in range(FIGURE_A)]
         seeds_b = [FIGURE_SEED0 + FIGURE_A + k for k in range(FIGURE_B)]
         t0 = time.time()
-        fig.parent.mkdir(parents=True, exist_ok=True)
-        Image.fromarray(mixing_figure(g, seeds_a, seeds_b)).save(fig, optimize=True)
+        save_figure(mixing_figure(g, seeds_a, seeds_b), fig)
         log(f"figure {fig} in {time.time() - t0:.0f} s")
         if layers is None or not use_cache:
             layers = measure_layers(g, log=log)
         layers["figure"] = {"path": "docs/img/ffhq-style-mixing.png", "seeds_a": seeds_a, "seeds_b": seeds_b,
                             "cell": FIGURE_CELL}  # fmt: skip
-        jp.write_text(json.dumps(layers, indent=1) + "\n")
+    # the carrier rule and verdict are recomputed from the stored per-quantity numbers (cheap, always current)
+    layers["carriers"] = carriers(layers["quantities"])
+    layers["verdict"] = verdict(layers["carriers"])
+    layers["carrier_rule"] = CARRIER_RULE
+    jp.write_text(json.dumps(layers, indent=1) + "\n")
     return update_section(docs, measure=False)
