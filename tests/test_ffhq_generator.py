@@ -149,7 +149,7 @@ def test_exits_stop_early_and_read_the_trunk_features():
     torch.testing.assert_close(img32, g.exits["32"](g.layers[1].up(x0, wp[:, 4]), wp[:, -1]))
     with pytest.raises(BadInput, match="no exit of size 8"):
         g.synthesis(wp, size=8)
-    with pytest.raises(BadInput, match="makes 16 or 32 px"):
+    with pytest.raises(BadInput, match="makes 8, 16 or 32 px"):
         g.add_exit(64, 0)
 
 
@@ -175,6 +175,49 @@ def test_exit_distillation_approaches_the_downsampled_final_image(tmp_path):
         wp = shard["w_plus"][:2]
         full = g.synthesis(wp).clamp(-1, 1)
     torch.testing.assert_close(shard["target16"][:2].float(), torch.nn.functional.avg_pool2d(full, 4), atol=2e-3, rtol=0)
+
+
+def test_closed_form_exit_heads_fit_the_downsampled_final_image(tmp_path):
+    from safetensors.torch import load_file
+
+    from editable_deepsc.train import exits as tr
+
+    g = tiny()
+    shards = tr.build_cache(g, tmp_path, 16, {"16": 0, "32": 0}, log=lambda m: None)  # caches block-0 features
+    tr.init_heads(g, {"16": 1, "32": 1}, convs=0)  # both read block 1 (16 px), computed from block 0
+    assert all(len(g.exits[s].convs) == 0 for s in ("16", "32"))
+    shard = tr.head_inputs(g, load_file(str(shards[1])))
+    with torch.no_grad():
+        torch.testing.assert_close(shard["input32"], g.features(shard["w_plus"], upto=1)[-1])
+        before = tr.exit_loss(g, shard, torch.arange(8))[1]
+    rows = tr.fit_heads_closed_form(g, shards, positions=10_000, ridge=1e-6, log=lambda m: None)
+    assert rows == {"16": 16 * 256, "32": 16 * 256}
+    with torch.no_grad():
+        after = tr.exit_loss(g, shard, torch.arange(8))[1]
+        for size in ("16", "32"):
+            assert after[size] > before[size] + 6.0, (before, after)
+        # least squares: any change of the fitted weights makes the training error larger
+        sq = lambda: sum(float((g.synthesis(load_file(str(p))["w_plus"], size=32) - load_file(str(p))["target32"].float())
+                               .pow(2).sum()) for p in shards)  # fmt: skip
+        best = sq()
+        head = g.exits["32"].to_img
+        for _ in range(3):
+            d = 0.02 * torch.randn_like(head.weight) * head.weight.abs().mean()
+            head.weight += d
+            assert sq() > best
+            head.weight -= d
+        # the 16 exit is its head's 32 image area-downsampled
+        wp = shard["w_plus"][:2]
+        x = g.features(wp, upto=1)[-1]
+        torch.testing.assert_close(g.synthesis(wp, size=16), torch.nn.functional.avg_pool2d(g.exits["16"](x, wp[:, -1]), 2))
+    # run by train_heads when there is no checkpoint yet (step 0), then not again on resume
+    g2 = tiny()
+    tr.init_heads(g2, {"16": 1, "32": 1}, convs=0)
+    logs: list[str] = []
+    res = tr.train_heads(g2, shards, tmp_path, steps=0, log=logs.append)
+    assert res["steps"] == 0 and logs[0].startswith("closed-form fit of the 16 exit")
+    with torch.no_grad():
+        torch.testing.assert_close(tr.exit_loss(g2, shard, torch.arange(8))[1]["32"], after["32"], atol=0.5, rtol=0)
 
 
 def test_exit_training_resumes_from_its_checkpoint(tmp_path):

@@ -11,7 +11,10 @@ from editable_deepsc.cli.options import no_export_option, seed_option, set_threa
 
 @click.command("exits")
 @click.option("--n", default=192, show_default=True, type=int, help="Training latents (one full 1024 synthesis each).")
-@click.option("--steps", default=800, show_default=True, type=int, help="Adam steps on the exit heads.")
+@click.option("--steps", default=0, show_default=True, type=int,
+              help="Adam steps on the exit heads after the closed-form fit (0: the closed form alone).")
+@click.option("--convs", default=0, show_default=True, type=int,
+              help="Styled 1x1/3x3 convolutions per head (0: a modulated 1x1 to the Haar bands, fitted in closed form).")
 @click.option("--batch", default=4, show_default=True, type=int, help="Latents per step.")
 @click.option("--crop", default=32, show_default=True, type=int, help="Side of the random feature crop per head.")
 @click.option("--lr", default=2e-3, show_default=True, type=float, help="Adam learning rate (cosine decay).")
@@ -22,25 +25,27 @@ from editable_deepsc.cli.options import no_export_option, seed_option, set_threa
 @no_export_option
 @seed_option()
 @threads_option()
-def exits(n: int, steps: int, batch: int, crop: int, lr: float, workdir: str, eval_n: int, no_export: bool, seed: int,
+def exits(n: int, steps: int, convs: int, batch: int, crop: int, lr: float, workdir: str, eval_n: int, no_export: bool, seed: int,
           threads: int | None) -> None:  # fmt: skip
     """Train the 128x128 and 256x256 exits of mobilestylegan-ffhq by distillation.
 
     The full 1024 synthesis of each training latent runs once (features + area-downsampled
-    targets cached in shards under --workdir); then only the small heads learn, on random
-    crops. Writes zoo/weights/edsc-ffhq-exits.safetensors and its card, then measures the
+    targets cached in shards under --workdir). Both exits read block 4 (128x128 features);
+    each head is a modulated 1x1 convolution to the Haar sub-bands, set by ridge regression
+    on the cached latents (closed form), then optionally fine-tuned by --steps Adam steps on
+    random crops. The 128 exit is its head's 256 image area-downsampled. Writes zoo/weights/edsc-ffhq-exits.safetensors and its card, then measures the
     exits against the downsampled full image on --eval-n held-out latents.
 
     \b
     Example:
-      edsc train exits --n 192 --steps 800
+      edsc train exits --n 144
     """
     from editable_deepsc.errors import BadInput
     from editable_deepsc.train.exits import run_exits
 
-    if n < 1 or steps < 1 or batch < 1 or crop < 4 or eval_n < 0:
-        raise BadInput("--n, --steps and --batch must be >= 1, --crop >= 4 and --eval-n >= 0")
+    if n < 1 or steps < 0 or convs < 0 or batch < 1 or crop < 4 or eval_n < 0:
+        raise BadInput("--n and --batch must be >= 1, --steps, --convs and --eval-n >= 0, --crop >= 4")
     set_threads(threads)
     res = run_exits(n=n, steps=steps, batch=batch, crop=crop, lr=lr, seed=seed, work_dir=workdir,
-                    export=not no_export, eval_n=eval_n, log=lambda m: click.echo(m, err=True))  # fmt: skip
+                    export=not no_export, eval_n=eval_n, convs=convs, log=lambda m: click.echo(m, err=True))  # fmt: skip
     click.echo(json.dumps(res, indent=1))

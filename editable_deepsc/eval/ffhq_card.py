@@ -101,13 +101,14 @@ def section(data: dict[str, Any]) -> str:
     if data.get("exits"):
         e = data["exits"]
         lines += ["### Exits at 128 and 256 px (`edsc-ffhq-exits`, in the repository)", "",
-                  "Small image heads on the 64x64 features of block 3 (the 256 px exit reads them after the trunk's "
-                  "own block-4 wavelet upsampling): a styled 1x1 and a 3x3 convolution (64 channels), a modulated "
-                  "1x1 to the 12 Haar sub-band channels, inverse DWT. `synthesis(w_plus, size=256)` runs blocks 0-3 "
-                  "only. Distilled against the area-downsampled full image:", "",
+                  "One modulated 1x1 convolution per exit on the 128x128 features of block 4 (256 channels) to the "
+                  "12 Haar sub-band channels, inverse DWT; the 128 exit is its head's 256 image area-downsampled "
+                  "(the Haar LL band / 2). `synthesis(w_plus, size=256)` runs blocks 0-4 only. The heads are the "
+                  "ridge regression (closed form) of the area-downsampled full image's Haar bands on the features:", "",
                   f"`{e['train']['command']}` — {e['train']['n']} training latents (truncation in [0.5, 1], every "
-                  f"second one style-mixed), {e['train']['steps']} Adam steps on random 32x32 feature crops, "
-                  f"{e['train']['seconds'] / 60:.1f} min of training on the shared 2-core CPU"
+                  f"second one style-mixed), {e['train'].get('rows', 'random')} feature pixels per latent in the "
+                  f"normal equations, {e['train']['steps']} Adam fine-tuning steps, "
+                  f"{e['train']['seconds'] / 60:.1f} min for the fit on the shared 2-core CPU"
                   + (f" ({e['train']['note']})." if e["train"].get("note") else "."), "",
                   f"Held-out (`{e.get('eval_command', '')}`): {e['held_out']['n']} latents (seeds "
                   f"{e['held_out']['seeds'][0]}...{e['held_out']['seeds'][1]}, same distribution), each exit vs the "

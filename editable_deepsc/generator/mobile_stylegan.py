@@ -26,7 +26,8 @@ the noise inputs are fixed too (``noise`` = noise image x its learned strength).
 **Exits**: :class:`ExitHead` modules read the features after ``layers[k]``
 (or those features after the trunk's ``layers[k+1].up``, with that layer's style) and
 predict the Haar sub-bands of a smaller image with the image-head style (the last
-one in ``w_plus``). ``synthesis(w_plus, size=256)`` runs ``layers[0..k]`` only.
+one in ``w_plus``); an exit as large as its block is that image area-downsampled.
+``synthesis(w_plus, size=256)`` runs ``layers[0..k]`` only.
 They are trained by distillation (``edsc train exits``).
 """
 
@@ -94,12 +95,17 @@ class MobileStyleGANConfig:
         return 4 * 2 ** (k + 1)
 
     def check_exit(self, size: int, block: int) -> bool:
-        """Whether an exit of side ``size`` reading block ``block`` upsamples (raise if impossible)."""
+        """Whether an exit of side ``size`` reading block ``block`` upsamples (raise if impossible).
+
+        A block at ``r x r`` serves exits of side ``r`` (the head's ``2r`` image,
+        area-downsampled), ``2r`` (the head's image) and ``4r`` (the head reads the
+        features after the trunk's next wavelet upsampling).
+        """
         if not 0 <= block < len(self.channels) - 1:
             raise BadInput(f"an exit must read a block in 0..{len(self.channels) - 2}, not {block}")
         r = self.block_resolution(block)
-        if size not in (2 * r, 4 * r):
-            raise BadInput(f"an exit reading block {block} ({r}x{r}) makes {2 * r} or {4 * r} px images, not {size}")
+        if size not in (r, 2 * r, 4 * r):
+            raise BadInput(f"an exit reading block {block} ({r}x{r}) makes {r}, {2 * r} or {4 * r} px images, not {size}")
         return size == 4 * r
 
     def to_json(self) -> dict[str, Any]:
@@ -422,7 +428,16 @@ class MobileStyleGAN(StyleGenerator):
             raise BadInput(f"no exit of size {size} in {self.name} (sizes: {self.sizes})")
         k = self.config.exits[str(size)]
         x = self.exit_input(size, self.features(w_plus, upto=k)[-1], w_plus)
-        return self.exits[str(size)](x, w_plus[:, -1])
+        return self.exit_image(size, x, w_plus[:, -1])
+
+    def exit_image(self, size: int, x: torch.Tensor, w: torch.Tensor) -> torch.Tensor:
+        """The exit head of ``size`` on its input ``x`` (from :meth:`exit_input`) with the image style ``w`` (N, w_dim).
+
+        Returns (N, 3, size, size): the head's image, area-downsampled by 2 when the
+        exit is as large as the block it reads (its Haar ``LL`` band / 2).
+        """
+        img = self.exits[str(size)](x, w)
+        return F.avg_pool2d(img, 2) if img.shape[-1] == 2 * size else img
 
     def exit_input(self, size: int, x: torch.Tensor, w_plus: torch.Tensor) -> torch.Tensor:
         """What the exit head of ``size`` reads, from the features ``x`` of its block.

@@ -1,14 +1,17 @@
 """Distil the early exits of MobileStyleGAN: small image heads on an intermediate block.
 
-The trunk is frozen; only the heads learn. Three resumable phases, all under one
-work folder:
+The trunk is frozen; only the heads learn. The default heads (FFHQ: both exits on
+block 4, no styled convolutions) are a modulated 1x1 convolution to the Haar bands,
+whose weights have a closed form (ridge regression, :func:`fit_heads_closed_form`).
+Three resumable phases, all under one work folder:
 
 1. **teacher cache** — for ``n`` training latents (seeds ``0..n-1`` of
    :func:`latent_for_seed`, truncation drawn in [0.5, 1], every second one a style
    mix of two latents) the full 1024 synthesis runs once; the features of the block
-   the exits read (float16) and the area-downsampled final images at each exit size
+   the exits read (float16; a later block is computed from a cached earlier one) and the area-downsampled final images at each exit size
    are written in shards ``teacher-NNNN.safetensors``. Existing shards are kept.
-2. **training** — Adam on the heads against those targets (L1 + MSE), checkpointed
+2. **training** — the closed-form fit of the heads without convolutions (saved as
+   step 0), then Adam on the heads against those targets (L1 + MSE), checkpointed
    every ``checkpoint_every`` steps to ``exits-train.safetensors`` (safetensors, no
    pickle) and resumed from it.
 3. **publish** — the head weights as the zoo model ``edsc-ffhq-exits`` (small,
@@ -33,8 +36,10 @@ from safetensors.torch import load_file
 from editable_deepsc.generator.mobile_stylegan import MobileStyleGAN, wavelets_to_image
 from editable_deepsc.zoo.registry import save_state_dict
 
-#: exit side -> block it reads (block 3 = 64x64 features of the FFHQ model)
-DEFAULT_EXITS: dict[str, int] = {"128": 3, "256": 3}
+#: exit side -> block it reads (block 4 = 128x128 features of the FFHQ model)
+DEFAULT_EXITS: dict[str, int] = {"128": 4, "256": 4}
+#: styled convolutions per default exit head (0: a modulated 1x1 to the Haar bands, fitted in closed form)
+DEFAULT_EXIT_CONVS = 0
 HELD_OUT_SEED = 1_000_000
 EXITS_FORMAT = "edsc-mobile-stylegan-exits"
 SHARD = 8
@@ -99,14 +104,118 @@ def build_cache(
 
 
 @torch.no_grad()
+def block_features(g: MobileStyleGAN, shard: dict[str, torch.Tensor], block: int) -> torch.Tensor:
+    """Float32 features (N, C, r, r) after ``layers[block]`` for a teacher shard.
+
+    Taken from the shard (``feat<block>``) or computed from the highest cached
+    block below it by running the trunk's next blocks (four latents at a time).
+    """
+    if f"feat{block}" in shard:
+        return shard[f"feat{block}"].float()
+    have = max((int(k[4:]) for k in shard if k.startswith("feat") and int(k[4:]) < block), default=None)
+    if have is None:
+        raise ValueError(f"the teacher shard holds no features at or below block {block}")
+    x, wp = shard[f"feat{have}"].float(), shard["w_plus"]
+    parts = []
+    for i in range(0, x.shape[0], 4):
+        y = x[i : i + 4]
+        for k in range(have + 1, block + 1):
+            y = g.layers[k](y, wp[i : i + 4, 1 + 3 * k : 4 + 3 * k])
+        parts.append(y)
+    return torch.cat(parts)
+
+
+@torch.no_grad()
 def head_inputs(g: MobileStyleGAN, shard: dict[str, torch.Tensor]) -> dict[str, torch.Tensor]:
     """Add ``input<size>`` (what each exit head reads, float32) to a loaded teacher shard."""
     out = dict(shard)
+    feats: dict[int, torch.Tensor] = {}
     for size, block in g.config.exits.items():
-        x = shard[f"feat{block}"].float()
+        if block not in feats:
+            feats[block] = block_features(g, shard, int(block))
+        x = feats[block]
         out[f"input{size}"] = torch.cat([g.exit_input(int(size), x[i : i + 4], shard["w_plus"][i : i + 4])
                                          for i in range(0, x.shape[0], 4)])  # fmt: skip
     return out
+
+
+def haar_bands(img: torch.Tensor) -> torch.Tensor:
+    """Forward Haar DWT, the inverse of :func:`wavelets_to_image`: (N, C, 2H, 2W) -> (N, 4C, H, W)."""
+    from editable_deepsc.generator.mobile_stylegan import _HAAR
+
+    n, c, h, w = img.shape
+    sub = F.pixel_unshuffle(img, 2).reshape(n, c, 4, h // 2, w // 2)
+    bands = torch.einsum("pk,ncphw->nckhw", _HAAR.to(img), sub)  # orthonormal: analysis = transpose
+    return torch.cat([bands[:, :, 0], bands[:, :, 1:].reshape(n, 3 * c, h // 2, w // 2)], 1)
+
+
+def head_target_bands(target: torch.Tensor, side: int) -> tuple[torch.Tensor, torch.Tensor]:
+    """What a head's 12 wavelet channels at ``side`` must be for the image ``target``, and which are fitted.
+
+    Returns ``(bands (N, 12, side, side), fitted (12,) bool)``: the Haar bands of a
+    target of side ``2 * side``; for a target of side ``side`` (an exit downsampling
+    its head's image) ``LL = 2 * target`` and the high bands are free (not fitted).
+    """
+    if target.shape[-1] == 2 * side:
+        return haar_bands(target), torch.ones(12, dtype=torch.bool)
+    bands = torch.cat([2 * target, target.new_zeros(target.shape[0], 9, side, side)], 1)
+    return bands, torch.arange(12) < 3
+
+
+@torch.no_grad()
+def fit_heads_closed_form(
+    g: MobileStyleGAN, shards: list[Path], positions: int = 2048, ridge: float = 1e-3, seed: int = 0, log=print,
+) -> dict[str, int]:  # fmt: skip
+    """Set every exit head without styled convolutions to the ridge regression of its target on its input.
+
+    Such a head is a modulated 1x1 convolution to the 12 Haar channels; with the
+    modulation constant (weight 0, bias 1) it is linear in the features, so its
+    least-squares weights have a closed form. ``positions`` random pixels of every
+    latent of every shard enter ``X^T X`` (float64); the ridge is ``ridge`` times the
+    mean diagonal. Heads with convolutions are left as they are.
+
+    Returns
+    -------
+    dict
+        Exit side -> number of (pixel) rows fitted.
+    """
+    sizes = [s for s in g.config.exits if len(g.exits[s].convs) == 0]
+    if not sizes:
+        return {}
+    gen = torch.Generator().manual_seed(seed)
+    acc: dict[str, list[torch.Tensor]] = {}
+    rows = dict.fromkeys(sizes, 0)
+    fitted: dict[str, torch.Tensor] = {}
+    for p in shards:
+        shard = head_inputs(g, load_file(str(p)))
+        for size in sizes:
+            x = shard[f"input{size}"]
+            side = x.shape[-1]
+            y, fitted[size] = head_target_bands(shard[f"target{size}"].float(), side)
+            for i in range(x.shape[0]):
+                f = torch.cat([x[i].flatten(1), torch.ones(1, side * side)]).T  # (P, C + 1)
+                idx = torch.randperm(f.shape[0], generator=gen)[:positions]
+                f, t = f[idx], y[i].flatten(1).T[idx]
+                xtx, xty = (f.T @ f).double(), (f.T @ t).double()
+                if size in acc:
+                    acc[size][0] += xtx
+                    acc[size][1] += xty
+                else:
+                    acc[size] = [xtx, xty]
+                rows[size] += f.shape[0]
+    for size in sizes:
+        xtx, xty = acc[size]
+        a = xtx + ridge * xtx.diagonal().mean() * torch.eye(xtx.shape[0], dtype=xtx.dtype)
+        sol = torch.linalg.solve(a, xty).float().T  # (12, C + 1)
+        head = g.exits[size].to_img
+        torch.nn.init.zeros_(head.modulation.weight)
+        torch.nn.init.ones_(head.modulation.bias)
+        w, b = sol[:, :-1] / head.modulation.scale, sol[:, -1]
+        keep = fitted[size]
+        head.weight.data.copy_(torch.where(keep[:, None], w, torch.zeros_like(w))[:, :, None, None])
+        head.bias.data.copy_(torch.where(keep, b, torch.zeros_like(b)))
+        log(f"closed-form fit of the {size} exit: {rows[size]} pixels, {xtx.shape[0]} inputs")
+    return rows
 
 
 def exit_loss(
@@ -130,7 +239,7 @@ def exit_loss(
             i, j = (int(v) for v in torch.randint(0, r - crop + 1, (2,), generator=gen))
             x = x[..., i : i + crop, j : j + crop]
             target = target[..., i * f : (i + crop) * f, j * f : (j + crop) * f]
-        pred = g.exits[size](x, wp[:, -1])
+        pred = g.exit_image(int(size), x, wp[:, -1])
         if crop is not None and crop < r:
             pred, target = pred[..., f:-f, f:-f], target[..., f:-f, f:-f]
         mse = F.mse_loss(pred, target)
@@ -139,8 +248,10 @@ def exit_loss(
     return total, psnrs
 
 
-def init_heads(g: MobileStyleGAN, exits: dict[str, int]) -> None:
-    """Add the exit heads; their modulations start constant (weight 0, bias 1)."""
+def init_heads(g: MobileStyleGAN, exits: dict[str, int], convs: int | None = None) -> None:
+    """Add the exit heads (``convs`` styled convolutions each, default: the config's); modulations start constant."""
+    if convs is not None:
+        g.config.exit_convs = int(convs)
     for size, block in exits.items():
         head = g.add_exit(int(size), int(block))
         for m in [*head.convs, head.to_img]:
@@ -150,9 +261,15 @@ def init_heads(g: MobileStyleGAN, exits: dict[str, int]) -> None:
 
 def train_heads(
     g: MobileStyleGAN, shards: list[Path], work_dir: Path, steps: int, batch: int = 4, lr: float = 2e-3,
-    checkpoint_every: int = 50, seed: int = 0, crop: int | None = 32, log=print,
+    checkpoint_every: int = 50, seed: int = 0, crop: int | None = 32, closed_form: bool = True,
+    closed_form_positions: int = 2048, log=print,
 ) -> dict[str, Any]:  # fmt: skip
-    """Phase 2: Adam on the exit heads only, resumable from ``work_dir/exits-train.safetensors``."""
+    """Phase 2: Adam on the exit heads only, resumable from ``work_dir/exits-train.safetensors``.
+
+    Without a checkpoint, heads without styled convolutions first get their
+    closed-form (ridge) weights (:func:`fit_heads_closed_form`), saved as step 0;
+    ``steps`` Adam steps then fine-tune them (``steps=0``: the closed form alone).
+    """
     from editable_deepsc.train.checkpointing import load_training_state, save_training_state
 
     g.requires_grad_(False)
@@ -165,6 +282,11 @@ def train_heads(
     if ckpt.is_file():
         counters = load_training_state(ckpt, {"exits": g.exits}, {"adam": opt})
         log(f"resumed from {ckpt.name} at step {counters['step']}")
+    elif closed_form:
+        t = time.time()
+        if fit_heads_closed_form(g, shards, positions=closed_form_positions, seed=seed, log=log):
+            counters["seconds"] = time.time() - t
+            save_training_state(ckpt, {"exits": g.exits}, {"adam": opt}, counters)
     gen = torch.Generator().manual_seed(seed + int(counters["step"]))
     cache: dict[int, dict[str, torch.Tensor]] = {}
     t0 = time.time() - float(counters["seconds"])
@@ -175,7 +297,7 @@ def train_heads(
             group["lr"] = lr * (0.05 + 0.95 * 0.5 * (1 + math.cos(math.pi * step / steps)))
         i = int(torch.randint(len(shards), (), generator=gen))
         if i not in cache:
-            if len(cache) >= 24:
+            if len(cache) >= 8:  # ~0.3 GB per shard of block-4 inputs
                 cache.pop(next(iter(cache)))
             cache[i] = head_inputs(g, load_file(str(shards[i])))
         shard = cache[i]
@@ -225,9 +347,9 @@ def publish_exits(g: MobileStyleGAN, info: dict[str, Any], name: str = "edsc-ffh
 def run_exits(
     n: int = 192, steps: int = 800, batch: int = 4, crop: int = 32, lr: float = 2e-3, seed: int = 0,
     work_dir: str | Path = ".edsc-cache/exits-ffhq", export: bool = True, exits: dict[str, int] | None = None,
-    eval_n: int = 0, log=print,
+    eval_n: int = 0, convs: int = DEFAULT_EXIT_CONVS, log=print,
 ) -> dict[str, Any]:  # fmt: skip
-    """``edsc train exits``: teacher cache, training, publish, held-out evaluation (phases resume).
+    """``edsc train exits``: teacher cache, closed-form fit + training, publish, held-out evaluation (phases resume).
 
     Returns
     -------
@@ -242,11 +364,12 @@ def run_exits(
     g = load_ffhq(exits=False)
     shards = build_cache(g, work, n, exits, log=log)
     t_cache = time.time() - t0
-    init_heads(g, exits)
+    init_heads(g, exits, convs)
     res = train_heads(g, shards, work, steps, batch=batch, lr=lr, seed=seed, crop=crop, log=log)
     res["teacher_cache_seconds_this_run"] = round(t_cache, 1)
     res["n"] = n
-    res["command"] = f"edsc train exits --n {n} --steps {steps} --batch {batch} --crop {crop} --lr {lr} --seed {seed}"
+    res["command"] = (f"edsc train exits --n {n} --steps {steps} --convs {convs} --batch {batch} --crop {crop} "
+                      f"--lr {lr} --seed {seed}")
     res["generator_sha256"] = read_card()["sha256"]
     if export:
         res["published"] = str(publish_exits(g, res))
