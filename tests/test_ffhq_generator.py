@@ -210,6 +210,9 @@ def test_closed_form_exit_heads_fit_the_downsampled_final_image(tmp_path):
         wp = shard["w_plus"][:2]
         x = g.features(wp, upto=1)[-1]
         torch.testing.assert_close(g.synthesis(wp, size=16), torch.nn.functional.avg_pool2d(g.exits["16"](x, wp[:, -1]), 2))
+        # on random crops too (what Adam fine-tuning sees), the downsampling exit matches its target's crop
+        loss, crop_psnr = tr.exit_loss(g, shard, torch.arange(8), crop=8, gen=torch.Generator().manual_seed(0))
+        assert torch.isfinite(loss) and min(crop_psnr.values()) > min(before.values()) + 3.0, (before, crop_psnr)
     # run by train_heads when there is no checkpoint yet (step 0), then not again on resume
     g2 = tiny()
     tr.init_heads(g2, {"16": 1, "32": 1}, convs=0)

@@ -437,7 +437,8 @@ class MobileStyleGAN(StyleGenerator):
         exit is as large as the block it reads (its Haar ``LL`` band / 2).
         """
         img = self.exits[str(size)](x, w)
-        return F.avg_pool2d(img, 2) if img.shape[-1] == 2 * size else img
+        downsamples = self.config.block_resolution(self.config.exits[str(size)]) == size
+        return F.avg_pool2d(img, 2) if downsamples else img
 
     def exit_input(self, size: int, x: torch.Tensor, w_plus: torch.Tensor) -> torch.Tensor:
         """What the exit head of ``size`` reads, from the features ``x`` of its block.
