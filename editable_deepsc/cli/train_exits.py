@@ -13,7 +13,7 @@ from editable_deepsc.cli.options import no_export_option, seed_option, set_threa
 @click.option("--n", default=192, show_default=True, type=int, help="Training latents (one full 1024 synthesis each).")
 @click.option("--steps", default=0, show_default=True, type=int,
               help="Adam steps on the exit heads after the closed-form fit (0: the closed form alone).")
-@click.option("--convs", default=0, show_default=True, type=int,
+@click.option("--convs", default=0, show_default=True, type=click.IntRange(0, 8),
               help="Styled 1x1/3x3 convolutions per head (0: a modulated 1x1 to the Haar bands, fitted in closed form).")
 @click.option("--batch", default=4, show_default=True, type=int, help="Latents per step.")
 @click.option("--crop", default=32, show_default=True, type=int, help="Side of the random feature crop per head.")
