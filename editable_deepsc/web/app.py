@@ -126,37 +126,39 @@ class BodyTimeout(BadInput):
     """The client stopped sending its body."""
 
 
+#: Exception class -> (HTTP status, error type the page shows); the first match wins, so
+#: subclasses come before their bases.
+ERROR_TYPES: tuple[tuple[type[Exception], int, str], ...] = (
+    (UnsupportedInstruction, 422, "unsupported_instruction"),
+    (NoFaceFound, 422, "no_face"),
+    (UploadTooLarge, 413, "too_large"),
+    (ImageError, 400, "bad_image"),
+    (Forbidden, 403, "forbidden"),
+    (UnsupportedMediaType, 415, "unsupported_media_type"),
+    (BodyTimeout, 408, "timeout"),
+    (ServerBusy, 503, "busy"),
+    (SessionNotFound, 404, "no_session"),
+    (BadInput, 400, "bad_input"),
+    (EdscError, 500, "error"),
+)
+
+
 def error_response(exc: Exception) -> JSONResponse:
-    """Map an exception to the JSON error the page shows."""
-    body: dict[str, Any] = {"message": str(exc)}
-    if isinstance(exc, UnsupportedInstruction):
-        status, body["type"] = 422, "unsupported_instruction"
-        body["supported"], body["nearest"] = list(exc.supported), exc.nearest
-        body["suggestions"] = _suggestions(exc)
-    elif isinstance(exc, NoFaceFound):
-        status, body["type"] = 422, "no_face"
-    elif isinstance(exc, UploadTooLarge):
-        status, body["type"] = 413, "too_large"
-    elif isinstance(exc, ImageError):
-        status, body["type"] = 400, "bad_image"
-    elif isinstance(exc, Forbidden):
-        status, body["type"] = 403, "forbidden"
-    elif isinstance(exc, UnsupportedMediaType):
-        status, body["type"] = 415, "unsupported_media_type"
-    elif isinstance(exc, BodyTimeout):
-        status, body["type"] = 408, "timeout"
-    elif isinstance(exc, ServerBusy):
-        status, body["type"], body["waiting"] = 503, "busy", exc.waiting
-    elif isinstance(exc, SessionNotFound):
-        status, body["type"] = 404, "no_session"
-    elif isinstance(exc, BadInput):
-        status, body["type"] = 400, "bad_input"
-    elif isinstance(exc, EdscError):
-        status, body["type"] = 500, "error"
-    else:
+    """Map an exception to the JSON error the page shows (:data:`ERROR_TYPES`)."""
+    match = next(((status, kind) for cls, status, kind in ERROR_TYPES if isinstance(exc, cls)), None)
+    if match is None:
         log.exception("unexpected error in the web demo", exc_info=exc)
         status = 500
-        body = {"type": "error", "message": f"internal error ({exc.__class__.__name__}); see the server log"}
+        body: dict[str, Any] = {"type": "error",
+                                "message": f"internal error ({exc.__class__.__name__}); see the server log"}
+    else:
+        status, kind = match
+        body = {"message": str(exc), "type": kind}
+        if isinstance(exc, UnsupportedInstruction):
+            body["supported"], body["nearest"] = list(exc.supported), exc.nearest
+            body["suggestions"] = _suggestions(exc)
+        elif isinstance(exc, ServerBusy):
+            body["waiting"] = exc.waiting
     headers = {"Retry-After": "2"} if status == 503 else None
     return JSONResponse({"error": body}, status_code=status, headers=headers)
 
