@@ -39,3 +39,19 @@ def test_channel_config_validates():
         ChannelConfig("rician", 6)
     with pytest.raises(BadInput):
         ChannelConfig("awgn", 60)
+
+
+def test_write_result_writes_json_atomically_and_prints_only_when_asked(tmp_path, capsys):
+    import json
+    import stat
+
+    from editable_deepsc.cli.options import write_result
+
+    out = tmp_path / "sub" / "r.json"
+    assert write_result({"a": 1}, str(out), as_json=False) is False
+    assert json.loads(out.read_text()) == {"a": 1}
+    assert capsys.readouterr().out == ""
+    assert [p.name for p in out.parent.iterdir()] == ["r.json"]  # no temporary file left
+    assert stat.S_IMODE(out.stat().st_mode) & 0o044 == 0o044  # readable by others (0644 under umask 022)
+    assert write_result({"b": 2}, None, as_json=True) is True
+    assert json.loads(capsys.readouterr().out) == {"b": 2}

@@ -2,12 +2,9 @@
 
 from __future__ import annotations
 
-import json
-from pathlib import Path
-
 import click
 
-from editable_deepsc.cli.options import bench_options, set_threads
+from editable_deepsc.cli.options import bench_options, set_threads, write_result
 
 
 @click.command("faces")
@@ -26,18 +23,17 @@ def faces(n: int, batch_size: int, out: str | None, as_json: bool, threads: int 
       edsc bench faces --n 20 --json
     """
     from editable_deepsc.errors import BadInput
+    from editable_deepsc.imaging.io import check_output
     from editable_deepsc.guidance.faces.reliability import markdown_tables, measure_reliability
 
     if n < 3:
         raise BadInput(f"--n must be at least 3, got {n}")
+    if out:
+        check_output(out, "--out")
     set_threads(threads)
     result = measure_reliability(n=n, seed=seed, batch_size=batch_size, progress=not quiet)
     result["command"] = f"edsc bench faces --n {n} --seed {seed}"
-    if out:
-        Path(out).parent.mkdir(parents=True, exist_ok=True)
-        Path(out).write_text(json.dumps(result, indent=1) + "\n")
-    if as_json:
-        click.echo(json.dumps(result, indent=1))
+    if write_result(result, out, as_json):
         return
     click.echo(markdown_tables(result))
     click.echo(f"gender flips under mirroring: {result['gender_flip_rate']:.1%}; "

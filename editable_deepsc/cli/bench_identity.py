@@ -2,12 +2,9 @@
 
 from __future__ import annotations
 
-import json
-from pathlib import Path
-
 import click
 
-from editable_deepsc.cli.options import quiet_option, set_threads, threads_option
+from editable_deepsc.cli.options import quiet_option, set_threads, threads_option, write_result
 
 
 @click.command("identity")
@@ -32,12 +29,13 @@ def identity(celeba_n: int, grid: bool, out: str | None, as_json: bool, threads:
     """
     from editable_deepsc.data.wheel import wheel_path
     from editable_deepsc.errors import BadInput
+    from editable_deepsc.imaging.io import check_output
     from editable_deepsc.eval.identity_bench import grid_table, identity_bench, markdown_table, olivetti_framing_grid
 
     if celeba_n != 0 and not 2 <= celeba_n <= 700:
         raise BadInput(f"--celeba-n must be 0 or in 2..700 (CelebA train photos), got {celeba_n}")
-    if out and Path(out).is_dir():
-        raise BadInput(f"--out must be a file, {out} is a folder")
+    if out:
+        check_output(out, "--out")
     wheel_path()  # missing data: one line naming the fetch command, before any work
     set_threads(threads)
     if grid:
@@ -46,10 +44,5 @@ def identity(celeba_n: int, grid: bool, out: str | None, as_json: bool, threads:
     else:
         result = identity_bench(celeba_n=celeba_n, progress=not quiet)
         result["command"] = f"edsc bench identity --celeba-n {celeba_n}"
-    if out:
-        Path(out).parent.mkdir(parents=True, exist_ok=True)
-        Path(out).write_text(json.dumps(result, indent=1) + "\n")
-    if as_json:
-        click.echo(json.dumps(result, indent=1))
-    else:
+    if not write_result(result, out, as_json):
         click.echo(grid_table(result) if grid else markdown_table(result))

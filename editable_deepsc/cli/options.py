@@ -8,6 +8,7 @@ from __future__ import annotations
 
 import functools
 import math
+from pathlib import Path
 from dataclasses import dataclass
 from typing import Any, Callable, TypeVar
 
@@ -177,6 +178,24 @@ def set_threads(threads: int | None) -> None:
         import torch
 
         torch.set_num_threads(threads)
+
+
+def write_result(result: dict, out: str | None, as_json: bool) -> bool:
+    """Write a bench ``result`` as JSON to ``out`` (atomically, if given) and print it if ``as_json``.
+
+    Returns ``as_json``, so a caller prints its tables only when it is false. Check ``out`` with
+    :func:`editable_deepsc.imaging.io.check_output` before the work that makes ``result``.
+    """
+    import json
+
+    if out:
+        from editable_deepsc.imaging.io import atomic_write
+
+        text = json.dumps(result, indent=1) + "\n"
+        atomic_write(out, lambda tmp: Path(tmp).write_text(text))
+    if as_json:
+        click.echo(json.dumps(result, indent=1))
+    return as_json
 
 
 # ---------------------------------------------------------------------- bounds of numeric options
