@@ -25,7 +25,7 @@ VERBS: dict[str, tuple[str, str]] = {
     "bench": ("editable_deepsc.cli.bench:bench", "Benchmarks (ratios against an in-run baseline)."),
     "train": ("editable_deepsc.cli.train:train", "Train a built-in model (resumable)."),
     "parse": ("editable_deepsc.cli.parse:parse", "Parse an edit instruction into edit targets."),
-    "zoo": ("editable_deepsc.cli.zoo:zoo", "Registered models: list, verify sha256, model card."),
+    "zoo": ("editable_deepsc.cli.zoo:zoo", "Registered models: list, verify sha256, convert third-party weights, model card."),
     "invert": ("editable_deepsc.cli.invert:invert", "Invert a face image into the generator's W+ latent space."),
     "analyze": ("editable_deepsc.cli.analyze:analyze", "Face analysis of an image: identity, age, gender, expression, pose."),
     "data": ("editable_deepsc.cli.data:data", "Real photos to measure on: list the sets, extract a split."),

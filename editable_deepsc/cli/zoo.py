@@ -18,13 +18,14 @@ class VerificationFailed(EdscError):
 
 @click.group("zoo")
 def zoo() -> None:
-    """Registered models (built-in and user checkpoints): list, verify, model card.
+    """Registered models (built-in and user checkpoints): list, verify, convert, model card.
 
     \b
     Examples:
       edsc zoo list
       edsc zoo verify
       edsc zoo verify --models faces64
+      edsc zoo convert ffhq
       edsc zoo card --out docs/models.md
     """
 
