@@ -39,3 +39,100 @@ def test_evaluate_exits_reports_the_oracle_psnr_above_the_plain_psnr():
         r = res["exits"][size]
         assert r["psnr_oracle_colour_db"] >= r["psnr_db"] and r["psnr_oracle_colour_min_db"] >= r["psnr_min_db"]
         assert r["lpips"] is None and r["id_distance"] is None and r["speedup"] > 0
+
+
+def test_fast_cpu_path_is_the_default_and_the_same_function(monkeypatch):
+    g = tiny(exits={"16": 0, "32": 0})
+    assert g.fast is True and all(m.fast for m in g.modules() if hasattr(m, "fast"))
+    with torch.no_grad():
+        wp = g.broadcast(g.mapping(torch.randn(3, 16, generator=torch.Generator().manual_seed(1)))).clone()
+        wp[:, 5:] = g.mapping(torch.randn(3, 16, generator=torch.Generator().manual_seed(2)))[:, None]  # not a broadcast
+    calls = []
+    bmm = torch.bmm
+    monkeypatch.setattr(torch, "bmm", lambda *a: calls.append(1) or bmm(*a))
+    outs, grads = {}, {}
+    for fast in (False, True):
+        g.set_fast(fast)
+        assert all(m.fast == fast for m in g.modules() if hasattr(m, "fast"))
+        for size in g.sizes:
+            n = len(calls)
+            with torch.no_grad():
+                outs[fast, size] = g.synthesis(wp, size=size)
+            assert (len(calls) > n) == fast  # the folded pointwise products run only on the fast path
+            w = wp.clone().requires_grad_(True)
+            img = g.synthesis(w, size=size)
+            (img * torch.linspace(-1, 1, img.numel()).reshape(img.shape)).sum().backward()
+            grads[fast, size] = w.grad
+            torch.testing.assert_close(img.detach(), outs[fast, size], atol=1e-5, rtol=0)
+    for size in g.sizes:
+        assert outs[False, size].abs().max() > 0.05
+        torch.testing.assert_close(outs[True, size], outs[False, size], atol=1e-5, rtol=0)
+        torch.testing.assert_close(grads[True, size], grads[False, size], atol=1e-6, rtol=1e-5)
+    g.add_exit(8, 0)  # a head added later follows the chosen path
+    assert g.exits["8"].fast is True
+
+
+def test_variant_names_of_the_cli_match_the_bench():
+    from editable_deepsc.cli.bench_generator import VARIANT_NAMES
+    from editable_deepsc.eval.generator_bench import VARIANTS
+
+    assert tuple(VARIANTS) == VARIANT_NAMES
+
+
+@torch.no_grad()
+def test_every_cpu_variant_computes_the_same_image_on_the_tiny_model():
+    from editable_deepsc.eval import generator_bench as gb
+
+    g = tiny(exits={"16": 0, "32": 0})
+    wp = g.broadcast(g.mapping(torch.randn(2, 16, generator=torch.Generator().manual_seed(3))))
+    ref = {s: g.synthesis(wp, size=s) for s in g.sizes}
+    tol = {"bf16": 0.1}  # bfloat16 keeps 8 bits of mantissa
+    for name in gb.VARIANTS:
+        if name == "compile":  # needs a C++ compiler and minutes; timed by the bench only
+            continue
+        fn = gb.variant_synthesis(g, name)
+        for s in g.sizes:
+            torch.testing.assert_close(fn(wp, s).float(), ref[s], atol=tol.get(name, 1e-5), rtol=0, msg=f"{name} at {s}")
+    assert g.fast is True and all(m.depthwise for m in g.layers.modules() if hasattr(m, "weight_dw"))  # g unchanged
+    fused = gb.fuse_depthwise(g)
+    assert not any(getattr(m, "depthwise", False) for m in fused.modules())
+    with pytest.raises(Exception, match="unknown variant"):
+        gb.variant_synthesis(g, "fp8")
+
+
+def test_bench_cli_writes_the_documented_json(monkeypatch, tmp_path, capsys):
+    import json
+
+    from editable_deepsc.cli import main
+    from editable_deepsc.generator import ffhq
+
+    monkeypatch.setattr(ffhq, "load_ffhq", lambda exits=True: tiny(exits={"16": 0, "32": 0}))
+    out = tmp_path / "bench.json"
+    argv = ["bench", "generator", "--threads", "1", "--quick", "--no-openvino", "--variants", "fast,fused-dwpw",
+            "--json-out", str(out)]  # fmt: skip
+    assert main(argv) == 0
+    res = json.loads(out.read_text())
+    assert res["command"] == ("edsc bench generator --threads 1 --quick --full-backward-max-batch 2 --no-openvino "
+                              f"--variants fast,fused-dwpw --variant-max-seconds 60 --seed 0 --json-out {out}")
+    assert res["quick"] is True and res["batches"] == [1] and res["reps"] == 1 and res["openvino"] is None
+    assert {"rows", "variants", "sizes", "torch", "threads", "fast_path", "load_average"} <= set(res)
+    stages = {(r["stage"], r["mode"]) for r in res["rows"]}
+    assert stages == {("mapping", "forward")} | {(f"synthesis-{s}", m) for s in (16, 32, 64)
+                                                for m in ("forward", "forward+backward")}  # fmt: skip
+    assert all(r["s_per_image"] > 0 and r["threads"] == 1 and r["batch"] == 1 for r in res["rows"])
+    var = res["variants"]
+    assert {r["variant"] for r in var["rows"]} == {"fp32", "fast", "fused-dwpw"} and len(var["rows"]) == 3 * 3 * 2
+    assert all(r["ratio_vs_fp32"] == 1.0 for r in var["rows"] if r["variant"] == "fp32")
+    for n in ("fast", "fused-dwpw"):
+        p = var["parity"][n]
+        assert p["size"] == 64 and p["max_abs"] < 1e-5 and p["within_budget"] is True
+    table = capsys.readouterr().out
+    assert "| torch | 1 | 1 | synthesis-64 | forward+backward |" in table and "| fused-dwpw |" in table
+    # bad input: one error line, nothing written
+    out.unlink()
+    for args, msg in [(["--variants", "fp8"], "unknown fp8"), (["--threads", "0"], "--threads: expected positive"),
+                      (["--reps", "0"], "--reps")]:  # fmt: skip
+        assert main(["bench", "generator", "--no-openvino", *args, "--json-out", str(out)]) == 2
+        err = capsys.readouterr().err.strip().splitlines()
+        assert len(err) == 1 and err[0].startswith("error: ") and msg in err[0], err
+    assert not out.exists()

@@ -163,9 +163,22 @@ def split_bands(x: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor]:
     return x[:, :c], x[:, c:].reshape(n, c, 3, h, w)
 
 
-def wavelets_to_image(x: torch.Tensor) -> torch.Tensor:
-    """(N, 4C, H, W) wavelet coefficients -> (N, C, 2H, 2W) by the inverse Haar DWT."""
-    return inverse_haar(*split_bands(x))
+def wavelets_to_image(x: torch.Tensor, fast: bool = False) -> torch.Tensor:
+    """(N, 4C, H, W) wavelet coefficients -> (N, C, 2H, 2W) by the inverse Haar DWT.
+
+    ``fast``: the same transform as a butterfly of sums and differences (no matrix
+    product), used when no gradient flows through ``x``; equal to the reference up to
+    float rounding (about 1e-6).
+    """
+    if not fast or (torch.is_grad_enabled() and x.requires_grad):
+        return inverse_haar(*split_bands(x))
+    n, c4, h, w = x.shape
+    c = c4 // 4
+    ll, high = x[:, :c], x[:, c:].reshape(n, c, 3, h, w)
+    u, v = ll + high[:, :, 0], ll - high[:, :, 0]  # the LH band: first letter filters the rows
+    p, q = high[:, :, 1] + high[:, :, 2], high[:, :, 1] - high[:, :, 2]
+    sub = torch.stack([u + p, u - p, v + q, v - q], dim=2).mul_(0.5)  # sub-pixels (0,0), (0,1), (1,0), (1,1)
+    return F.pixel_shuffle(sub.reshape(n, c4, h, w), 2)
 
 
 class Modulation(nn.Linear):
@@ -213,9 +226,26 @@ class StyledConv(nn.Module):
             self.weight = nn.Parameter(torch.randn(c_out, c_in, kernel, kernel) / math.sqrt(c_in))
         self.noise = nn.Parameter(torch.zeros(1, 1, resolution, resolution)) if noise else None
         self.bias = nn.Parameter(torch.zeros(c_out))
+        self.fast = False
 
     def forward(self, x: torch.Tensor, w: torch.Tensor) -> torch.Tensor:
-        """``x`` (N, c_in, R, R), ``w`` (N, w_dim) -> (N, c_out, R, R)."""
+        """``x`` (N, c_in, R, R), ``w`` (N, w_dim) -> (N, c_out, R, R).
+
+        With ``fast`` (depthwise form only; when no gradient flows through ``x`` or
+        ``w``) the modulation is folded into per-sample pointwise weights (a depthwise
+        convolution commutes with a per-channel scale), the pointwise convolution is one
+        batched matrix product and noise + bias are added in place: the same function up
+        to float rounding. With gradients the reference operations run (measured
+        faster backward on this CPU).
+        """
+        if self.depthwise and self.fast and not (torch.is_grad_enabled() and (x.requires_grad or w.requires_grad)):
+            x = F.conv2d(x, self.weight_dw, padding=1, groups=x.shape[1])
+            pw = self.weight_pw[None, :, :, 0, 0] * self.modulation(w)[:, None, :]  # (N, c_out, c_in)
+            x = torch.bmm(pw, x.flatten(2)).unflatten(2, x.shape[2:])
+            if self.noise is not None:
+                x = x.add_(self.noise)
+            x = x.add_(self.bias[:, None, None])
+            return F.leaky_relu(x, LRELU_SLOPE, inplace=True)
         x = x * self.modulation(w)[:, :, None, None]
         if self.depthwise:
             x = F.conv2d(x, self.weight_dw, padding=1, groups=x.shape[1])
@@ -233,9 +263,10 @@ class WaveletUpsample(nn.Module):
     def __init__(self, channels: int, w_dim: int):
         super().__init__()
         self.modulation = Modulation(w_dim, channels)
+        self.fast = False
 
     def forward(self, x: torch.Tensor, w: torch.Tensor) -> torch.Tensor:
-        return wavelets_to_image(x * self.modulation(w)[:, :, None, None])
+        return wavelets_to_image(x * self.modulation(w)[:, :, None, None], fast=self.fast)
 
 
 class ToWavelets(nn.Module):
@@ -296,12 +327,13 @@ class ExitHead(nn.Module):
             for i in range(n_convs)
         )
         self.to_img = ToWavelets(hidden if n_convs else c_in, w_dim)
+        self.fast = False
 
     def forward(self, x: torch.Tensor, w: torch.Tensor) -> torch.Tensor:
         """``x`` features (N, c_in, r, r), ``w`` the image-head style (N, w_dim) -> image (N, 3, 2r, 2r)."""
         for conv in self.convs:
             x = conv(x, w)
-        return wavelets_to_image(self.to_img(x, w))
+        return wavelets_to_image(self.to_img(x, w), fast=self.fast)
 
 
 class MappingNetwork(nn.Module):
@@ -349,9 +381,27 @@ class MobileStyleGAN(StyleGenerator):
             c_prev = c
         self.to_img = ToWavelets(c_prev, cfg.w_dim)
         self.register_buffer("w_avg", torch.zeros(cfg.w_dim))
+        self.fast = True  # the fast CPU path by default (set_fast; the same function up to float rounding)
         self.exits = nn.ModuleDict()
         for size, block in dict(cfg.exits).items():
             self.add_exit(int(size), int(block))
+        self.set_fast(True)
+
+    # ---- CPU path --------------------------------------------------------------------------------
+    def set_fast(self, enabled: bool = True) -> MobileStyleGAN:
+        """Switch every module to the fast CPU formulation (``True``, the default) or the reference one (``False``).
+
+        Fast (only where no gradient is taken: sampling, evaluation): modulation folded
+        into the pointwise weights, pointwise convolutions as batched matrix products,
+        noise and bias added in place, the inverse Haar DWT as a butterfly. With
+        gradients the reference operations run. The same function up to float rounding (max |difference| of the 1024
+        image about 3e-5, see ``docs/models.md``); ``edsc bench generator --variants``
+        measures both. Returns ``self``.
+        """
+        for m in self.modules():
+            if hasattr(m, "fast"):
+                m.fast = bool(enabled)
+        return self
 
     # ---- exits -----------------------------------------------------------------------------------
     def add_exit(self, size: int, block: int) -> ExitHead:
@@ -361,6 +411,9 @@ class MobileStyleGAN(StyleGenerator):
         if str(size) not in self.exits:
             c_in = cfg.channels[block] // 4 if upsample else cfg.channels[block]
             self.exits[str(size)] = ExitHead(c_in, cfg.exit_hidden, self.w_dim, cfg.exit_convs)
+            for m in self.exits[str(size)].modules():  # the path chosen by set_fast
+                if hasattr(m, "fast"):
+                    m.fast = self.fast
             cfg.exits = {**cfg.exits, str(size): block}
         elif cfg.exits[str(size)] != block:
             raise BadInput(f"the exit of size {size} reads block {cfg.exits[str(size)]}, not {block}")
@@ -423,7 +476,7 @@ class MobileStyleGAN(StyleGenerator):
         """
         if size is None or size == self.resolution:
             x = self.features(w_plus)[-1]
-            return wavelets_to_image(self.to_img(x, w_plus[:, -1]))
+            return wavelets_to_image(self.to_img(x, w_plus[:, -1]), fast=self.fast)
         if str(size) not in self.exits:
             raise BadInput(f"no exit of size {size} in {self.name} (sizes: {self.sizes})")
         k = self.config.exits[str(size)]
