@@ -136,3 +136,64 @@ def test_bench_cli_writes_the_documented_json(monkeypatch, tmp_path, capsys):
         err = capsys.readouterr().err.strip().splitlines()
         assert len(err) == 1 and err[0].startswith("error: ") and msg in err[0], err
     assert not out.exists()
+
+
+def _held_out(psnr256: float, oracle256: float, speedup: float) -> dict:
+    row = lambda p, o, s: {"psnr_db": p, "psnr_min_db": p - 5, "psnr_oracle_colour_db": o,  # noqa: E731
+                           "psnr_oracle_colour_min_db": o - 5, "lpips": 0.3, "lpips_kind": "proxy", "id_distance": 0.2,
+                           "id_distance_unrelated": 0.5, "seconds": 0.2, "speedup": s}  # fmt: skip
+    return {"command": "edsc train exits --n 144 --steps 0 --convs 0 --eval-n 200 --no-export --threads 2", "n": 200,
+            "seeds": [1000000, 1000199], "threads": 2, "full_seconds": 1.5,
+            "exits": {"128": row(26.0, 28.5, 6.0), "256": row(psnr256, oracle256, speedup)}}  # fmt: skip
+
+
+def test_card_verdict_states_measured_and_oracle_figures_and_whether_targets_are_met():
+    from editable_deepsc.eval.ffhq_card import verdict
+
+    v = verdict({"held_out": _held_out(25.3, 29.1, 5.2)})
+    assert "200 held-out latents" in v and "25.3 dB" in v and "**not met**" in v and "5.2x" in v
+    assert "29.1 dB at 256" in v and "28.5 dB at 128" in v and "3.8 dB" in v and "not a result" in v
+    v = verdict({"held_out": _held_out(31.0, 33.0, 3.0)})
+    assert "target is met" in v and "(>= 4x: **not met**)" in v
+
+
+def test_card_takes_the_bench_and_held_out_files_into_ffhq_json_and_models_md(monkeypatch, tmp_path):
+    import json
+
+    from editable_deepsc.cli import main
+    from editable_deepsc.eval import ffhq_card
+    from editable_deepsc.generator import ffhq
+
+    monkeypatch.setattr(ffhq, "load_ffhq", lambda exits=True: tiny(exits={"16": 0, "32": 0}))
+    docs = tmp_path / "docs"
+    docs.mkdir()
+    assert main(["bench", "generator", "--threads", "1", "--quick", "--no-openvino", "--variants", "fast",
+                 "--json-out", str(docs / "ffhq_bench.json")]) == 0  # fmt: skip
+    (docs / "ffhq_exits_eval.json").write_text(json.dumps(_held_out(25.3, 29.1, 5.2)))
+    exits = {"train": {"command": "edsc train exits --n 144", "n": 144, "steps": 0, "rows": 2048, "seconds": 60.0},
+             "held_out": {"n": 64}, "eval_command": "old", "verdict": "hand-written"}  # fmt: skip
+    parity = {"seed": 0, "psi_1.0": {"max_abs": 4e-4, "mean_abs": 2e-6}, "psi_0.7": {"max_abs": 3e-4, "mean_abs": 1e-6}}
+    (docs / "ffhq.json").write_text(json.dumps({"parity": parity, "exits": exits, "bench": {"note": "x", "table": "y"}}))
+    (docs / "models.md").write_text("# Models\n")
+    ffhq_card.update(docs)
+    data = json.loads((docs / "ffhq.json").read_text())
+    assert data["bench"]["command"].startswith("edsc bench generator --threads 1 --quick")
+    assert data["exits"]["held_out"]["n"] == 200 and "verdict" not in data["exits"] and "eval_command" not in data["exits"]
+    md = (docs / "models.md").read_text()
+    assert md.startswith("# Models\n") and ffhq_card.BEGIN in md and ffhq_card.END in md
+    assert "`edsc train exits --n 144 --steps 0 --convs 0 --eval-n 200 --no-export --threads 2`" in md
+    assert "| 256x256 | 25.30 / 20.30 | 29.10 / 24.10 |" in md and "**not met**" in md
+    assert f"`{data['bench']['command']}`" in md and "| torch | 1 | 1 | synthesis-64 | forward |" in md
+    assert "| fast | synthesis-64 | forward |" in md and "--quick`: batch 1" in md
+    before = md
+    ffhq_card.update(docs)  # idempotent
+    assert (docs / "models.md").read_text() == before
+
+
+def test_train_exits_eval_out_needs_held_out_latents(tmp_path, capsys):
+    from editable_deepsc.cli import main
+
+    out = tmp_path / "held.json"
+    assert main(["train", "exits", "--eval-n", "0", "--eval-out", str(out), "--workdir", str(tmp_path / "w")]) == 2
+    err = capsys.readouterr().err.strip().splitlines()
+    assert err == ["error: --eval-out needs --eval-n >= 1"] and not out.exists() and not (tmp_path / "w").exists()
