@@ -21,7 +21,12 @@ from editable_deepsc.vocab import INVERSION_METHODS as METHODS
 @click.option("--latent-out", type=click.Path(dir_okay=False), default=None,
               help="Write the W+ latent (key 'w_plus', (1, num_ws, w_dim) float32) as .safetensors (checked "
                    "before any work; written atomically; an existing file is replaced).")
-@click.option("--steps", type=int, default=None, help="Adam steps (default: 200 optimize, 100 hybrid).")
+@click.option("--paste-back", type=click.Path(dir_okay=False), default=None,
+              help=output_help("the photo with the reconstructed face pasted back (full-size sets, e.g. "
+                               "--models ffhq)"))
+@click.option("--steps", type=int, default=None,
+              help="Adam steps (default: 200 optimize, 100 hybrid; --models ffhq: 100 optimize, 30 hybrid, "
+                   "stopping earlier once the loss stops improving).")
 @models_option()
 @member_option("--generator", "generator_name", "generator", "Generator zoo name or path.")
 @member_option("--encoder", "encoder_name", "encoder", "Encoder zoo name or path.")
@@ -36,6 +41,7 @@ def invert(
     method: str,
     out: str | None,
     latent_out: str | None,
+    paste_back: str | None,
     steps: int | None,
     models: str,
     generator_name: str | None,
@@ -48,15 +54,19 @@ def invert(
 ) -> None:
     """Invert a face IMAGE into the W+ space of the generator and report reconstruction quality.
 
-    64x64 images go straight in after a face check; larger square photos are
-    face-aligned first (--face picks one of several faces).
-    LPIPS is the EfficientNet-Lite0 proxy unless the standard weights are installed
-    (see lpips_metric in the output).
+    faces64: 64x64 images go straight in after a face check; larger square photos are
+    face-aligned first. ffhq: photos of any size and shape; the face is FFHQ-aligned,
+    inverted at the generator's 256 px exit with an identity loss against the photo,
+    and the 1024 px reconstruction is scored at 256 px; identity is the face-api
+    descriptor distance to the PHOTO, printed with the same-person threshold.
+    --face picks one of several faces. LPIPS is the EfficientNet-Lite0 proxy unless
+    the standard weights are installed (see lpips_metric in the output).
 
     \b
     Examples:
       edsc invert face.png --method encoder --out recon.png --json
       edsc invert photo.jpg --method hybrid --steps 60 --latent-out w.safetensors
+      edsc invert portrait.jpg --models ffhq --method optimize --out recon.png --paste-back back.png
     """
     from editable_deepsc.inversion.files import run_invert_file
     from editable_deepsc.inversion.prepare import face_note
@@ -65,10 +75,11 @@ def invert(
         import torch
 
         torch.set_num_threads(threads)
+    encoder = None if method == "optimize" else set_member(models, "encoder", encoder_name)
     result = run_invert_file(
         image, method=method, out=out, latent_out=latent_out, steps=steps,
-        generator=set_member(models, "generator", generator_name), encoder=set_member(models, "encoder", encoder_name),
-        align=not no_align, seed=seed, face=face,
+        generator=set_member(models, "generator", generator_name), encoder=encoder,
+        align=not no_align, seed=seed, face=face, paste_back=paste_back,
     )
     note = face_note(result["face"])
     if note:
@@ -76,7 +87,12 @@ def invert(
     if as_json:
         click.echo(json.dumps(result, indent=1))
     else:
-        ident = "n/a" if result["identity"] is None else f"{result['identity']:.3f}"
+        ident = result["identity"]
+        if isinstance(ident, dict):  # full-size sets: distance to the source photo
+            verdict = "same person" if ident["same_person"] else "NOT the same person"
+            ident = f"distance to the photo {ident['distance']:.3f} ({verdict}: threshold {ident['threshold']:.3f})"
+        else:
+            ident = "n/a" if ident is None else f"{ident:.3f}"
         tag = " (proxy)" if result["lpips_is_proxy"] else ""
         click.echo(
             f"{Path(image).name}: {method}, PSNR {result['psnr']:.2f} dB, SSIM {result['ssim']:.3f}, "

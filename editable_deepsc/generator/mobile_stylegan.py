@@ -483,6 +483,22 @@ class MobileStyleGAN(StyleGenerator):
         x = self.exit_input(size, self.features(w_plus, upto=k)[-1], w_plus)
         return self.exit_image(size, x, w_plus[:, -1])
 
+    def styles_seen(self, size: int | None = None) -> int:
+        """How many leading styles of ``w_plus`` the trunk runs at output side ``size``.
+
+        The full synthesis reads all ``num_ws``; an exit reads those of ``conv1`` and of the
+        blocks up to the one it reads (plus the next block's upsampling style for an exit four
+        times that block's side) -- and the last style, its image-head style. Inversion at an
+        exit ties the unseen styles to the last seen one so that they cannot drift where the
+        exit does not look (:func:`~editable_deepsc.inversion.optimize.invert_optimize`).
+        """
+        if size is None or size == self.resolution:
+            return self.num_ws
+        if str(size) not in self.exits:
+            raise BadInput(f"no exit of size {size} in {self.name} (sizes: {self.sizes})")
+        k = self.config.exits[str(size)]
+        return 1 + 3 * (k + 1) + int(self.config.check_exit(size, k))
+
     def exit_image(self, size: int, x: torch.Tensor, w: torch.Tensor) -> torch.Tensor:
         """The exit head of ``size`` on its input ``x`` (from :meth:`exit_input`) with the image style ``w`` (N, w_dim).
 

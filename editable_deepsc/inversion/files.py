@@ -2,16 +2,20 @@
 
 from __future__ import annotations
 
+import json
 from pathlib import Path
 from typing import Any
 
 import torch
-from editable_deepsc.errors import BadInput
+
+from editable_deepsc.errors import BadInput, CheckpointError
 from editable_deepsc.generator.base import StyleGenerator
 from editable_deepsc.generator.loading import load_generator
 from editable_deepsc.imaging.io import check_image_output, check_output, load_image, save_image
 from editable_deepsc.inversion.encoder import ENCODER_NAME, E4EEncoder, load_encoder
+from editable_deepsc.inversion.ffhq_align import paste_back as paste_back_face
 from editable_deepsc.inversion.invert import METHODS, invert
+from editable_deepsc.inversion.photo import invert_photo, takes_photos
 from editable_deepsc.inversion.prepare import prepare_image
 from editable_deepsc.zoo.registry import save_state_dict
 
@@ -40,6 +44,7 @@ def run_invert_file(
     seed: int = 0,
     face: int | None = None,
     check_face: bool = True,
+    paste_back: str | Path | None = None,
 ) -> dict[str, Any]:
     """Read, align and invert one image file; optionally write the reconstruction and the latent.
 
@@ -66,6 +71,14 @@ def run_invert_file(
         Which detected face to use (0 = highest detector score).
     check_face : bool
         Refuse an image without a face whatever its size (a 64x64 one too).
+    paste_back : str or Path, optional
+        Full-size generators only (:func:`~editable_deepsc.inversion.photo.takes_photos`): write the
+        photo with the reconstructed face pasted back through a feathered mask.
+
+    Full-size generators (the ``ffhq`` set) take photos of any shape: the face is FFHQ-aligned,
+    inverted at the generator's 256 exit and judged against the **photo**
+    (:func:`~editable_deepsc.inversion.photo.invert_photo`); ``identity`` is then
+    ``{"distance", "threshold", "threshold_source", "same_person", "reference": "source photo"}``.
 
     Returns
     -------
@@ -82,6 +95,12 @@ def run_invert_file(
     _check_out_suffix(latent_out, (".safetensors",))
     x = load_image(image)
     g = load_generator(generator) if generator is None or isinstance(generator, (str, Path)) else generator
+    if takes_photos(g):
+        _check_out_suffix(paste_back)
+        return _run_photo(image, x, g, method, encoder, out, latent_out, paste_back, steps, seed, face)
+    if paste_back is not None:
+        raise BadInput(f"--paste-back needs a full-size model set (e.g. --models ffhq); {g.name} inverts "
+                       f"{g.resolution}x{g.resolution} crops")
     prepared = prepare_image(x, g.resolution, align=align, face=face, check_face=check_face)
     enc = None
     if method != "optimize":
@@ -112,6 +131,53 @@ def run_invert_file(
         result["out"] = str(out)
     if latent_out is not None:
         save_state_dict({"w_plus": res.w_plus}, latent_out, metadata={"generator": g.name, "method": method})
+        result["latent_out"] = str(latent_out)
+    return result
+
+
+def _run_photo(image: str | Path, x: torch.Tensor, g: StyleGenerator, method: str, encoder: Any,
+               out: str | Path | None, latent_out: str | Path | None, paste_back: str | Path | None,
+               steps: int | None, seed: int, face: int | None) -> dict[str, Any]:
+    """The full-size path of :func:`run_invert_file` (see there)."""
+    enc = None
+    if method != "optimize":
+        if encoder is None:
+            raise CheckpointError(f"method {method!r} needs an encoder for {g.name} and none was given; "
+                                  "use --method optimize")
+        enc = load_encoder(encoder, generator=g) if isinstance(encoder, (str, Path)) else encoder
+    torch.manual_seed(seed)
+    res = invert_photo(x, method=method, generator=g, encoder=enc, steps=steps, face=face, seed=seed)
+    st = res.stats
+    result: dict[str, Any] = {
+        "image": str(image),
+        "method": method,
+        **{k: st[k] for k in ("psnr", "ssim", "lpips", "lpips_metric", "lpips_is_proxy")},
+        "scored_at": st["size"],
+        "identity": {"distance": st["identity_distance"], "threshold": st["same_person_threshold"],
+                     "threshold_source": st["threshold_source"], "same_person": st["same_person"],
+                     "reference": "source photo"},
+        "exit_psnr": st["exit_psnr"],
+        "seconds": st["seconds"],
+        "num_ws": g.num_ws,
+        "w_dim": g.w_dim,
+        "generator": g.name,
+        "encoder": None if enc is None else str(encoder) if isinstance(encoder, (str, Path)) else "in-memory",
+        "steps": st["steps"],
+        "aligned": True,
+        "source_size": [int(x.shape[-2]), int(x.shape[-1])],
+        "face": res.target.face_json(),
+        "transform": res.target.transform.to_json(),
+        "seed": seed,
+    }
+    if out is not None:
+        save_image(res.image, out)
+        result["out"] = str(out)
+    if paste_back is not None:
+        save_image(paste_back_face(res.target.photo, res.image, res.target.transform), paste_back)
+        result["paste_back"] = str(paste_back)
+    if latent_out is not None:
+        meta = {"generator": g.name, "method": method, "transform": json.dumps(res.target.transform.to_json())}
+        save_state_dict({"w_plus": res.w_plus}, latent_out, metadata=meta)
         result["latent_out"] = str(latent_out)
     return result
 

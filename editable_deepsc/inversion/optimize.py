@@ -80,6 +80,24 @@ def lr_at(step: int, steps: int, lr: float, rampup: float = 0.05, rampdown: floa
 
 
 @torch.no_grad()
+def w_whitening(generator: StyleGenerator, n: int = 10_000, seed: int = 0) -> tuple[torch.Tensor, torch.Tensor]:
+    """Mean (w_dim,) and whitening matrix (w_dim, w_dim) of the mapped ``w`` (``n`` samples, float32).
+
+    ``(w - mean) @ white`` has identity covariance on the generator's ``w`` distribution, so its
+    mean square is about 1 for a typical ``w`` and grows fast off the distribution: the latent
+    prior of :func:`invert_optimize`.
+    """
+    dev = next(generator.parameters()).device
+    z = torch.randn(n, generator.z_dim, generator=make_generator(seed)).to(dev)
+    w = torch.cat([generator.mapping(c) for c in z.split(1024)]).double()
+    mean = w.mean(0)
+    cov = torch.cov((w - mean).T) + 1e-6 * torch.eye(w.shape[1], dtype=w.dtype, device=w.device)
+    evals, evecs = torch.linalg.eigh(cov)
+    white = evecs @ torch.diag(evals.clamp_min(1e-8).rsqrt()) @ evecs.T
+    return mean.float(), white.float()
+
+
+@torch.no_grad()
 def w_std(generator: StyleGenerator, n: int = 4096, seed: int = 0) -> float:
     """Spread of ``w`` around :meth:`~StyleGenerator.mean_w`: ``sqrt(E ||w - mean||^2)`` over ``n`` samples.
 
@@ -120,11 +138,15 @@ def invert_optimize(
     rampup: float = 0.05,
     rampdown: float = 0.25,
     latent_l2: float = 0.0,
+    prior: float = 0.0,
     noise: float = 0.05,
     noise_ramp: float = 0.75,
     tie: float = 0.0,
     seed: int = 0,
     progress: bool = False,
+    size: int | None = None,
+    patience: int = 0,
+    min_delta: float = 1e-3,
 ) -> OptimizeResult:
     """Invert ``images`` into ``generator``'s latent space by Adam on the latent.
 
@@ -149,6 +171,10 @@ def invert_optimize(
         Fractions of ``steps`` for the linear warm-up and the cosine decay.
     latent_l2 : float
         Weight of ``||w - w_init||^2 / w_dim`` (keeps refinement near its start).
+    prior : float
+        Weight of the latent prior: the mean square of the whitened styles
+        (:func:`w_whitening`; about 1 on the mapped distribution). Keeps each style where the
+        generator was trained, which matters most at an exit, whose head was fitted only there.
     noise : float
         Exploration noise added to the latent before synthesis, as a fraction
         of :func:`w_std`, decaying quadratically to 0 at ``noise_ramp`` of the
@@ -166,6 +192,20 @@ def invert_optimize(
         Seed of the noise.
     progress : bool
         Show a tqdm progress bar.
+    size : int, optional
+        Optimise at this output side of a generator with early exits (e.g. 256 on the FFHQ
+        generator: ``synthesis(w_plus, size=256)``, several times cheaper than 1024); ``images``
+        must then be ``size`` x ``size``. ``None``: the generator's full resolution. The styles
+        the exit's trunk does not run (``generator.styles_seen(size)`` on) keep their initial
+        offset to the last one it runs and move with it, instead of drifting where the exit
+        cannot see them.
+
+    patience : int
+        Stop early once the exploration noise is off and no image's loss has dropped by more than
+        ``min_delta`` (relative) for ``patience`` steps -- the reconstruction and the identity
+        have stopped improving. 0: run all ``steps``.
+    min_delta : float
+        Relative improvement that counts (see ``patience``).
 
     Returns
     -------
@@ -188,7 +228,7 @@ def invert_optimize(
     if not 0.0 <= tie <= 1.0:
         raise BadInput(f"tie must be in [0, 1], got {tie}")
     tie_steps = int(round(tie * steps)) if space == "wplus" else 0
-    r = generator.resolution
+    r = generator.resolution if size is None else int(size)
     if images.dim() != 4 or tuple(images.shape[1:]) != (3, r, r):
         raise BadInput(f"images must have shape (N, 3, {r}, {r}), got {tuple(images.shape)}")
     loss = loss if loss is not None else ReconstructionLoss()
@@ -201,17 +241,32 @@ def invert_optimize(
     generator.requires_grad_(False)
 
     start = _initial_latent(generator, n, init, space, dev)
+    seen = generator.styles_seen(size) if size is not None and hasattr(generator, "styles_seen") else generator.num_ws
+    tail = None  # offsets of the unseen styles from the last seen one, kept as they start
+    if space == "wplus" and seen < generator.num_ws:
+        tail = (start[:, seen:] - start[:, seen - 1 : seen]).clone()
+        start = start[:, :seen].clone()
     latent = start.clone().requires_grad_(True)
     opt = torch.optim.Adam([latent], lr=lr, betas=(0.9, 0.999))
     history: list[float] = []
     noise_scale = noise * w_std(generator) / math.sqrt(generator.w_dim) if noise > 0 and steps > 0 else 0.0
     rng = make_generator(seed)
+    if prior > 0:
+        w_mean, w_white = (t.to(dev) for t in w_whitening(generator))
     best, best_loss = start.clone(), torch.full((n,), float("inf"), device=dev)
 
     def expand(x: torch.Tensor) -> torch.Tensor:
-        return generator.broadcast(x) if space == "w" else x
+        if space == "w":
+            return generator.broadcast(x)
+        if tail is not None:  # unseen styles move with the last seen one
+            return torch.cat([x, x[:, -1:] + tail], dim=1)
+        return x
+
+    def synthesise(w_plus: torch.Tensor) -> torch.Tensor:
+        return generator.synthesis(w_plus) if size is None else generator.synthesis(w_plus, size=size)
 
     t0 = time.perf_counter()
+    stale = 0
     try:
         for step in tqdm(range(steps), desc=f"invert ({space})", disable=not progress, leave=False):
             for group in opt.param_groups:
@@ -219,28 +274,34 @@ def invert_optimize(
             amp = noise_scale * max(0.0, 1.0 - step / (noise_ramp * steps)) ** 2 if noise_ramp > 0 else 0.0
             shape = (latent.shape[0], 1, latent.shape[2]) if step < tie_steps else latent.shape  # tied: same noise
             jitter = amp * torch.randn(shape, generator=rng).to(dev).expand_as(latent) if amp > 0 else 0.0
-            per_image = loss(generator.synthesis(expand(latent + jitter)), target)
+            per_image = loss(synthesise(expand(latent + jitter)), target)
             if amp == 0.0:  # the loss is that of the current latent: remember the best one per image
                 with torch.no_grad():
+                    improved = per_image.detach() < best_loss * (1.0 - min_delta)
+                    stale = 0 if bool(improved.any()) else stale + 1
                     better = per_image.detach() < best_loss
                     best_loss = torch.where(better, per_image.detach(), best_loss)
                     best[better] = latent.detach()[better]
             total = per_image.sum()
             if latent_l2 > 0:
                 total = total + latent_l2 * (latent - start).pow(2).sum() / generator.w_dim
+            if prior > 0:
+                total = total + prior * ((latent - w_mean) @ w_white).pow(2).mean(-1).sum()
             opt.zero_grad(set_to_none=True)
             total.backward()
             if step < tie_steps and latent.grad is not None:
                 latent.grad.copy_(latent.grad.mean(1, keepdim=True).expand_as(latent.grad))
             opt.step()
             history.append(float(per_image.detach().mean()))
+            if patience and stale >= patience:
+                break
         with torch.no_grad():
             final_latent = latent.detach()
-            final = loss(generator.synthesis(expand(final_latent)), target)
+            final = loss(synthesise(expand(final_latent)), target)
             better = best_loss < final
             final_latent = torch.where(better.view(-1, *([1] * (latent.dim() - 1))), best, final_latent)
             w_plus = expand(final_latent).contiguous()
-            recon = generator.synthesis(w_plus)
+            recon = synthesise(w_plus)
             final = torch.minimum(final, best_loss)
     finally:
         for p, rg in zip(generator.parameters(), req):
