@@ -1,0 +1,166 @@
+"""Real photos into a full-size generator: the photo target, identity against the source photo,
+optimisation at an exit (tied unseen styles, latent prior, early stop) -- tiny models, no nets."""
+
+from __future__ import annotations
+
+import json
+from types import SimpleNamespace
+
+import pytest
+import torch
+import torch.nn.functional as F
+from test_ffhq_align import face_landmarks, textured_photo
+from test_ffhq_generator import tiny
+
+from editable_deepsc.generator.mobile_stylegan import MobileStyleGAN, MobileStyleGANConfig
+from editable_deepsc.inversion.ffhq_align import ffhq_align
+from editable_deepsc.inversion.losses import ReconstructionLoss
+from editable_deepsc.inversion.optimize import invert_optimize, w_whitening
+from editable_deepsc.inversion.photo import takes_photos
+from editable_deepsc.inversion.photo_target import PhotoIdentity, PhotoTarget, same_person_threshold
+
+pytestmark = pytest.mark.usefixtures("one_torch_thread_module")
+
+
+class PoolEmbedding:
+    """Stand-in for the recognition net: the chip pooled to 6x6 colours (a 108-d descriptor)."""
+
+    def __call__(self, chips: torch.Tensor, heads=None) -> SimpleNamespace:
+        return SimpleNamespace(embedding=F.adaptive_avg_pool2d(chips, 6).flatten(1))
+
+
+def target_for(photo: torch.Tensor, landmarks: torch.Tensor, size: int = 96) -> PhotoTarget:
+    crop, tf = ffhq_align(photo, landmarks, size)
+    return PhotoTarget(photo=photo, crop=crop, transform=tf, landmarks=landmarks.float())
+
+
+# ---- the photo target ----------------------------------------------------------------------------
+@pytest.mark.parametrize("angle", [0.0, 0.3])
+def test_crop_landmarks_follow_the_alignment(angle):
+    lm = face_landmarks(110, 90, 36, angle=angle)
+    t = target_for(textured_photo(220, 200), lm)
+    q = t.transform.quad_tensor()  # corners: top-left, bottom-left, bottom-right, top-right
+    across, down = q[3] - q[0], q[1] - q[0]
+    for side in (96, 256):
+        got = t.crop_landmarks(side).double()
+        # back to photo pixels through the quad: p = q0 + (s * across + t * down) / side
+        back = q[0] + (got[:, :1] * across + got[:, 1:] * down) / side
+        assert torch.allclose(back, lm, atol=1e-3)
+    # the eyes sit level in the crop whatever the head's roll
+    eyes = t.crop_landmarks(96)[[36, 42]]
+    assert abs(float(eyes[0, 1] - eyes[1, 1])) < 1e-3
+
+
+def test_identity_of_the_aligned_crop_is_measured_against_the_photo():
+    photo, other = textured_photo(220, 200, seed=1), textured_photo(220, 200, seed=2)
+    lm = face_landmarks(110, 90, 36, angle=0.2)
+    t = target_for(photo, lm)
+    ident = PhotoIdentity([t], analyzer=PoolEmbedding())
+    own = float(ident.distance(t.crop)[0])  # the photo's own crop: the same chip, resampled twice
+    foreign = float(ident.distance(target_for(other, lm).crop)[0])
+    assert own < 0.15 * foreign
+    # the same crop at another side gives the same chip (landmarks scale with the side)
+    up = F.interpolate(t.crop, size=(192, 192), mode="bilinear", align_corners=False)
+    assert abs(float(ident.distance(up)[0]) - own) < 0.05 * foreign
+    # the loss is 1 - cos and differentiable through the chip
+    x = t.crop.clone().requires_grad_(True)
+    loss = ident.loss(x)
+    loss.sum().backward()
+    assert 0 <= float(loss[0].detach()) < 0.01 and x.grad is not None and float(x.grad.abs().sum()) > 0
+
+
+def test_same_person_threshold_is_the_measured_one():
+    threshold, source = same_person_threshold()
+    from editable_deepsc.inversion.photo_target import IDENTITY_JSON
+
+    doc = json.loads(IDENTITY_JSON.read_text())
+    assert threshold == pytest.approx(doc["olivetti"]["framings"]["descriptor"]["separation"]["threshold"])
+    assert "Olivetti" in source
+
+
+# ---- optimisation at an exit -----------------------------------------------------------------------
+def exit_generator() -> MobileStyleGAN:
+    g = tiny(seed=3, exits={"32": 1})  # block 1 (16 px) -> a 32 px exit; full image 64 px
+    with torch.no_grad():
+        g.w_avg.copy_(g.mapping(torch.randn(256, g.z_dim, generator=torch.Generator().manual_seed(0))).mean(0))
+    return g
+
+
+def test_styles_seen_counts_the_trunk_styles():
+    g = exit_generator()
+    assert g.styles_seen() == g.num_ws == 11
+    assert g.styles_seen(32) == 1 + 3 * 2  # conv1, blocks 0 and 1
+    g.add_exit(16, 0)  # block 0 at 8 px -> a 16 px exit
+    assert g.styles_seen(16) == 4
+    with pytest.raises(Exception, match="no exit of size 8"):
+        g.styles_seen(8)
+
+
+def test_optimisation_at_an_exit_keeps_the_unseen_styles_with_the_last_seen():
+    g = exit_generator()
+    with torch.no_grad():
+        truth = g.broadcast(g.mapping(torch.randn(2, g.z_dim, generator=torch.Generator().manual_seed(5))))
+        target = g.synthesis(truth, size=32)
+        init = truth + 0.3 * torch.randn(truth.shape, generator=torch.Generator().manual_seed(6))
+    res = invert_optimize(g, target, steps=25, init=init, lr=0.05, loss=ReconstructionLoss(perceptual=0.0),
+                          noise=0.0, size=32)
+    assert res.images.shape == (2, 3, 32, 32) and res.w_plus.shape == (2, g.num_ws, g.w_dim)
+    assert res.history[-1] < 0.5 * res.history[0]
+    seen = g.styles_seen(32)
+    # the unseen styles moved with the last seen one: their offsets to it are those of the start
+    assert torch.allclose(res.w_plus[:, seen:] - res.w_plus[:, seen - 1 : seen],
+                          init[:, seen:] - init[:, seen - 1 : seen], atol=1e-5)
+    assert not torch.allclose(res.w_plus[:, seen - 1], init[:, seen - 1], atol=1e-3)
+    with pytest.raises(Exception, match="no exit of size 48"):
+        invert_optimize(g, F.interpolate(target, size=(48, 48)), steps=1, size=48)
+
+
+def test_whitening_and_the_prior_keep_the_latent_on_the_mapped_distribution():
+    g = exit_generator()
+    mean, white = w_whitening(g, n=4000)
+    with torch.no_grad():
+        w = g.mapping(torch.randn(2000, g.z_dim, generator=torch.Generator().manual_seed(9)))
+    assert float(((w - mean) @ white).pow(2).mean()) == pytest.approx(1.0, rel=0.15)
+
+    target = torch.rand(1, 3, 32, 32, generator=torch.Generator().manual_seed(2)) * 2 - 1  # no latent makes it
+    def whitened(prior: float) -> float:
+        res = invert_optimize(g, target, steps=30, lr=0.1, loss=ReconstructionLoss(perceptual=0.0), noise=0.0,
+                              prior=prior, size=32)
+        return float(((res.w_plus - mean) @ white).pow(2).mean())
+    free, held = whitened(0.0), whitened(1.0)
+    assert held < 0.5 * free
+
+
+def test_early_stop_when_the_loss_stops_improving():
+    g = exit_generator()
+    with torch.no_grad():
+        target = g.synthesis(g.broadcast(g.mean_w()[None]), size=32)
+    # starting at the mean on its own image: nothing to improve, so it stops after `patience` steps
+    res = invert_optimize(g, target, steps=40, lr=1e-6, loss=ReconstructionLoss(perceptual=0.0), noise=0.0,
+                          size=32, patience=3)
+    assert len(res.history) == 4
+    full = invert_optimize(g, target, steps=10, lr=1e-6, loss=ReconstructionLoss(perceptual=0.0), noise=0.0, size=32)
+    assert len(full.history) == 10
+
+
+def test_only_full_size_generators_with_a_256_exit_take_the_photo_path():
+    assert not takes_photos(exit_generator())  # 64 px
+    big = MobileStyleGAN(MobileStyleGANConfig(z_dim=8, w_dim=8, n_mapping=1, input_channels=8, channels=[8] * 7,
+                                              exits={"256": 4}))
+    assert big.resolution == 1024 and takes_photos(big)
+    assert not takes_photos(MobileStyleGAN(MobileStyleGANConfig(z_dim=8, w_dim=8, n_mapping=1, input_channels=8,
+                                                                channels=[8] * 7)))
+
+
+# ---- the command line ------------------------------------------------------------------------------
+def test_paste_back_needs_a_full_size_set(tmp_path, capsys):
+    from editable_deepsc.cli import main
+    from editable_deepsc.generator import teacher as face_source
+    from editable_deepsc.generator.teacher import teacher_faces
+    from editable_deepsc.imaging.io import save_image
+
+    face, out = tmp_path / "face.png", tmp_path / "back.png"
+    save_image(teacher_faces(face_source.test_seeds(1)), face)
+    assert main(["invert", str(face), "--method", "encoder", "--paste-back", str(out)]) == 2
+    assert "--paste-back needs a full-size model set" in capsys.readouterr().err
+    assert not out.exists()
