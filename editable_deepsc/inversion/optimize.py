@@ -139,6 +139,7 @@ def invert_optimize(
     rampdown: float = 0.25,
     latent_l2: float = 0.0,
     prior: float = 0.0,
+    whitening: tuple[torch.Tensor, torch.Tensor] | None = None,
     noise: float = 0.05,
     noise_ramp: float = 0.75,
     tie: float = 0.0,
@@ -175,6 +176,8 @@ def invert_optimize(
         Weight of the latent prior: the mean square of the whitened styles
         (:func:`w_whitening`; about 1 on the mapped distribution). Keeps each style where the
         generator was trained, which matters most at an exit, whose head was fitted only there.
+    whitening : (torch.Tensor, torch.Tensor), optional
+        ``w_whitening(generator)`` computed once by the caller (it maps 10,000 z) to reuse it.
     noise : float
         Exploration noise added to the latent before synthesis, as a fraction
         of :func:`w_std`, decaying quadratically to 0 at ``noise_ramp`` of the
@@ -252,7 +255,7 @@ def invert_optimize(
     noise_scale = noise * w_std(generator) / math.sqrt(generator.w_dim) if noise > 0 and steps > 0 else 0.0
     rng = make_generator(seed)
     if prior > 0:
-        w_mean, w_white = (t.to(dev) for t in w_whitening(generator))
+        w_mean, w_white = (t.to(dev) for t in (whitening or w_whitening(generator)))
     best, best_loss = start.clone(), torch.full((n,), float("inf"), device=dev)
 
     def expand(x: torch.Tensor) -> torch.Tensor:

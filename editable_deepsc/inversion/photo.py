@@ -108,6 +108,7 @@ def invert_photo(
     aligner=None,
     identity: PhotoIdentity | None = None,
     lpips_metric: Any | None = None,
+    whitening: tuple[torch.Tensor, torch.Tensor] | None = None,
     progress: bool = False,
 ) -> PhotoInversion:
     """Invert one face of a photo into ``generator``'s W+ and score the result against the photo.
@@ -136,6 +137,8 @@ def invert_photo(
         Reuse a recognition net (its targets are replaced by this photo's).
     lpips_metric : LPIPS, optional
         Metric object to reuse.
+    whitening : (torch.Tensor, torch.Tensor), optional
+        :func:`~editable_deepsc.inversion.optimize.w_whitening` of ``generator``, to reuse.
     progress : bool
         tqdm progress bar over the Adam steps.
 
@@ -188,7 +191,7 @@ def invert_photo(
         w_plus = init
     else:
         res = invert_optimize(g, target.crop, steps=n_steps, init=init, lr=settings["lr"], loss=photo_loss(ident, settings),
-                              prior=settings["prior"], noise=settings["noise"], tie=settings["tie"], seed=seed,
+                              prior=settings["prior"], whitening=whitening, noise=settings["noise"], tie=settings["tie"], seed=seed,
                               size=size, patience=int(settings["patience"]), progress=progress)
         w_plus, taken = res.w_plus, len(res.history)
     seconds = time.perf_counter() - t0
