@@ -190,9 +190,11 @@ def invert_photo(
     if method == "encoder":
         w_plus = init
     else:
-        res = invert_optimize(g, target.crop, steps=n_steps, init=init, lr=settings["lr"], loss=photo_loss(ident, settings),
-                              prior=settings["prior"], whitening=whitening, noise=settings["noise"], tie=settings["tie"], seed=seed,
-                              size=size, patience=int(settings["patience"]), progress=progress)
+        res = invert_optimize(
+            g, target.crop, steps=n_steps, init=init, lr=settings["lr"], loss=photo_loss(ident, settings),
+            prior=settings["prior"], whitening=whitening, noise=settings["noise"], tie=settings["tie"], seed=seed,
+            size=size, patience=int(settings["patience"]), progress=progress,
+        )
         w_plus, taken = res.w_plus, len(res.history)
     seconds = time.perf_counter() - t0
 
