@@ -47,10 +47,7 @@ SOURCE_FILES = {
     "package.json": "a595f018dc979dd2bad685bfb019142466168d3c056adf9e226e6a4d9a962eb3",
 }
 """sha256 of the files used, as in the package's tarball (members under ``package/``)."""
-LICENCE = (
-    f"MIT as packaged in {PACKAGE} {VERSION} (Vladimir Mandic; full text in the card's config.licence_text); "
-    "the model is HSE_FaceRec_tf's MobileNet face-identification net (Savchenko, HSE), per the graph's generatedBy field"
-)
+LICENCE = f"MIT as packaged in {PACKAGE} {VERSION} (full text: the card's config.licence_text)"
 PARITY_TOLERANCE = 1e-4
 """Largest |port − graph executor| on the conversion check's unit features."""
 
@@ -277,12 +274,14 @@ def convert_faceres(force: bool = False, tarball: str | os.PathLike | None = Non
     }  # fmt: skip
     wp = weights_path()
     wp.parent.mkdir(parents=True, exist_ok=True)
-    sha = save_state_dict(state, wp, metadata={"format": FORMAT, "config": json.dumps(
+    # the package stores float16: keeping float16 is lossless and halves the file (the loader casts to float32)
+    sha = save_state_dict({k: v.half() for k, v in state.items()}, wp, metadata={"format": FORMAT, "config": json.dumps(
         {k: v for k, v in config.items() if k != "licence_text"})})  # fmt: skip
     card = ModelCard(
         name=NAME, kind="face-embedding", file=str(wp.resolve()), sha256=sha, licence=LICENCE,
         source=f"converted by `{CONVERT_COMMAND}` from the tfjs graph model models/faceres.json in npm "
-               f"{PACKAGE}@{VERSION}",
+               f"{PACKAGE}@{VERSION}; per the graph's generatedBy field the model is HSE_FaceRec_tf's MobileNet "
+               "face-identification net (Savchenko, HSE)",
         resolution=INPUT_SIZE,
         description="FaceRes (MobileNet v1, HSE): 224x224 face chip -> 1024-d identity feature; "
                     "the second descriptor no loss optimises",
