@@ -311,6 +311,8 @@ def test_the_port_matches_tfjs_on_the_real_model(tmp_path, one_torch_thread):
     net = zoo.load_faceres()
     with torch.no_grad():
         got = net.features((x + 1) * 127.5)
+    print(f"FaceRes port vs tfjs {r['tfjs']} ({r['backend']}): max |Δ| {float((got - ref).abs().max()):.2g} "
+          f"on features up to {float(ref.abs().max()):.2g}")
     assert r["backend"] == "cpu" and got.shape == ref.shape == (3, FEATURE_DIM)
     assert (got - ref).abs().max() < 1e-3 * ref.abs().max()
 

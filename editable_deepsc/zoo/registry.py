@@ -170,6 +170,21 @@ def _atomic_write(path: Path, write) -> None:
             os.unlink(tmp)
 
 
+@dataclass
+class ConvertResult:
+    """What a converter of third-party weights into the user cache did.
+
+    ``converted`` is False when the cached card and file were already good; ``parity_max_abs``
+    is the converter's port-vs-original check, when it makes one.
+    """
+
+    card_path: Path
+    weights_path: Path
+    converted: bool
+    sha256: str
+    parity_max_abs: float | None = None
+
+
 def save_state_dict(
     state: dict[str, torch.Tensor], path: str | os.PathLike, metadata: dict[str, str] | None = None
 ) -> str:

