@@ -330,3 +330,15 @@ def test_faceres_separates_olivetti_people(one_torch_thread):
     s = oli["framings"]["template"]["separation"]
     assert s["tar"] > 0.9 and s["auc"] > 0.99
     assert abs(s["threshold"] - sd.second_descriptor_threshold()) < 0.02
+
+
+def test_zoo_convert_faceres_refuses_a_changed_tarball_in_one_line(cache, tmp_path, capsys):
+    from editable_deepsc.cli import main
+
+    tgz = npm_tarball(tmp_path / "t.tgz", fake_package(np.random.default_rng(0)))
+    assert main(["zoo", "convert", "faceres", "--tarball", str(tgz)]) == 2
+    err = capsys.readouterr().err.strip().splitlines()
+    assert len(err) == 1 and err[0].startswith("error: ") and "fix: edsc zoo convert faceres --force" in err[0]
+    assert main(["zoo", "convert", "ffhq", "--tarball", str(tgz)]) == 2
+    assert "--tarball applies to faceres only" in capsys.readouterr().err
+    assert not zoo.card_path().exists()
