@@ -6,7 +6,7 @@ import shlex
 
 import click
 
-from editable_deepsc.cli.options import output_help, seed_option, write_result
+from editable_deepsc.cli.options import FiniteFloatRange, output_help, seed_option, write_result
 
 #: names of the CPU variants (kept in step with editable_deepsc.eval.generator_bench.VARIANTS; torch-free here)
 VARIANT_NAMES = ("fp32", "fast", "channels-last", "fused-dwpw", "bf16", "compile")
@@ -46,7 +46,7 @@ def _variants(text: str) -> list[str]:
               help="Comma-separated CPU variants timed against the plain fp32 path at batch 1 with the largest "
                    f"thread count, interleaved in the same run, with their max |difference| from it: "
                    f"{', '.join(VARIANT_NAMES)} (see docs/models.md). Empty: none.")  # fmt: skip
-@click.option("--variant-max-seconds", default=60.0, show_default=True, type=float,
+@click.option("--variant-max-seconds", default=60.0, show_default=True, type=FiniteFloatRange(0.0, 1e6, min_open=True),
               help="A variant (other than compile) whose warm-up at one size takes longer is not timed at larger sizes.")
 @click.option("--json-out", type=click.Path(dir_okay=False), default=None,
               help=output_help("the result as JSON (with the command line; `edsc zoo card --section ffhq` reads "
