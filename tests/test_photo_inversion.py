@@ -164,3 +164,40 @@ def test_paste_back_needs_a_full_size_set(tmp_path, capsys):
     assert main(["invert", str(face), "--method", "encoder", "--paste-back", str(out)]) == 2
     assert "--paste-back needs a full-size model set" in capsys.readouterr().err
     assert not out.exists()
+
+
+# ---- slow: the real FFHQ generator on a real portrait ---------------------------------------------
+@pytest.mark.slow
+def test_invert_a_portrait_photo_into_ffhq(tmp_path, capsys):
+    """Grace Hopper (512x600, not square): aligned, inverted at the 256 exit, the 1024 output pasted back."""
+    from PIL import Image
+
+    from editable_deepsc.cli import main
+    from editable_deepsc.errors import CheckpointError
+    from editable_deepsc.generator.photos import real_photo
+    from editable_deepsc.imaging.io import save_image
+    from editable_deepsc.zoo.sets import load_set
+
+    try:
+        load_set("ffhq").check()
+    except CheckpointError:
+        pytest.skip("the ffhq set is not converted here (./run set-up converts it)")
+    photo = tmp_path / "hopper.png"
+    save_image(real_photo("grace_hopper"), photo)
+    out, back, lat = tmp_path / "recon.png", tmp_path / "back.png", tmp_path / "w.safetensors"
+    argv = ["invert", str(photo), "--models", "ffhq", "--method", "optimize", "--steps", "40", "--out", str(out),
+            "--paste-back", str(back), "--latent-out", str(lat), "--json"]
+    assert main(argv) == 0
+    res = json.loads(capsys.readouterr().out)
+    assert res["source_size"] == [600, 512] and res["aligned"] and res["scored_at"] == 256
+    ident = res["identity"]
+    assert ident["reference"] == "source photo" and ident["threshold"] == pytest.approx(same_person_threshold()[0])
+    assert ident["same_person"] == (ident["distance"] < ident["threshold"])
+    assert ident["distance"] < 0.75  # far closer than the mean face starts (about 0.8 on this photo)
+    assert res["psnr"] > 14 and 0 < res["steps"] <= 40
+    assert Image.open(out).size == (1024, 1024) and Image.open(back).size == (512, 600)
+    from safetensors import safe_open
+
+    with safe_open(str(lat), "pt") as f:
+        assert f.get_tensor("w_plus").shape == (1, 23, 512)
+        assert json.loads(f.metadata()["transform"])["photo_size"] == [600, 512]
