@@ -340,6 +340,9 @@ The image semantic encoder of Editable-DeepSC inverts a face into the layer-wise
   rows for several step counts show the quality/time trade-off).
 
 {single_w_note}
+Real photos into the full-size `ffhq` set (alignment, identity against the photo, paste-back) have
+their own page: `docs/inversion_ffhq.md` (`edsc bench invert --models ffhq`).
+
 ## Held-out teacher faces
 
 {m['n_images']} teacher faces from the reserved test seeds [{m['test_seeds'][0]}, {m['test_seeds'][1]}),
@@ -381,7 +384,12 @@ res = invert_optimize(generator, images, steps=200, space="w")   # single-w refe
 ```
 
 Photos larger than 64×64 must be square; the face is detected and aligned with face-api's
-detector and landmarks (`framing="teacher"`) before inversion; no face → exit code 2.
+detector and landmarks (`framing="teacher"`) before inversion; no face → exit code 2. With several
+faces the one with the highest detector score is used (`--face N` picks another; the JSON's `face`
+says which and how many). A 64×64 image goes straight in, but only after the same face check
+(`check_small_face`: not flat, not pixel noise, and a detector score of at least 0.05 over grey
+canvases and the mirror image, which 198 of 200 held-out teacher faces reach). With `--models ffhq`
+photos of any shape are accepted (see `docs/inversion_ffhq.md`).
 """
     path.parent.mkdir(parents=True, exist_ok=True)
     path.write_text(body)
