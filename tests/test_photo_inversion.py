@@ -201,3 +201,35 @@ def test_invert_a_portrait_photo_into_ffhq(tmp_path, capsys):
     with safe_open(str(lat), "pt") as f:
         assert f.get_tensor("w_plus").shape == (1, 23, 512)
         assert json.loads(f.metadata()["transform"])["photo_size"] == [600, 512]
+
+
+class FakeAligner:
+    """Detector stand-in: fixed boxes (given in score order); landmarks centred in each box."""
+
+    input_sizes, score_threshold = (160, 224), 0.5
+
+    def __init__(self, boxes):
+        self.boxes = boxes
+
+    def detect(self, photo):
+        return [SimpleNamespace(box=b, score=0.9 - 0.1 * i) for i, b in enumerate(self.boxes)]
+
+    def landmarks_in_box(self, photo, box):
+        x, y, w, h = box
+        return face_landmarks(x + w / 2, y + 0.45 * h, 0.4 * w).float()
+
+
+def test_the_largest_face_by_default_and_faces_counted_from_the_left():
+    from editable_deepsc.errors import BadInput, NoFaceFound
+
+    photo = textured_photo(200, 400)
+    boxes = [(250.0, 40.0, 60.0, 60.0), (20.0, 30.0, 100.0, 100.0), (150.0, 50.0, 50.0, 50.0)]  # score order
+    t = PhotoTarget.from_photo(photo, size=64, aligner=FakeAligner(boxes))
+    assert t.face_index == 0 and t.face_box == boxes[1]  # the largest, which is also the leftmost here
+    assert t.face_json()["boxes"] == [list(boxes[1]), list(boxes[2]), list(boxes[0])]
+    t2 = PhotoTarget.from_photo(photo, size=64, face=2, aligner=FakeAligner(boxes))
+    assert t2.face_box == boxes[0] and t2.crop.shape == (1, 3, 64, 64)
+    with pytest.raises(BadInput, match="face 3 asked for, but 3 faces found"):
+        PhotoTarget.from_photo(photo, size=64, face=3, aligner=FakeAligner(boxes))
+    with pytest.raises(NoFaceFound, match="no face found in the 400x200 photo .*160, 224"):
+        PhotoTarget.from_photo(photo, size=64, aligner=FakeAligner([]))

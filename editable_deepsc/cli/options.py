@@ -130,8 +130,9 @@ def set_member(models: str, role: str, given: str | None = None) -> str:
 def face_option(f: F) -> F:
     """``--face N``: which of several detected faces to use (0 = the highest detector score)."""
     return click.option("--face", type=int, default=None,
-                        help="Which detected face to use when the photo holds several (0 = highest detector "
-                             "score, the default); the JSON says how many were found.")(f)
+                        help="Which detected face to use when the photo holds several (faces64: 0 = highest "
+                             "detector score, the default; --models ffhq: counted from the left, default the "
+                             "largest); the JSON says how many were found.")(f)
 
 
 def output_help(what: str) -> str:

@@ -68,11 +68,13 @@ class PhotoTarget:
     landmarks : torch.Tensor
         (68, 2) float32 photo pixels.
     faces_found, face_index : int
-        Faces the detector found and the one used (detector-score order).
+        Faces the detector found and the one used (counted from the left; default the largest).
     face_box : tuple of float
         ``(x, y, w, h)`` of the face used, photo pixels.
     face_score : float
         Its detector score.
+    face_boxes : list of tuple of float
+        Every face found, left to right.
     """
 
     photo: torch.Tensor
@@ -83,10 +85,11 @@ class PhotoTarget:
     face_index: int = 0
     face_box: tuple[float, float, float, float] | None = None
     face_score: float | None = None
+    face_boxes: list[tuple[float, float, float, float]] | None = None
 
     @classmethod
     def from_photo(cls, photo: torch.Tensor, size: int = 256, face: int | None = None, aligner=None) -> PhotoTarget:
-        """Detect the face, find its landmarks and align it (FFHQ framing, reflect-padded where needed).
+        """Detect the faces, find the chosen one's landmarks and align it (FFHQ framing, reflect-padded).
 
         Parameters
         ----------
@@ -95,29 +98,46 @@ class PhotoTarget:
         size : int
             Side of the aligned crop.
         face : int, optional
-            Which detected face (0 = highest detector score, the default).
+            Which face, counting the faces found from left to right from 0; default: the largest.
         aligner : FaceAligner, optional
             Loaded detector + landmark nets to reuse.
 
         Raises
         ------
         NoFaceFound
-            No face in the photo.
+            No face in the photo (the message names the photo size and the detector threshold).
         BadInput
             ``face`` is not one of the faces found, or the photo is not one RGB image.
         """
+        from editable_deepsc.errors import NoFaceFound
         from editable_deepsc.guidance.faces.align import FaceAligner
 
         if photo.dim() == 3:
             photo = photo.unsqueeze(0)
         if photo.dim() != 4 or photo.shape[:2] != (1, 3):
             raise BadInput(f"expected one RGB photo (1, 3, H, W), got {tuple(photo.shape)}")
+        photo = photo.float()
         aligner = aligner or FaceAligner()
-        found = aligner.align(photo.float(), size=8, framing="ffhq", face=int(face or 0))
-        crop, transform = ffhq_align(photo.float(), found.landmarks, size, "ffhq")
-        return cls(photo=photo.float(), crop=crop, transform=transform, landmarks=found.landmarks.float(),
-                   faces_found=found.faces_found, face_index=found.index,
-                   face_box=tuple(float(v) for v in found.detection.box), face_score=float(found.detection.score))
+        faces = sorted(aligner.detect(photo), key=lambda d: d.box[0])  # left to right
+        h, w = photo.shape[-2:]
+        if not faces:
+            sides = ", ".join(str(s) for s in aligner.input_sizes)
+            raise NoFaceFound(f"no face found in the {w}x{h} photo (tiny face detector at input sizes {sides}, "
+                              f"score >= {aligner.score_threshold})")
+        if face is None:
+            index = max(range(len(faces)), key=lambda i: faces[i].box[2] * faces[i].box[3])
+        elif 0 <= int(face) < len(faces):
+            index = int(face)
+        else:
+            n = len(faces)
+            raise BadInput(f"face {face} asked for, but {n} face{'s' if n > 1 else ''} found "
+                           f"(0{f' to {n - 1}, left to right' if n > 1 else ''})")
+        best = faces[index]
+        landmarks = aligner.landmarks_in_box(photo, best.box).float()
+        crop, transform = ffhq_align(photo, landmarks, size, "ffhq")
+        return cls(photo=photo, crop=crop, transform=transform, landmarks=landmarks, faces_found=len(faces),
+                   face_index=index, face_box=tuple(float(v) for v in best.box), face_score=float(best.score),
+                   face_boxes=[tuple(float(v) for v in d.box) for d in faces])
 
     def crop_landmarks(self, side: int) -> torch.Tensor:
         """(68, 2) float32: the photo's landmarks in pixels of a ``side`` x ``side`` version of the crop."""
@@ -129,10 +149,11 @@ class PhotoTarget:
         return descriptor_chips(self.photo, self.landmarks.unsqueeze(0))
 
     def face_json(self) -> dict:
-        """``{"found", "used", "box", "score"}`` (the shape ``edsc invert --json`` prints)."""
+        """``{"found", "used", "box", "score", "boxes"}``: ``boxes`` lists every face left to right."""
         box = None if self.face_box is None else [round(float(v), 1) for v in self.face_box]
         score = None if self.face_score is None else round(float(self.face_score), 3)
-        return {"found": self.faces_found, "used": self.face_index, "box": box, "score": score}
+        boxes = [[round(float(v), 1) for v in b] for b in (self.face_boxes or [])]
+        return {"found": self.faces_found, "used": self.face_index, "box": box, "score": score, "boxes": boxes}
 
 
 class PhotoIdentity:

@@ -73,8 +73,9 @@ def face_note(face: dict | None) -> str | None:
     if not face or face["found"] < 2:
         return None
     box = ", ".join(f"{v:.0f}" for v in face["box"] or ())
+    order = "0 = leftmost" if "boxes" in face else "0 = highest score"
     return (f"note: {face['found']} faces found; using face {face['used']} (detector score {face['score']:.2f}, "
-            f"box x,y,w,h = {box}); --face N picks another (0 = highest score)")
+            f"box x,y,w,h = {box}); --face N picks another ({order})")
 
 
 def prepare_image(image: torch.Tensor, resolution: int = 64, align: bool = True, face: int | None = None,
