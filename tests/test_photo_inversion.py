@@ -233,3 +233,34 @@ def test_the_largest_face_by_default_and_faces_counted_from_the_left():
         PhotoTarget.from_photo(photo, size=64, face=3, aligner=FakeAligner(boxes))
     with pytest.raises(NoFaceFound, match="no face found in the 400x200 photo .*160, 224"):
         PhotoTarget.from_photo(photo, size=64, aligner=FakeAligner([]))
+
+
+# ---- the photo bench (pure parts) ------------------------------------------------------------------
+def test_bench_photos_never_touch_the_held_out_celeba():
+    from editable_deepsc.errors import BadInput
+    from editable_deepsc.eval.photo_bench import celeba_bench_indices
+
+    assert celeba_bench_indices(3) == [701, 702, 703]
+    idx = celeba_bench_indices(800)
+    assert sorted(idx) == list(range(1, 801)) and idx[100] == 700
+    with pytest.raises(BadInput, match="1..800"):
+        celeba_bench_indices(801)
+
+
+def test_bench_page_labels_proxies_skips_and_published_figures(tmp_path):
+    from editable_deepsc.eval.photo_bench import PUBLISHED, write_page
+
+    row = {"photo": "astronaut", "method": "optimize", "psnr": 15.0, "ssim": 0.5, "lpips": 0.6,
+           "identity_distance": 0.6, "same_person": False, "exit_psnr": 16.0, "seconds": 3.0, "steps": 10}
+    result = {"methods": {"optimize": {"n": 2, "psnr": 20.0, "ssim": 0.6, "lpips": 0.5, "identity_distance": 0.4,
+                                       "same_person_share": 0.5, "seconds": 9.0, "steps": 12}},
+              "portraits": {"optimize": {"astronaut": row}}, "photos": [row], "no_face": [],
+              "skipped": {"hybrid": "no encoder in this model set"},
+              "threshold": {"distance": 0.554, "source": "Olivetti"}, "published": PUBLISHED,
+              "meta": {"generator": "g", "encoder": None, "threads": 1, "machine": "x", "date": "d",
+                       "lpips_is_proxy": True, "load_before": 2.0, "load_after": 3.5, "command": "edsc bench invert"}}
+    page = write_page(result, tmp_path / "inv.md").read_text()
+    assert "LPIPS (proxy)" in page and "| hybrid | -- | not run: no encoder in this model set" in page
+    assert "| optimize | astronaut | 15.00 | 0.600 | NO |" in page and "50%" in page
+    assert "other data and metrics" in page and "2.0 -> 3.5" in page
+    assert json.loads((tmp_path / "inv.json").read_text())["methods"]["optimize"]["n"] == 2

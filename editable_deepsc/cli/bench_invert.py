@@ -89,7 +89,13 @@ def invert(
 
         if not markdown:
             raise BadInput("--render-only needs --markdown PATH (its .json is re-rendered)")
-        write_markdown(load_result(Path(markdown).with_suffix(".json")), markdown)
+        saved = Path(markdown).with_suffix(".json")
+        if saved.is_file() and "portraits" in json.loads(saved.read_text()):  # a full-size (photo) page
+            from editable_deepsc.eval.photo_bench import write_page
+
+            write_page(json.loads(saved.read_text()), markdown)
+        else:
+            write_markdown(load_result(saved), markdown)
         click.echo(f"rendered {markdown}")
         return
 

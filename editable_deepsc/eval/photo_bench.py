@@ -15,6 +15,7 @@ Published CelebA-HQ figures are printed beside the table, labelled as other data
 from __future__ import annotations
 
 import json
+import os
 import platform
 import time
 from pathlib import Path
@@ -127,8 +128,10 @@ def run_photo_bench(
         except NoFaceFound:
             no_face.append(name)
     ident = PhotoIdentity([targets[0][1]], analyzer=aligner.analyzer) if targets else None
+    load_before = os.getloadavg()[0] if hasattr(os, "getloadavg") else None
     rows: list[dict[str, Any]] = []
     shown: dict[str, list[torch.Tensor]] = {m: [] for m in run}
+    drawn = set(figure_photos(targets)) if figure is not None else set()
     bar = tqdm(total=len(run) * len(targets), desc="bench invert (photos)", disable=not progress)
     for method in run:
         for k, (name, target) in enumerate(targets):
@@ -137,11 +140,12 @@ def run_photo_bench(
                                whitening=whitening)
             rows.append({"photo": name, "method": method, **{k2: out.stats[k2] for k2 in (
                 "psnr", "ssim", "lpips", "identity_distance", "same_person", "exit_psnr", "seconds", "steps")}})
-            if figure is not None and len(shown[method]) < 6 and name.startswith("celeba"):
+            if name in drawn:
                 shown[method].append(F.interpolate(out.image, size=(128, 128), mode="area"))
             bar.update(1)
     bar.close()
     threshold, source = same_person_threshold()
+    load = os.getloadavg()[0] if hasattr(os, "getloadavg") else None
     result: dict[str, Any] = {
         "methods": {m: _summary([r for r in rows if r["method"] == m and r["photo"].startswith("celeba")]) for m in run},
         "portraits": {m: {r["photo"]: r for r in rows if r["method"] == m and not r["photo"].startswith("celeba")}
@@ -157,11 +161,17 @@ def run_photo_bench(
                  "n": n, "seed": seed, "threads": torch.get_num_threads(), "machine": platform.machine(),
                  "lpips_metric": lpips.name, "lpips_is_proxy": bool(lpips.is_proxy),
                  "celeba": [name for name, _ in photos if name.startswith("celeba")],
-                 "date": time.strftime("%Y-%m-%d")},
+                 "date": time.strftime("%Y-%m-%d"), "load_before": load_before, "load_after": load},
     }
     if figure is not None:
         result["figure"] = str(write_figure(targets, shown, figure))
     return result
+
+
+def figure_photos(targets: list[tuple[str, PhotoTarget]]) -> list[str]:
+    """The photos drawn in the figure: the first 6 CelebA photos and the portraits."""
+    celeba = [name for name, _ in targets if name.startswith("celeba")][:6]
+    return celeba + [name for name, _ in targets if name in PORTRAITS]
 
 
 def write_figure(targets: list[tuple[str, PhotoTarget]], shown: dict[str, list[torch.Tensor]], path: str | Path) -> Path:
@@ -170,8 +180,9 @@ def write_figure(targets: list[tuple[str, PhotoTarget]], shown: dict[str, list[t
 
     k = min([len(v) for v in shown.values()] or [0])
     if k == 0:
-        raise BadInput("no CelebA reconstructions to draw")
-    crops = [F.interpolate(t.crop, size=(128, 128), mode="area") for name, t in targets if name.startswith("celeba")][:k]
+        raise BadInput("no reconstructions to draw")
+    names = figure_photos(targets)
+    crops = [F.interpolate(t.crop, size=(128, 128), mode="area") for name, t in targets if name in names][:k]
     rows = [torch.cat(crops, dim=-1)] + [torch.cat(v[:k], dim=-1) for v in shown.values()]
     path = Path(path)
     save_image(torch.cat(rows, dim=-2)[0], path)
@@ -207,12 +218,18 @@ def markdown_table(result: dict[str, Any]) -> str:
     return out
 
 
+def _load(meta: dict[str, Any]) -> str:
+    vals = [meta.get("load_before"), meta.get("load_after")]
+    return " -> ".join(f"{v:.1f}" for v in vals if v is not None) or "not measured"
+
+
 def write_page(result: dict[str, Any], path: str | Path) -> Path:
     """Write the Markdown page and its ``.json`` twin."""
     path = Path(path)
     meta = result["meta"]
     fig = result.get("figure")
-    fig_md = f"\n\n![aligned CelebA photos and their reconstructions]({Path(fig).relative_to(path.parent)})\n" if fig else ""
+    fig_md = ("\n\nTop row: aligned photos; below, one row per method: the 1024 px reconstructions.\n\n"
+              f"![aligned photos and their reconstructions]({Path(fig).relative_to(path.parent)})\n") if fig else ""
     text = (
         "# Inverting real photos (`ffhq` set)\n\n"
         f"Regenerate: `{meta.get('command', 'edsc bench invert --models ffhq')}` "
@@ -222,9 +239,11 @@ def write_page(result: dict[str, Any], path: str | Path) -> Path:
         "reconstruction is the full 1024 px synthesis, area-downsampled to 256 px and compared with the aligned photo. "
         "Identity is the face-api descriptor distance of the reconstruction to the **source photo** (descriptor chips "
         f"cut with the photo's landmarks); the same-person threshold is {result['threshold']['distance']:.3f} "
-        f"({result['threshold']['source']}). CelebA photos: 000701-000800 first, then 000700 downwards; the held-out "
-        "000801-000999 are never used. Photos without a detected face: "
-        f"{', '.join(result['no_face']) or 'none'}.\n\n"
+        f"({result['threshold']['source']}). The optimisation's identity loss uses this same descriptor, so the "
+        "distance is partly the quantity optimised; look at the figure too. CelebA photos: 000701-000800 first, then "
+        "000700 downwards; the held-out 000801-000999 are never used. Photos without a detected face: "
+        f"{', '.join(result['no_face']) or 'none'}. Seconds are wall-clock on a shared 2-core machine (1-minute load "
+        f"average {_load(meta)} during the run), so they overstate the time on an idle one.\n\n"
         + markdown_table(result) + fig_md + "\n"
     )
     path.write_text(text)
