@@ -1,4 +1,9 @@
-"""``edsc train encoder``: train the e4e-style inversion encoder ``edsc-e4e-faces64`` (resumable)."""
+"""``edsc train encoder``: train the e4e-style inversion encoder of a model set (resumable).
+
+``--models faces64`` trains ``edsc-e4e-faces64`` (:mod:`editable_deepsc.train.encoder`),
+``--models ffhq`` trains ``edsc-e4e-ffhq`` from a cache of generator samples
+(:mod:`editable_deepsc.train.encoder_ffhq`).
+"""
 
 from __future__ import annotations
 
@@ -7,9 +12,13 @@ import sys
 
 import click
 
+from editable_deepsc.errors import BadInput
+
 from editable_deepsc.cli.options import RunOptions, loss_weight_options, member_option, models_option, set_member
 from editable_deepsc.cli.options import set_threads, trainer_options
 from editable_deepsc.train.encoder import EncoderTrainConfig
+
+FFHQ_DEFAULTS = {"steps": 6000, "batch_size": 16, "lr": 3e-4, "progressive_every": 50}
 
 
 @click.command("encoder")
@@ -18,16 +27,32 @@ from editable_deepsc.train.encoder import EncoderTrainConfig
               help="Checkpoints and log (resumed if present).")
 @member_option("--generator", "generator_name", "generator",
                "Generator (zoo name or path); 'edsc-faces64@teacher-init' = untrained faces64 from the teacher.")
-@click.option("--steps", default=EncoderTrainConfig.steps, show_default=True, type=int, help="Total steps.")
-@click.option("--batch-size", default=EncoderTrainConfig.batch_size, show_default=True, type=int)
-@click.option("--lr", default=EncoderTrainConfig.lr, show_default=True, type=float)
+@click.option("--steps", default=None, type=int, show_default="3000 (faces64), 6000 (ffhq)",
+              help="Total steps (ffhq: the learning-rate decay spans them; a resumed run continues to them).")
+@click.option("--batch-size", default=None, type=int, show_default="16")
+@click.option("--lr", default=None, type=float, show_default="5e-4 (faces64), 3e-4 (ffhq)")
 @click.option("--mix-prob", default=EncoderTrainConfig.mix_prob, show_default=True, type=float,
               help="Share of style-mixed generator samples (0 for a generator whose styles are untrained).")
 @loss_weight_options(EncoderTrainConfig, "Weight of the proxy-LPIPS loss on teacher faces (0 = pixel losses only).",
                      "Weight of the face-api identity loss (used when the face nets are available).")
-@click.option("--progressive-every", default=EncoderTrainConfig.progressive_every, show_default=True, type=int,
+@click.option("--progressive-every", default=None, type=int, show_default="150 (faces64), 50 (ffhq)",
               help="Steps between unlocking the offsets of successive layers (0 = all at once).")
-@click.option("--checkpoint-every", default=EncoderTrainConfig.checkpoint_every, show_default=True, type=int)
+@click.option("--checkpoint-every", default=EncoderTrainConfig.checkpoint_every, show_default=True, type=int,
+              help="faces64: steps between checkpoints (ffhq checkpoints every --checkpoint-minutes).")
+@click.option("--n", "n_samples", default=40_000, show_default=True, type=int,
+              help="ffhq: training samples the cache grows to (seeds 0..n-1, known W+).")
+@click.option("--exit-share", default=0.5, show_default=True, type=float,
+              help="ffhq: share of cache shards rendered at the cheap 256 exit instead of the full 1024 synthesis.")
+@click.option("--image-weight", default=0.0, show_default=True, type=float,
+              help="ffhq: weight of the image losses at the 256 exit (phase B; 0 = latent loss only).")
+@click.option("--celeba-share", default=0.5, show_default=True, type=float,
+              help="ffhq: share of phase-B images that are FFHQ-aligned CelebA 000001-000700.")
+@click.option("--checkpoint-minutes", default=5.0, show_default=True, type=float,
+              help="ffhq: wall minutes between checkpoints (each one validates and keeps the best).")
+@click.option("--publish", is_flag=True,
+              help="ffhq: publish the best checkpoint of --workdir as the zoo model (no training) and exit.")
+@click.option("--eval-n", default=0, show_default=True, type=int,
+              help="ffhq, with --publish: measure on this many held-out generator seeds (>= 1000000) first.")
 @click.option("--max-minutes", default=None, type=float,
               help="Wall-time budget: stop after it, checkpoint and export what was trained (resumable).")
 @click.option("--stop-at", default=None, type=int,
@@ -38,25 +63,41 @@ def encoder(
     models: str,
     workdir: str | None,
     generator_name: str | None,
-    steps: int,
-    batch_size: int,
-    lr: float,
+    steps: int | None,
+    batch_size: int | None,
+    lr: float | None,
     mix_prob: float,
     perceptual_weight: float,
     identity_weight: float,
-    progressive_every: int,
+    progressive_every: int | None,
     checkpoint_every: int,
+    n_samples: int,
+    exit_share: float,
+    image_weight: float,
+    celeba_share: float,
+    checkpoint_minutes: float,
+    publish: bool,
+    eval_n: int,
     max_minutes: float | None,
     stop_at: int | None,
     init: str | None,
     run: RunOptions,
 ) -> None:
-    """Train the e4e-style encoder (latent supervision on generator samples + image losses on teacher faces).
+    """Train the e4e-style encoder of --models (latent supervision on generator samples + image losses).
 
     \b
     Examples:
       edsc train encoder --steps 3000 --seed 0
       edsc train encoder --workdir runs/e --steps 20 --no-export   # quick check
+      edsc train encoder --models ffhq --workdir runs/e4e-ffhq --threads 1   # resumable, runs for hours
+      edsc train encoder --models ffhq --workdir runs/e4e-ffhq --publish --eval-n 64
+
+    \b
+    ffhq: 256x256 FFHQ-aligned input; generator samples with known W+ are cached
+    (full 1024 synthesis area-downsampled to 256, uint8 shards under --workdir/samples,
+    one new shard every 4 steps up to --n); latent MSE + e4e offset regulariser,
+    image losses at the 256 exit with --image-weight > 0. Checkpoints every
+    --checkpoint-minutes keep the best validation encoder; --publish writes it to the zoo.
 
     \b
     The shipped edsc-e4e-faces64 was trained in two stages (see its card):
@@ -69,22 +110,27 @@ def encoder(
     from editable_deepsc.train.encoder import command_line, train_encoder
 
     set_threads(run.threads)
+    argv = [a for a in sys.argv[1:] if a not in ("train", "encoder")] if sys.argv[0].endswith("edsc") else []
+    name = set_member(models, "encoder", None) if _has_member(models) else _default_name(models)
+    workdir = workdir or f"runs/{name}"
+    if models == "ffhq":
+        _ffhq(workdir, generator_name, steps, batch_size, lr, progressive_every, perceptual_weight, n_samples,
+              exit_share, image_weight, celeba_share, checkpoint_minutes, publish, eval_n, max_minutes, stop_at,
+              run, name, command_line(argv) if argv else "")
+        return
     cfg = EncoderTrainConfig(
-        steps=steps,
-        batch_size=batch_size,
-        lr=lr,
+        steps=EncoderTrainConfig.steps if steps is None else steps,
+        batch_size=EncoderTrainConfig.batch_size if batch_size is None else batch_size,
+        lr=EncoderTrainConfig.lr if lr is None else lr,
         mix_prob=mix_prob,
         perceptual_weight=perceptual_weight,
         identity_weight=identity_weight,
-        progressive_every=progressive_every,
+        progressive_every=EncoderTrainConfig.progressive_every if progressive_every is None else progressive_every,
         checkpoint_every=checkpoint_every,
         seed=run.seed,
     )
     cfg.validate()
-    name = set_member(models, "encoder")
-    workdir = workdir or f"runs/{name}"
     g = load_generator(set_member(models, "generator", generator_name), device=run.device)
-    argv = [a for a in sys.argv[1:] if a not in ("train", "encoder")] if sys.argv[0].endswith("edsc") else []
     summary = train_encoder(
         workdir, cfg, g, device=run.device, init=init, progress=not run.quiet, export=not run.no_export,
         command=command_line(argv) if argv else None,
@@ -92,3 +138,49 @@ def encoder(
         stop_at=stop_at, name=name,
     )
     click.echo(json.dumps({k: summary.get(k) for k in ("steps", "seconds", "device", "generator", "final")}))
+
+
+def _has_member(models: str) -> bool:
+    from editable_deepsc.zoo.sets import load_set
+
+    return load_set(models).has("encoder")
+
+
+def _default_name(models: str) -> str:
+    """The encoder name a set's trainer writes while the set does not list one yet."""
+    return f"edsc-e4e-{models}"
+
+
+def _ffhq(workdir: str, generator_name: str | None, steps: int | None, batch_size: int | None, lr: float | None,
+          progressive_every: int | None, perceptual_weight: float, n_samples: int, exit_share: float,
+          image_weight: float, celeba_share: float, checkpoint_minutes: float, publish: bool, eval_n: int,
+          max_minutes: float | None, stop_at: int | None, run: RunOptions, name: str, command: str) -> None:
+    """``edsc train encoder --models ffhq``: train (resumable) or publish the best checkpoint."""
+    from editable_deepsc.generator import load_generator
+    from editable_deepsc.generator.mobile_stylegan import MobileStyleGAN
+    from editable_deepsc.train import encoder_ffhq as ef
+
+    g = load_generator(set_member("ffhq", "generator", generator_name))
+    if not isinstance(g, MobileStyleGAN):
+        raise BadInput(f"edsc train encoder --models ffhq needs a MobileStyleGAN generator, got {g.name}")
+    if publish:
+        evaluation = None
+        if eval_n > 0:
+            evaluation = ef.evaluate_encoder(ef.load_best(workdir, g), g, n=eval_n, work_dir=workdir)
+        path = ef.publish_best(workdir, g, name=name, command=command, evaluation=evaluation)
+        click.echo(json.dumps({"published": str(path), "training": ef.best_training_info(workdir),
+                               "held_out": evaluation}))  # fmt: skip
+        return
+    d = FFHQ_DEFAULTS
+    cfg = ef.FFHQEncoderConfig(
+        n=n_samples, exit_share=exit_share, steps=d["steps"] if steps is None else steps,
+        batch_size=d["batch_size"] if batch_size is None else batch_size, lr=d["lr"] if lr is None else lr,
+        progressive_every=d["progressive_every"] if progressive_every is None else progressive_every,
+        image_weight=image_weight, perceptual_weight=perceptual_weight, celeba_share=celeba_share,
+        checkpoint_minutes=checkpoint_minutes, seed=run.seed,
+    )  # fmt: skip
+    cfg.validate()
+    summary = ef.train_ffhq_encoder(workdir, cfg, g, max_seconds=None if max_minutes is None else 60.0 * max_minutes,
+                                    stop_at=stop_at, progress=not run.quiet,
+                                    log=lambda s: click.echo(s, err=True))  # fmt: skip
+    click.echo(json.dumps(summary))

@@ -1,8 +1,10 @@
 """e4e-style inversion encoder: image -> ``w_plus`` of a style-based generator in one forward pass.
 
 Follows "Designing an Encoder for StyleGAN Image Manipulation" (Tov et al.
-2021, e4e), scaled down for 64x64 faces and generic over any
-:class:`~editable_deepsc.generator.base.StyleGenerator`:
+2021, e4e), scaled down for the CPU and generic over any
+:class:`~editable_deepsc.generator.base.StyleGenerator`; the input side and the
+channels are configurable (64x64 for ``faces64``, 256x256 FFHQ-aligned faces for
+the 1024 ``ffhq`` generator, :data:`FFHQ_CHANNELS`):
 
 * a small convolutional backbone halves the resolution down to 4x4
   (``channels`` per stage, GroupNorm + LeakyReLU, a residual 3x3 conv per
@@ -20,8 +22,9 @@ e4e's L2 delta loss) and can be unlocked progressively: only the first
 ``num_active`` layers get an offset, the rest copy ``w_0`` (the buffer
 ``num_active`` is part of the saved state).
 
-Weights are safetensors; :func:`load_encoder` loads them by zoo name
-(``edsc-e4e-faces64``) or path and checks that they fit the generator.
+Weights are safetensors (float16 storage allowed, loaded as float32);
+:func:`load_encoder` loads them by zoo name (``edsc-e4e-faces64``,
+``edsc-e4e-ffhq``) or path and checks that they fit the generator.
 """
 
 from __future__ import annotations
@@ -42,6 +45,8 @@ from editable_deepsc.zoo.sets import load_set
 #: The encoder of the default model set (``edsc-e4e-faces64``).
 ENCODER_NAME: str = load_set().member("encoder")
 DEFAULT_CHANNELS: tuple[int, ...] = (24, 32, 64, 128, 128)
+#: Channels of the ``ffhq`` encoder (256x256 input: stem + 6 halvings down to 4x4).
+FFHQ_CHANNELS: tuple[int, ...] = (16, 24, 32, 64, 128, 192, 256)
 HEAD_WIDTH = 64
 FORMAT = "edsc-e4e-encoder"
 
@@ -169,12 +174,17 @@ class E4EEncoder(nn.Module):
 
     @classmethod
     def for_generator(
-        cls, generator: StyleGenerator, channels: tuple[int, ...] = DEFAULT_CHANNELS
+        cls, generator: StyleGenerator, channels: tuple[int, ...] = DEFAULT_CHANNELS, resolution: int | None = None
     ) -> "E4EEncoder":
-        """A fresh encoder matching ``generator``'s num_ws, w_dim, resolution and mean ``w``."""
-        return cls(
-            generator.num_ws, generator.w_dim, generator.resolution, channels, w_avg=generator.mean_w().cpu()
-        )
+        """A fresh encoder matching ``generator``'s num_ws, w_dim and mean ``w``.
+
+        ``resolution`` is the input side (default: the generator's resolution); it
+        may be smaller, e.g. 256 for the 1024 ``ffhq`` generator.
+        """
+        side = generator.resolution if resolution is None else int(resolution)
+        if side > generator.resolution:
+            raise BadInput(f"encoder input side {side} exceeds {generator.name}'s resolution {generator.resolution}")
+        return cls(generator.num_ws, generator.w_dim, side, channels, w_avg=generator.mean_w().cpu())
 
     def config(self) -> dict[str, object]:
         """Constructor arguments (JSON-serialisable) to rebuild this encoder."""
@@ -246,9 +256,17 @@ def encoder_metadata(encoder: E4EEncoder) -> dict[str, str]:
     return {"format": FORMAT, "config": json.dumps(encoder.config())}
 
 
-def save_encoder(encoder: E4EEncoder, path: str | Path) -> str:
-    """Write the encoder as safetensors (config in the metadata); return its sha256."""
-    return registry.save_state_dict(encoder.state_dict(), path, metadata=encoder_metadata(encoder))
+def encoder_state(encoder: E4EEncoder, half: bool = False) -> dict[str, torch.Tensor]:
+    """The tensors to store: float weights as float16 with ``half`` (``w_avg`` stays float32)."""
+    state = encoder.state_dict()
+    if not half:
+        return state
+    return {k: v.half() if v.is_floating_point() and k != "w_avg" else v for k, v in state.items()}
+
+
+def save_encoder(encoder: E4EEncoder, path: str | Path, half: bool = False) -> str:
+    """Write the encoder as safetensors (config in the metadata; float16 weights with ``half``); return its sha256."""
+    return registry.save_state_dict(encoder_state(encoder, half), path, metadata=encoder_metadata(encoder))
 
 
 def load_encoder(
@@ -261,10 +279,12 @@ def load_encoder(
     Parameters
     ----------
     name_or_path : str or Path
-        Registered name (default ``edsc-e4e-faces64``) or a ``.safetensors`` file
-        written by :func:`save_encoder`.
+        Registered name (default ``edsc-e4e-faces64``; ``edsc-e4e-ffhq`` for the
+        ``ffhq`` set) or a ``.safetensors`` file written by :func:`save_encoder`.
     generator : StyleGenerator, optional
-        If given, the encoder's num_ws, w_dim and resolution must match it.
+        If given, the encoder's num_ws and w_dim must match it and its input side
+        must not exceed the generator's resolution (the ``ffhq`` encoder reads
+        256x256 faces for the 1024 generator).
     device : str or torch.device
 
     Returns
@@ -284,10 +304,8 @@ def load_encoder(
     if p.suffix and not p.is_file():
         raise CheckpointError(f"encoder checkpoint not found: {p}")
     enc = loader.load(name_or_path, kind="encoder")
-    if generator is not None and (enc.num_ws, enc.w_dim, enc.resolution) != (
-        generator.num_ws,
-        generator.w_dim,
-        generator.resolution,
+    if generator is not None and (
+        (enc.num_ws, enc.w_dim) != (generator.num_ws, generator.w_dim) or enc.resolution > generator.resolution
     ):
         raise CheckpointError(
             f"encoder outputs ({enc.num_ws}, {enc.w_dim}) at {enc.resolution}px but {generator.name} needs "
