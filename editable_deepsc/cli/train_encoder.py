@@ -15,7 +15,7 @@ import click
 from editable_deepsc.errors import BadInput
 
 from editable_deepsc.cli.options import RunOptions, loss_weight_options, member_option, models_option, set_member
-from editable_deepsc.cli.options import set_threads, trainer_options
+from editable_deepsc.cli.options import FiniteFloatRange, set_threads, trainer_options
 from editable_deepsc.train.encoder import EncoderTrainConfig
 
 FFHQ_DEFAULTS = {"steps": 6000, "batch_size": 16, "lr": 3e-4, "progressive_every": 50}
@@ -39,15 +39,15 @@ FFHQ_DEFAULTS = {"steps": 6000, "batch_size": 16, "lr": 3e-4, "progressive_every
               help="Steps between unlocking the offsets of successive layers (0 = all at once).")
 @click.option("--checkpoint-every", default=EncoderTrainConfig.checkpoint_every, show_default=True, type=int,
               help="faces64: steps between checkpoints (ffhq checkpoints every --checkpoint-minutes).")
-@click.option("--n", "n_samples", default=40_000, show_default=True, type=int,
+@click.option("--n", "n_samples", default=40_000, show_default=True, type=click.IntRange(1, 1_000_000),
               help="ffhq: training samples the cache grows to (seeds 0..n-1, known W+).")
-@click.option("--exit-share", default=0.5, show_default=True, type=float,
+@click.option("--exit-share", default=0.5, show_default=True, type=FiniteFloatRange(0.0, 1.0),
               help="ffhq: share of cache shards rendered at the cheap 256 exit instead of the full 1024 synthesis.")
-@click.option("--image-weight", default=0.0, show_default=True, type=float,
+@click.option("--image-weight", default=0.0, show_default=True, type=FiniteFloatRange(0.0, 1_000.0),
               help="ffhq: weight of the image losses at the 256 exit (phase B; 0 = latent loss only).")
-@click.option("--celeba-share", default=0.5, show_default=True, type=float,
+@click.option("--celeba-share", default=0.5, show_default=True, type=FiniteFloatRange(0.0, 1.0),
               help="ffhq: share of phase-B images that are FFHQ-aligned CelebA 000001-000700.")
-@click.option("--checkpoint-minutes", default=5.0, show_default=True, type=float,
+@click.option("--checkpoint-minutes", default=5.0, show_default=True, type=FiniteFloatRange(0.0, 1e4, min_open=True),
               help="ffhq: wall minutes between checkpoints (each one validates and keeps the best).")
 @click.option("--publish", is_flag=True,
               help="ffhq: publish the best checkpoint of --workdir as the zoo model (no training) and exit.")
