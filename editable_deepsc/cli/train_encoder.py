@@ -47,6 +47,8 @@ FFHQ_DEFAULTS = {"steps": 6000, "batch_size": 16, "lr": 3e-4, "progressive_every
               help="ffhq: weight of the image losses at the 256 exit (phase B; 0 = latent loss only).")
 @click.option("--celeba-share", default=0.5, show_default=True, type=FiniteFloatRange(0.0, 1.0),
               help="ffhq: share of phase-B images that are FFHQ-aligned CelebA 000001-000700.")
+@click.option("--celeba-n", "celeba_n", default=700, show_default=True, type=click.IntRange(1, 700),
+              help="ffhq: how many CelebA training photos (from 000001) phase B aligns and uses.")
 @click.option("--checkpoint-minutes", default=5.0, show_default=True, type=FiniteFloatRange(0.0, 1e4, min_open=True),
               help="ffhq: wall minutes between checkpoints (each one validates and keeps the best).")
 @click.option("--publish", is_flag=True,
@@ -75,6 +77,7 @@ def encoder(
     exit_share: float,
     image_weight: float,
     celeba_share: float,
+    celeba_n: int,
     checkpoint_minutes: float,
     publish: bool,
     eval_n: int,
@@ -115,7 +118,7 @@ def encoder(
     workdir = workdir or f"runs/{name}"
     if models == "ffhq":
         _ffhq(workdir, generator_name, steps, batch_size, lr, progressive_every, perceptual_weight, n_samples,
-              exit_share, image_weight, celeba_share, checkpoint_minutes, publish, eval_n, max_minutes, stop_at,
+              exit_share, image_weight, celeba_share, celeba_n, checkpoint_minutes, publish, eval_n, max_minutes, stop_at,
               run, name, command_line(argv) if argv else "")
         return
     cfg = EncoderTrainConfig(
@@ -153,7 +156,7 @@ def _default_name(models: str) -> str:
 
 def _ffhq(workdir: str, generator_name: str | None, steps: int | None, batch_size: int | None, lr: float | None,
           progressive_every: int | None, perceptual_weight: float, n_samples: int, exit_share: float,
-          image_weight: float, celeba_share: float, checkpoint_minutes: float, publish: bool, eval_n: int,
+          image_weight: float, celeba_share: float, celeba_n: int, checkpoint_minutes: float, publish: bool, eval_n: int,
           max_minutes: float | None, stop_at: int | None, run: RunOptions, name: str, command: str) -> None:
     """``edsc train encoder --models ffhq``: train (resumable) or publish the best checkpoint."""
     from editable_deepsc.generator import load_generator
@@ -176,7 +179,7 @@ def _ffhq(workdir: str, generator_name: str | None, steps: int | None, batch_siz
         n=n_samples, exit_share=exit_share, steps=d["steps"] if steps is None else steps,
         batch_size=d["batch_size"] if batch_size is None else batch_size, lr=d["lr"] if lr is None else lr,
         progressive_every=d["progressive_every"] if progressive_every is None else progressive_every,
-        image_weight=image_weight, perceptual_weight=perceptual_weight, celeba_share=celeba_share,
+        image_weight=image_weight, perceptual_weight=perceptual_weight, celeba_share=celeba_share, celeba_n=celeba_n,
         checkpoint_minutes=checkpoint_minutes, seed=run.seed,
     )  # fmt: skip
     cfg.validate()

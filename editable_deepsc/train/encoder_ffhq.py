@@ -94,6 +94,8 @@ class FFHQEncoderConfig:
         Phase B runs every ``image_every`` steps on ``image_batch`` images.
     celeba_share : float
         Share of phase-B images that are aligned CelebA training photos (000001-000700).
+    celeba_n : int
+        How many of those photos (the first ``celeba_n``; aligning costs ~0.7 s each).
     checkpoint_minutes : float
         Wall minutes between checkpoints (and validation).
     val_n : int
@@ -120,6 +122,7 @@ class FFHQEncoderConfig:
     image_every: int = 4
     image_batch: int = 2
     celeba_share: float = 0.5
+    celeba_n: int = 700
     checkpoint_minutes: float = 5.0
     val_n: int = 32
     val_celeba: int = 16
@@ -127,6 +130,8 @@ class FFHQEncoderConfig:
 
     def validate(self) -> None:
         """Raise :class:`BadInput` for out-of-range values."""
+        if not 1 <= self.celeba_n <= 700:
+            raise BadInput(f"celeba_n must lie in 1..700 (the training split), got {self.celeba_n}")
         if self.n < 1 or self.steps < 1 or self.batch_size < 1 or self.image_batch < 1 or self.image_every < 1:
             raise BadInput("n, steps, batch_size, image_batch and image_every must be >= 1")
         if self.size < 16 or self.size & (self.size - 1):
@@ -392,7 +397,7 @@ def train_ffhq_encoder(
 
         recon = ReconstructionLoss(perceptual=cfg.perceptual_weight)
         if cfg.celeba_share > 0:
-            celeba = celeba_aligned(work, cfg.size, "train", log=log)
+            celeba = celeba_aligned(work, cfg.size, "train", limit=cfg.celeba_n, log=log)
         if cfg.val_celeba > 0:
             celeba_val = celeba_aligned(work, cfg.size, "val", limit=cfg.val_celeba, log=log)
     end = cfg.steps if stop_at is None else max(run.start, min(cfg.steps, stop_at))
