@@ -43,6 +43,8 @@ FFHQ_DEFAULTS = {"steps": 6000, "batch_size": 16, "lr": 3e-4, "progressive_every
               help="ffhq: training samples the cache grows to (seeds 0..n-1, known W+).")
 @click.option("--exit-share", default=0.5, show_default=True, type=FiniteFloatRange(0.0, 1.0),
               help="ffhq: share of cache shards rendered at the cheap 256 exit instead of the full 1024 synthesis.")
+@click.option("--shard-every", default=4, show_default=True, type=click.IntRange(0, 10_000),
+              help="ffhq: steps between two new cache shards (8 samples) while fewer than --n exist (0 = never).")
 @click.option("--image-weight", default=0.0, show_default=True, type=FiniteFloatRange(0.0, 1_000.0),
               help="ffhq: weight of the image losses at the 256 exit (phase B; 0 = latent loss only).")
 @click.option("--celeba-share", default=0.5, show_default=True, type=FiniteFloatRange(0.0, 1.0),
@@ -75,6 +77,7 @@ def encoder(
     checkpoint_every: int,
     n_samples: int,
     exit_share: float,
+    shard_every: int,
     image_weight: float,
     celeba_share: float,
     celeba_n: int,
@@ -118,7 +121,7 @@ def encoder(
     workdir = workdir or f"runs/{name}"
     if models == "ffhq":
         _ffhq(workdir, generator_name, steps, batch_size, lr, progressive_every, perceptual_weight, n_samples,
-              exit_share, image_weight, celeba_share, celeba_n, checkpoint_minutes, publish, eval_n, max_minutes, stop_at,
+              exit_share, shard_every, image_weight, celeba_share, celeba_n, checkpoint_minutes, publish, eval_n, max_minutes, stop_at,
               run, name, command_line(argv) if argv else "")
         return
     cfg = EncoderTrainConfig(
@@ -156,7 +159,7 @@ def _default_name(models: str) -> str:
 
 def _ffhq(workdir: str, generator_name: str | None, steps: int | None, batch_size: int | None, lr: float | None,
           progressive_every: int | None, perceptual_weight: float, n_samples: int, exit_share: float,
-          image_weight: float, celeba_share: float, celeba_n: int, checkpoint_minutes: float, publish: bool, eval_n: int,
+          shard_every: int, image_weight: float, celeba_share: float, celeba_n: int, checkpoint_minutes: float, publish: bool, eval_n: int,
           max_minutes: float | None, stop_at: int | None, run: RunOptions, name: str, command: str) -> None:
     """``edsc train encoder --models ffhq``: train (resumable) or publish the best checkpoint."""
     from editable_deepsc.generator import load_generator
@@ -176,7 +179,7 @@ def _ffhq(workdir: str, generator_name: str | None, steps: int | None, batch_siz
         return
     d = FFHQ_DEFAULTS
     cfg = ef.FFHQEncoderConfig(
-        n=n_samples, exit_share=exit_share, steps=d["steps"] if steps is None else steps,
+        n=n_samples, exit_share=exit_share, shard_every=shard_every, steps=d["steps"] if steps is None else steps,
         batch_size=d["batch_size"] if batch_size is None else batch_size, lr=d["lr"] if lr is None else lr,
         progressive_every=d["progressive_every"] if progressive_every is None else progressive_every,
         image_weight=image_weight, perceptual_weight=perceptual_weight, celeba_share=celeba_share, celeba_n=celeba_n,
