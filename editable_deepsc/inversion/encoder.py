@@ -45,8 +45,12 @@ from editable_deepsc.zoo.sets import load_set
 #: The encoder of the default model set (``edsc-e4e-faces64``).
 ENCODER_NAME: str = load_set().member("encoder")
 DEFAULT_CHANNELS: tuple[int, ...] = (24, 32, 64, 128, 128)
-#: Channels of the ``ffhq`` encoder (256x256 input: stem + 6 halvings down to 4x4).
+#: Channels of a from-scratch 256x256 encoder (stem + 6 halvings down to 4x4).
 FFHQ_CHANNELS: tuple[int, ...] = (16, 24, 32, 64, 128, 192, 256)
+#: The frozen ImageNet backbone an encoder may read instead of its own convolutions.
+BACKBONE = "efficientnet-lite0"
+#: EfficientNet-Lite0 blocks read as the (fine, medium, coarse) levels: strides 8, 16, 32.
+BACKBONE_BLOCKS: tuple[int, ...] = (4, 10, 15)
 HEAD_WIDTH = 64
 FORMAT = "edsc-e4e-encoder"
 
@@ -114,6 +118,15 @@ class E4EEncoder(nn.Module):
         or is stretched/truncated to it (the last value is repeated).
     w_avg : torch.Tensor, optional
         The generator's mean ``w`` (w_dim,), the origin of ``w_0``; zeros if omitted.
+    backbone : str, optional
+        ``"efficientnet-lite0"``: the levels come from the frozen ImageNet
+        EfficientNet-Lite0 of :mod:`editable_deepsc.metrics.features` (blocks 4, 10, 15
+        at strides 8, 16, 32; its weights come from their pip package and are not part
+        of this module's state), mapped by 1x1 laterals to ``channels[-1]`` and summed
+        top-down; only the laterals and heads train. ``None``: the own convolutional
+        backbone above.
+    head_width : int
+        Channels of the map-to-style convolutions.
 
     Attributes
     ----------
@@ -129,27 +142,44 @@ class E4EEncoder(nn.Module):
         resolution: int = 64,
         channels: tuple[int, ...] = DEFAULT_CHANNELS,
         w_avg: torch.Tensor | None = None,
+        backbone: str | None = None,
+        head_width: int = HEAD_WIDTH,
     ) -> None:
         super().__init__()
         if resolution < 16 or resolution & (resolution - 1):
             raise BadInput(f"encoder resolution must be a power of two >= 16, got {resolution}")
         if num_ws < 1 or w_dim < 1:
             raise BadInput(f"num_ws and w_dim must be >= 1, got {num_ws}, {w_dim}")
-        n_stages = int(np.log2(resolution // 4))
-        ch = list(channels)[: n_stages + 1]
-        ch += [ch[-1]] * (n_stages + 1 - len(ch))
+        if backbone not in (None, BACKBONE):
+            raise BadInput(f"unknown encoder backbone {backbone!r} (known: {BACKBONE})")
         self.num_ws, self.w_dim, self.resolution = int(num_ws), int(w_dim), int(resolution)
-        self.channels = tuple(int(c) for c in ch)
-        self.stem = _block(3, ch[0], 1)
-        self.stages = nn.ModuleList(_Stage(ch[i], ch[i + 1]) for i in range(n_stages))
-        # pyramid levels: 4x4 (coarse), 8x8 (medium), 16x16 (fine)
-        self.level_channels = [ch[-1], ch[-2], ch[-3]]
-        top = ch[-1]
-        self.laterals = nn.ModuleList(nn.Conv2d(c, top, 1) for c in self.level_channels[1:])
+        self.backbone, self.head_width = backbone, int(head_width)
+        if backbone is None:
+            n_stages = int(np.log2(resolution // 4))
+            ch = list(channels)[: n_stages + 1]
+            ch += [ch[-1]] * (n_stages + 1 - len(ch))
+            self.channels = tuple(int(c) for c in ch)
+            self.stem = _block(3, ch[0], 1)
+            self.stages = nn.ModuleList(_Stage(ch[i], ch[i + 1]) for i in range(n_stages))
+            # pyramid levels: 4x4 (coarse), 8x8 (medium), 16x16 (fine)
+            self.level_channels = [ch[-1], ch[-2], ch[-3]]
+            self.level_sizes = [4, 8, 16]
+            top = ch[-1]
+            self.laterals = nn.ModuleList(nn.Conv2d(c, top, 1) for c in self.level_channels[1:])
+        else:
+            if resolution < 64 or resolution % 32:
+                raise BadInput(f"a backbone encoder needs a side that is a multiple of 32 and >= 64, got {resolution}")
+            from editable_deepsc.metrics.features import STAGE_CHANNELS
+
+            self.channels = (int(channels[-1]),)
+            top = self.channels[0]
+            self.level_channels = [STAGE_CHANNELS[b] for b in reversed(BACKBONE_BLOCKS)]
+            self.level_sizes = [resolution // 32, resolution // 16, resolution // 8]
+            self.laterals = nn.ModuleList(nn.Conv2d(c, top, 1) for c in self.level_channels)
         self.groups = layer_groups(self.num_ws)
-        self.head0 = _MapToStyle(top, 4, self.w_dim, HEAD_WIDTH)
+        self.head0 = _MapToStyle(top, self.level_sizes[0], self.w_dim, self.head_width)
         self.heads = nn.ModuleList(
-            _MapToStyle(top, 4 << lvl, len(g) * self.w_dim, HEAD_WIDTH) if g else nn.Identity()
+            _MapToStyle(top, self.level_sizes[lvl], len(g) * self.w_dim, self.head_width) if g else nn.Identity()
             for lvl, g in enumerate(self.groups)
         )
         for h in self.heads:  # offsets start at zero: initially w_plus = w_0 in every layer
@@ -166,7 +196,8 @@ class E4EEncoder(nn.Module):
 
         cfg = card.config
         try:
-            enc = cls(int(cfg["num_ws"]), int(cfg["w_dim"]), int(cfg["resolution"]), tuple(int(c) for c in cfg["channels"]))
+            enc = cls(int(cfg["num_ws"]), int(cfg["w_dim"]), int(cfg["resolution"]), tuple(int(c) for c in cfg["channels"]),
+                      backbone=cfg.get("backbone"), head_width=int(cfg.get("head_width", HEAD_WIDTH)))
         except (KeyError, TypeError, ValueError, BadInput) as e:
             raise CheckpointError(f"encoder config unusable: {e}") from None
         fit_state(enc, state, "encoder checkpoint")
@@ -174,29 +205,74 @@ class E4EEncoder(nn.Module):
 
     @classmethod
     def for_generator(
-        cls, generator: StyleGenerator, channels: tuple[int, ...] = DEFAULT_CHANNELS, resolution: int | None = None
+        cls, generator: StyleGenerator, channels: tuple[int, ...] = DEFAULT_CHANNELS, resolution: int | None = None,
+        backbone: str | None = None, head_width: int = HEAD_WIDTH,
     ) -> "E4EEncoder":
         """A fresh encoder matching ``generator``'s num_ws, w_dim and mean ``w``.
 
         ``resolution`` is the input side (default: the generator's resolution); it
-        may be smaller, e.g. 256 for the 1024 ``ffhq`` generator.
+        may be smaller, e.g. 256 for the 1024 ``ffhq`` generator. ``backbone`` and
+        ``head_width`` as in the constructor.
         """
         side = generator.resolution if resolution is None else int(resolution)
         if side > generator.resolution:
             raise BadInput(f"encoder input side {side} exceeds {generator.name}'s resolution {generator.resolution}")
-        return cls(generator.num_ws, generator.w_dim, side, channels, w_avg=generator.mean_w().cpu())
+        return cls(generator.num_ws, generator.w_dim, side, channels, w_avg=generator.mean_w().cpu(),
+                   backbone=backbone, head_width=head_width)
 
     def config(self) -> dict[str, object]:
         """Constructor arguments (JSON-serialisable) to rebuild this encoder."""
-        return {
+        cfg: dict[str, object] = {
             "num_ws": self.num_ws,
             "w_dim": self.w_dim,
             "resolution": self.resolution,
             "channels": list(self.channels),
         }
+        if self.backbone is not None or self.head_width != HEAD_WIDTH:
+            cfg.update(backbone=self.backbone, head_width=self.head_width)
+        return cfg
+
+    def backbone_maps(self, images: torch.Tensor) -> list[torch.Tensor]:
+        """The frozen backbone's maps ``[coarse, medium, fine]`` of ``images`` (backbone encoders only; no gradient).
+
+        Parameters
+        ----------
+        images : torch.Tensor
+            Float32 (N, 3, R, R) in [-1, 1].
+
+        Returns
+        -------
+        list of torch.Tensor
+            Float32 (N, C_l, s_l, s_l) with C = 320, 112, 40 and s = R/32, R/16, R/8.
+        """
+        if self.backbone is None:
+            raise BadInput("this encoder has no pretrained backbone")
+        from editable_deepsc.metrics.features import EfficientNetFeatures
+
+        self._check_images(images)
+        with torch.no_grad():
+            maps = EfficientNetFeatures(self.resolution, BACKBONE_BLOCKS).maps(images.float())
+        return maps[::-1]
+
+    def levels_from_maps(self, maps: list[torch.Tensor]) -> list[torch.Tensor]:
+        """Top-down sum of the laterals of backbone maps: ``[coarse, medium, fine]``, each (N, channels[-1], s, s)."""
+        p = self.laterals[0](maps[0].float())
+        out = [p]
+        for lat, m in zip(self.laterals[1:], maps[1:]):
+            p = F.interpolate(p, scale_factor=2.0, mode="bilinear", align_corners=False) + lat(m.float())
+            out.append(p)
+        return out
+
+    def _check_images(self, images: torch.Tensor) -> None:
+        r = self.resolution
+        if not isinstance(images, torch.Tensor) or images.dim() != 4 or tuple(images.shape[1:]) != (3, r, r):
+            shape = tuple(images.shape) if isinstance(images, torch.Tensor) else type(images).__name__
+            raise BadInput(f"encoder input must have shape (N, 3, {r}, {r}), got {shape}")
 
     def pyramid(self, images: torch.Tensor) -> list[torch.Tensor]:
-        """Feature pyramid ``[coarse 4x4, medium 8x8, fine 16x16]``, each (N, channels[-1], s, s)."""
+        """Feature pyramid ``[coarse, medium, fine]`` (4, 8, 16 px; R/32, R/16, R/8 with a backbone), (N, channels[-1], s, s)."""
+        if self.backbone is not None:
+            return self.levels_from_maps(self.backbone_maps(images))
         x = self.stem(images)
         feats = [x]
         for stage in self.stages:
@@ -226,12 +302,12 @@ class E4EEncoder(nn.Module):
             Float32 (N, num_ws, w_dim); ``deltas[:, 0] = 0`` and layers
             ``>= num_active`` are 0.
         """
-        r = self.resolution
-        if not isinstance(images, torch.Tensor) or images.dim() != 4 or tuple(images.shape[1:]) != (3, r, r):
-            shape = tuple(images.shape) if isinstance(images, torch.Tensor) else type(images).__name__
-            raise BadInput(f"encoder input must have shape (N, 3, {r}, {r}), got {shape}")
-        levels = self.pyramid(images.float())
-        n = images.shape[0]
+        self._check_images(images)
+        return self.parts_from_levels(self.pyramid(images.float()))
+
+    def parts_from_levels(self, levels: list[torch.Tensor]) -> tuple[torch.Tensor, torch.Tensor]:
+        """:meth:`forward_parts` from the pyramid levels (e.g. from cached backbone maps via :meth:`levels_from_maps`)."""
+        n = levels[0].shape[0]
         w0 = self.w_avg + self.head0(levels[0])
         deltas = w0.new_zeros(n, self.num_ws, self.w_dim)
         for lvl, (g, head) in enumerate(zip(self.groups, self.heads)):
