@@ -56,7 +56,8 @@ FFHQ_DEFAULTS = {"steps": 6000, "batch_size": 16, "lr": 3e-4, "progressive_every
 @click.option("--publish", is_flag=True,
               help="ffhq: publish the best checkpoint of --workdir as the zoo model (no training) and exit.")
 @click.option("--eval-n", default=0, show_default=True, type=int,
-              help="ffhq, with --publish: measure on this many held-out generator seeds (>= 1000000) first.")
+              help="ffhq, with --publish: measure on this many held-out generator seeds (>= 1000000) and on 16 "
+                   "FFHQ-aligned CelebA validation photos (000701 on) first.")
 @click.option("--max-minutes", default=None, type=float,
               help="Wall-time budget: stop after it, checkpoint and export what was trained (resumable).")
 @click.option("--stop-at", default=None, type=int,
@@ -172,7 +173,7 @@ def _ffhq(workdir: str, generator_name: str | None, steps: int | None, batch_siz
     if publish:
         evaluation = None
         if eval_n > 0:
-            evaluation = ef.evaluate_encoder(ef.load_best(workdir, g), g, n=eval_n, work_dir=workdir)
+            evaluation = ef.evaluate_encoder(ef.load_best(workdir, g), g, n=eval_n, work_dir=workdir, celeba_val=16)
         path = ef.publish_best(workdir, g, name=name, command=command, evaluation=evaluation)
         click.echo(json.dumps({"published": str(path), "training": ef.best_training_info(workdir),
                                "held_out": evaluation}))  # fmt: skip

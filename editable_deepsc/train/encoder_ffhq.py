@@ -558,9 +558,12 @@ def load_best(work_dir: str | Path, g: MobileStyleGAN) -> E4EEncoder:
 @torch.no_grad()
 def evaluate_encoder(
     encoder: E4EEncoder, g: MobileStyleGAN, n: int = 64, work_dir: str | Path | None = None,
-    log: Callable[[str], None] = print,
+    celeba_val: int = 0, log: Callable[[str], None] = print,
 ) -> dict[str, Any]:  # fmt: skip
     """Held-out numbers of an ffhq encoder on generator seeds ``HELD_OUT_SEED ...`` (full synthesis inputs).
+
+    With ``celeba_val > 0`` (and ``work_dir``), also the mean 256-exit PSNR on the first
+    ``celeba_val`` FFHQ-aligned CelebA *validation* photos (000701 on; never the held-out split).
 
     Returns
     -------
@@ -568,7 +571,8 @@ def evaluate_encoder(
         ``n``, ``seeds``, ``latent_mse`` (vs the true W+), ``psnr_db`` mean/min of the
         reconstruction at the encoder's side (generator exit) vs the input,
         ``psnr_true_latent_db`` (the exit of the *true* W+ vs the input: the exit's own
-        ceiling), ``seconds_per_image`` (median of batch-1 encoder forwards) and threads.
+        ceiling), ``seconds_per_image`` (median of batch-1 encoder forwards), threads and,
+        with ``celeba_val``, ``celeba_val_psnr_db`` / ``celeba_val_n``.
     """
     from editable_deepsc.metrics.image import psnr
 
@@ -594,7 +598,12 @@ def evaluate_encoder(
         t = time.perf_counter()
         encoder(images[i : i + 1])
         times.append(time.perf_counter() - t)
+    out: dict[str, Any] = {}
+    if celeba_val > 0 and work_dir is not None:
+        photos = celeba_aligned(Path(work_dir), size, "val", limit=celeba_val, log=log)
+        out = {"celeba_val_n": int(photos.shape[0]), "celeba_val_psnr_db": exit_psnr(encoder, g, samples.from_uint8(photos))}
     return {
+        **out,
         "n": n,
         "seeds": f"{HELD_OUT_SEED}..{HELD_OUT_SEED + n - 1}",
         "latent_mse": float((w_hat - w_true).pow(2).mean()),
@@ -626,6 +635,9 @@ def publish_best(
         held = (f"; held-out seeds {evaluation['seeds']}: latent MSE {evaluation['latent_mse']:.4f}, "
                 f"256-exit PSNR {evaluation['psnr_db']:.2f} dB, {evaluation['seconds_per_image']:.3f} s/image "
                 f"({evaluation['threads']} threads)")  # fmt: skip
+        if "celeba_val_psnr_db" in evaluation:
+            held += (f"; FFHQ-aligned CelebA val photos (first {evaluation['celeba_val_n']}): 256-exit PSNR "
+                     f"{evaluation['celeba_val_psnr_db']:.2f} dB")  # fmt: skip
     return registry.publish(
         name,
         encoder_state(enc, half=True),
