@@ -202,6 +202,7 @@ def test_publish_writes_float16_weights_a_card_and_the_held_out_numbers(tmp_path
                            evaluation=ev, weights_dir=tmp_path / "zoo" / "weights")  # fmt: skip
     card = (tmp_path / "zoo" / "cards" / "toy-e4e.json").read_text()
     assert "edsc train encoder --models ffhq" in card and "held-out seeds 1000000..1000003" in card
+    assert "from step 0: edsc train encoder --models ffhq --workdir" in card and "--steps 2 --lr 0.001" in card
     enc = load_encoder(path, generator=g)
     assert enc(torch.zeros(1, 3, 32, 32)).shape == (1, 11, 16)
 

@@ -616,6 +616,34 @@ def evaluate_encoder(
     }
 
 
+#: FFHQEncoderConfig field -> ``edsc train encoder`` option (fields without an option keep their defaults)
+CLI_OPTIONS: dict[str, str] = {
+    "steps": "--steps", "lr": "--lr", "batch_size": "--batch-size", "progressive_every": "--progressive-every",
+    "n": "--n", "exit_share": "--exit-share", "shard_every": "--shard-every", "image_weight": "--image-weight",
+    "perceptual_weight": "--perceptual-weight", "celeba_share": "--celeba-share", "celeba_n": "--celeba-n",
+    "checkpoint_minutes": "--checkpoint-minutes", "seed": "--seed",
+}  # fmt: skip
+
+
+def config_command(config: dict[str, Any], work_dir: str | Path) -> str:
+    """The ``edsc train encoder --models ffhq`` command line that runs with ``config`` (a logged config)."""
+    opts = " ".join(f"{flag} {config[k]:g}" if isinstance(config[k], float) else f"{flag} {config[k]}"
+                    for k, flag in CLI_OPTIONS.items() if k in config)  # fmt: skip
+    return f"edsc train encoder --models ffhq --workdir {work_dir} --threads 1 {opts}"
+
+
+def training_segments(work_dir: str | Path) -> list[dict[str, Any]]:
+    """The runs (``start`` events of ``log.jsonl``) that trained a work folder: ``{"from_step", "command"}`` each."""
+    path = Path(work_dir) / LOG_FILE
+    out = []
+    if path.is_file():
+        for line in path.read_text().splitlines():
+            rec = json.loads(line)
+            if rec.get("event") == "start":
+                out.append({"from_step": rec["step"], "command": config_command(rec["config"], work_dir)})
+    return out
+
+
 def publish_best(
     work_dir: str | Path, g: MobileStyleGAN, name: str = NAME, command: str = "", evaluation: dict | None = None,
     weights_dir: Path | None = None,
@@ -627,7 +655,8 @@ def publish_best(
     enc = load_best(work_dir, g)
     weights_dir = Path(weights_dir) if weights_dir else registry.WEIGHTS_DIR
     weights_dir.mkdir(parents=True, exist_ok=True)
-    summary = {"training": info, "held_out": evaluation, "generator": g.name}
+    segments = [seg for seg in training_segments(work_dir) if seg["from_step"] < info["step"]]
+    summary = {"training": info, "segments": segments, "held_out": evaluation, "generator": g.name}
     (weights_dir / f"{name}.train.json").write_text(json.dumps(summary, indent=2) + "\n")
     n_params = sum(p.numel() for p in enc.parameters())
     held = ""
@@ -645,7 +674,8 @@ def publish_best(
         weights_dir=weights_dir,
         kind="encoder",
         licence=f"research use only, as the generator whose samples it learnt from ({LICENCE}); the training code is MIT",
-        source=f"{command or 'edsc train encoder --models ffhq'} (best checkpoint: step {info['step']}, "
+        source="; ".join(f"from step {seg['from_step']}: {seg['command']}" for seg in segments)
+        + f"; published by {command or 'edsc train encoder --models ffhq --publish'} (best checkpoint: step {info['step']}, "
         f"{info['samples']} cached samples, {info['seconds']:.0f} s of training; chosen by validation "
         f"{info.get('criterion', 'latent_mse')}, validation latent MSE {info['val_latent_mse']:.4f}{held})",
         resolution=enc.resolution,
