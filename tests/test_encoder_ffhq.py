@@ -16,6 +16,7 @@ from safetensors import safe_open
 from editable_deepsc.errors import BadInput, CheckpointError
 from editable_deepsc.inversion.encoder import E4EEncoder, load_encoder, save_encoder
 from editable_deepsc.rng import derive_seed, make_generator
+from editable_deepsc.eval import encoder_ffhq as evf
 from editable_deepsc.train import encoder_ffhq as ef
 from editable_deepsc.train import encoder_samples as es
 from editable_deepsc.train.exits import downsample, latent_for_seed
@@ -36,7 +37,7 @@ def tiny_g():
 
 
 def tiny_cfg(**kw) -> ef.FFHQEncoderConfig:
-    base = dict(n=16, size=32, channels=CHANNELS, backbone=None, exit_share=0.5, shard_every=1, steps=4, batch_size=4, lr=1e-3,
+    base = dict(n=16, size=32, channels=CHANNELS, backbone=None, readout="conv", exit_share=0.5, shard_every=1, steps=4, batch_size=4, lr=1e-3,
                 progressive_every=1, checkpoint_minutes=100.0, val_n=4, seed=3)  # fmt: skip
     base.update(kw)
     return ef.FFHQEncoderConfig(**base)
@@ -115,7 +116,7 @@ def test_a_backbone_encoder_caches_its_maps_and_learns_from_them(tmp_path):
     pytest.importorskip("efficientnet_lite_pytorch")
     g = tiny_g()
     es.build_shard(g, tmp_path / "samples", 0, 64)
-    cfg = tiny_cfg(size=64, backbone="efficientnet-lite0", channels=(8,), head_width=8, batch_size=8,
+    cfg = tiny_cfg(size=64, backbone="efficientnet-lite0", readout="conv", channels=(8,), head_width=8, batch_size=8,
                    progressive_every=0)  # fmt: skip
     enc = ef.new_encoder(g, cfg).train()
     assert enc.config()["backbone"] == "efficientnet-lite0" and enc.level_sizes == [2, 4, 8]
@@ -132,6 +133,31 @@ def test_a_backbone_encoder_caches_its_maps_and_learns_from_them(tmp_path):
     save_encoder(enc, p, half=True)
     back = load_encoder(p, generator=g)
     assert back.backbone == "efficientnet-lite0" and back(x[:1]).shape == (1, 11, 16)
+
+
+def test_the_linear_readout_is_the_ridge_fit_and_the_run_keeps_the_best(tmp_path):
+    pytest.importorskip("efficientnet_lite_pytorch")
+    g = tiny_g()
+    cfg = tiny_cfg(n=32, size=64, backbone="efficientnet-lite0", readout="linear", refit_every=2, val_n=8)
+    out = ef.fit_ffhq_readout(tmp_path, cfg, g, log=lambda s: None, command="edsc train encoder --models ffhq")
+    assert out["fits"] == 3 and out["samples"] == 32  # fitted on 8, 24, then all 32 samples
+    info = evf.best_training_info(tmp_path)
+    assert info["criterion"] == "latent_mse" and info["lam0"] in ef.RIDGE_GRID
+    enc = evf.load_best(tmp_path, g)
+    assert enc.readout == "linear" and set(enc.state_dict()) >= {"lin0.weight", "lin_delta.weight", "feat_std"}
+    val = ef.validation_set(g, tmp_path, cfg)
+    assert ef.latent_mse(enc, *val) == pytest.approx(info["val_latent_mse"], rel=1e-4)
+    assert info["val_latent_mse"] < float((val[1] - g.w_avg).pow(2).mean())  # beats the mean latent
+    # the fit is the least-squares solution: on its training data it beats any other readout of the same form
+    feats, w = ef.pooled_dataset(enc, ef.SamplePool(tmp_path / "samples"))
+    x = ((feats - feats.mean(0)) / feats.std(0).clamp_min(1e-6)).float()
+    fitted = (ef._readout(enc, feats.float()) - w).pow(2).mean()
+    with torch.no_grad():
+        enc.lin0.weight.mul_(0.9)
+    assert (ef._readout(enc, feats.float()) - w).pow(2).mean() > fitted
+    assert x.shape == (32, 472)
+    segs = evf.training_segments(tmp_path)
+    assert segs == [{"from_step": 0, "command": "edsc train encoder --models ffhq"}]
 
 
 def test_image_loss_step_backpropagates_through_the_exit(tmp_path):
@@ -165,10 +191,10 @@ def test_an_interrupted_run_resumes_to_the_same_encoder_and_keeps_the_best(tmp_p
     a = registry_state(tmp_path / "a" / ef.CHECKPOINT_FILE)
     b = registry_state(tmp_path / "b" / ef.CHECKPOINT_FILE)
     assert a.keys() == b.keys() and all(torch.equal(a[k], b[k]) for k in a)
-    info = ef.best_training_info(tmp_path / "b")
+    info = evf.best_training_info(tmp_path / "b")
     assert info["step"] in (2, 4) and info["val_latent_mse"] == pytest.approx(rest["best_score"])
     assert info["criterion"] == rest["criterion"] == "latent_mse"
-    best = ef.load_best(tmp_path / "b", g)
+    best = evf.load_best(tmp_path / "b", g)
     val = ef.validation_set(g, tmp_path / "b", cfg)
     assert ef.latent_mse(best, *val) == pytest.approx(info["val_latent_mse"], rel=1e-5)
 
@@ -183,10 +209,10 @@ def test_with_image_losses_the_best_checkpoint_is_chosen_by_reconstruction_psnr(
     g = tiny_g()
     cfg = tiny_cfg(steps=2, image_weight=1.0, image_every=1, perceptual_weight=0.0, celeba_share=0.0, val_celeba=0)
     out = ef.train_ffhq_encoder(tmp_path / "w", cfg, g, progress=False, log=lambda s: None)
-    info = ef.best_training_info(tmp_path / "w")
+    info = evf.best_training_info(tmp_path / "w")
     assert out["criterion"] == info["criterion"] == "psnr" and info["score"] == pytest.approx(-info["val_psnr"])
     val = ef.validation_set(g, tmp_path / "w", cfg)
-    assert ef.exit_psnr(ef.load_best(tmp_path / "w", g), g, val[0]) == pytest.approx(info["val_psnr"], abs=1e-4)
+    assert ef.exit_psnr(evf.load_best(tmp_path / "w", g), g, val[0]) == pytest.approx(info["val_psnr"], abs=1e-4)
     with pytest.raises(BadInput, match="held"):
         ef.celeba_aligned(tmp_path, 32, "heldout")
 
@@ -195,10 +221,10 @@ def test_publish_writes_float16_weights_a_card_and_the_held_out_numbers(tmp_path
     g = tiny_g()
     cfg = tiny_cfg(steps=2)
     ef.train_ffhq_encoder(tmp_path / "w", cfg, g, progress=False, log=lambda s: None)
-    ev = ef.evaluate_encoder(ef.load_best(tmp_path / "w", g), g, n=4, work_dir=tmp_path / "w")
+    ev = evf.evaluate_encoder(evf.load_best(tmp_path / "w", g), g, n=4, work_dir=tmp_path / "w")
     assert ev["n"] == 4 and ev["seeds"].startswith("1000000") and ev["latent_mse"] > 0
     assert ev["psnr_db_min"] <= ev["psnr_db"] and ev["latent_mse_mean_w"] > 0 and ev["seconds_per_image"] > 0
-    path = ef.publish_best(tmp_path / "w", g, name="toy-e4e", command="edsc train encoder --models ffhq",
+    path = evf.publish_best(tmp_path / "w", g, name="toy-e4e", command="edsc train encoder --models ffhq",
                            evaluation=ev, weights_dir=tmp_path / "zoo" / "weights")  # fmt: skip
     card = (tmp_path / "zoo" / "cards" / "toy-e4e.json").read_text()
     assert "edsc train encoder --models ffhq" in card and "held-out seeds 1000000..1000003" in card

@@ -43,6 +43,11 @@ FFHQ_DEFAULTS = {"steps": 6000, "batch_size": 16, "lr": 3e-4, "progressive_every
               help="ffhq: training samples the cache grows to (seeds 0..n-1, known W+).")
 @click.option("--exit-share", default=0.5, show_default=True, type=FiniteFloatRange(0.0, 1.0),
               help="ffhq: share of cache shards rendered at the cheap 256 exit instead of the full 1024 synthesis.")
+@click.option("--readout", type=click.Choice(["linear", "conv"]), default="linear", show_default=True,
+              help="ffhq: 'linear' = ridge readout of frozen EfficientNet-Lite0 features, refitted in closed form "
+                   "as the cache grows (no gradient steps); 'conv' = e4e heads trained by Adam.")
+@click.option("--refit-every", default=16, show_default=True, type=click.IntRange(1, 100_000),
+              help="ffhq, linear readout: new cache shards between two refits.")
 @click.option("--shard-every", default=4, show_default=True, type=click.IntRange(0, 10_000),
               help="ffhq: steps between two new cache shards (8 samples) while fewer than --n exist (0 = never).")
 @click.option("--image-weight", default=0.0, show_default=True, type=FiniteFloatRange(0.0, 1_000.0),
@@ -78,6 +83,8 @@ def encoder(
     checkpoint_every: int,
     n_samples: int,
     exit_share: float,
+    readout: str,
+    refit_every: int,
     shard_every: int,
     image_weight: float,
     celeba_share: float,
@@ -96,15 +103,18 @@ def encoder(
     Examples:
       edsc train encoder --steps 3000 --seed 0
       edsc train encoder --workdir runs/e --steps 20 --no-export   # quick check
-      edsc train encoder --models ffhq --workdir runs/e4e-ffhq --threads 1   # resumable, runs for hours
+      edsc train encoder --models ffhq --workdir runs/e4e-ffhq --threads 1 --max-minutes 120   # resumable
       edsc train encoder --models ffhq --workdir runs/e4e-ffhq --publish --eval-n 64
 
     \b
     ffhq: 256x256 FFHQ-aligned input; generator samples with known W+ are cached
-    (full 1024 synthesis area-downsampled to 256, uint8 shards under --workdir/samples,
-    one new shard every 4 steps up to --n); latent MSE + e4e offset regulariser,
-    image losses at the 256 exit with --image-weight > 0. Checkpoints every
-    --checkpoint-minutes keep the best validation encoder; --publish writes it to the zoo.
+    (full 1024 synthesis area-downsampled to 256, uint8 shards under --workdir/samples)
+    with their frozen EfficientNet-Lite0 maps. --readout linear (default): the W+
+    readout (w_avg + w_0 offset + per-layer offsets) is refitted by ridge regression
+    every --refit-every new shards until --n samples, strengths chosen on validation
+    seeds; --readout conv: e4e heads by Adam (latent MSE + offset regulariser, image
+    losses at the 256 exit with --image-weight > 0), one new shard every --shard-every
+    steps. The best validation encoder is kept; --publish writes it to the zoo.
 
     \b
     The shipped edsc-e4e-faces64 was trained in two stages (see its card):
@@ -122,7 +132,7 @@ def encoder(
     workdir = workdir or f"runs/{name}"
     if models == "ffhq":
         _ffhq(workdir, generator_name, steps, batch_size, lr, progressive_every, perceptual_weight, n_samples,
-              exit_share, shard_every, image_weight, celeba_share, celeba_n, checkpoint_minutes, publish, eval_n, max_minutes, stop_at,
+              exit_share, readout, refit_every, shard_every, image_weight, celeba_share, celeba_n, checkpoint_minutes, publish, eval_n, max_minutes, stop_at,
               run, name, command_line(argv) if argv else "")
         return
     cfg = EncoderTrainConfig(
@@ -160,11 +170,12 @@ def _default_name(models: str) -> str:
 
 def _ffhq(workdir: str, generator_name: str | None, steps: int | None, batch_size: int | None, lr: float | None,
           progressive_every: int | None, perceptual_weight: float, n_samples: int, exit_share: float,
-          shard_every: int, image_weight: float, celeba_share: float, celeba_n: int, checkpoint_minutes: float, publish: bool, eval_n: int,
+          readout: str, refit_every: int, shard_every: int, image_weight: float, celeba_share: float, celeba_n: int, checkpoint_minutes: float, publish: bool, eval_n: int,
           max_minutes: float | None, stop_at: int | None, run: RunOptions, name: str, command: str) -> None:
     """``edsc train encoder --models ffhq``: train (resumable) or publish the best checkpoint."""
     from editable_deepsc.generator import load_generator
     from editable_deepsc.generator.mobile_stylegan import MobileStyleGAN
+    from editable_deepsc.eval import encoder_ffhq as evf
     from editable_deepsc.train import encoder_ffhq as ef
 
     g = load_generator(set_member("ffhq", "generator", generator_name))
@@ -173,9 +184,9 @@ def _ffhq(workdir: str, generator_name: str | None, steps: int | None, batch_siz
     if publish:
         evaluation = None
         if eval_n > 0:
-            evaluation = ef.evaluate_encoder(ef.load_best(workdir, g), g, n=eval_n, work_dir=workdir, celeba_val=16)
-        path = ef.publish_best(workdir, g, name=name, command=command, evaluation=evaluation)
-        click.echo(json.dumps({"published": str(path), "training": ef.best_training_info(workdir),
+            evaluation = evf.evaluate_encoder(evf.load_best(workdir, g), g, n=eval_n, work_dir=workdir, celeba_val=16)
+        path = evf.publish_best(workdir, g, name=name, command=command, evaluation=evaluation)
+        click.echo(json.dumps({"published": str(path), "training": evf.best_training_info(workdir),
                                "held_out": evaluation}))  # fmt: skip
         return
     d = FFHQ_DEFAULTS
@@ -184,9 +195,14 @@ def _ffhq(workdir: str, generator_name: str | None, steps: int | None, batch_siz
         batch_size=d["batch_size"] if batch_size is None else batch_size, lr=d["lr"] if lr is None else lr,
         progressive_every=d["progressive_every"] if progressive_every is None else progressive_every,
         image_weight=image_weight, perceptual_weight=perceptual_weight, celeba_share=celeba_share, celeba_n=celeba_n,
-        checkpoint_minutes=checkpoint_minutes, seed=run.seed,
+        checkpoint_minutes=checkpoint_minutes, seed=run.seed, readout=readout, refit_every=refit_every,
     )  # fmt: skip
     cfg.validate()
+    if readout == "linear":
+        summary = ef.fit_ffhq_readout(workdir, cfg, g, max_seconds=None if max_minutes is None else 60.0 * max_minutes,
+                                      log=lambda s: click.echo(s, err=True), command=command)  # fmt: skip
+        click.echo(json.dumps(summary))
+        return
     summary = ef.train_ffhq_encoder(workdir, cfg, g, max_seconds=None if max_minutes is None else 60.0 * max_minutes,
                                     stop_at=stop_at, progress=not run.quiet,
                                     log=lambda s: click.echo(s, err=True))  # fmt: skip

@@ -127,6 +127,12 @@ class E4EEncoder(nn.Module):
         backbone above.
     head_width : int
         Channels of the map-to-style convolutions.
+    readout : str
+        ``"conv"``: e4e's map-to-style heads on the pyramid levels. ``"linear"`` (backbone
+        only): the three backbone maps are average-pooled, concatenated (472 values),
+        standardised (buffers ``feat_mean``, ``feat_std``) and read by two linear maps,
+        ``w_0 = w_avg + A_0 f`` and ``delta_i = A_i f`` -- fitted in closed form by ridge
+        regression (:func:`editable_deepsc.train.encoder_ffhq.fit_linear_readout`).
 
     Attributes
     ----------
@@ -144,8 +150,12 @@ class E4EEncoder(nn.Module):
         w_avg: torch.Tensor | None = None,
         backbone: str | None = None,
         head_width: int = HEAD_WIDTH,
+        readout: str = "conv",
     ) -> None:
         super().__init__()
+        if readout not in ("conv", "linear") or (readout == "linear" and backbone is None):
+            raise BadInput(f"readout must be 'conv' or (with a backbone) 'linear', got {readout!r}")
+        self.readout = readout
         if resolution < 16 or resolution & (resolution - 1):
             raise BadInput(f"encoder resolution must be a power of two >= 16, got {resolution}")
         if num_ws < 1 or w_dim < 1:
@@ -175,8 +185,21 @@ class E4EEncoder(nn.Module):
             top = self.channels[0]
             self.level_channels = [STAGE_CHANNELS[b] for b in reversed(BACKBONE_BLOCKS)]
             self.level_sizes = [resolution // 32, resolution // 16, resolution // 8]
-            self.laterals = nn.ModuleList(nn.Conv2d(c, top, 1) for c in self.level_channels)
+            if readout == "conv":
+                self.laterals = nn.ModuleList(nn.Conv2d(c, top, 1) for c in self.level_channels)
         self.groups = layer_groups(self.num_ws)
+        self.register_buffer("w_avg", torch.zeros(self.w_dim) if w_avg is None else w_avg.detach().float().clone())
+        self.register_buffer("num_active", torch.tensor(self.num_ws, dtype=torch.long))
+        if readout == "linear":
+            d = sum(self.level_channels)
+            self.register_buffer("feat_mean", torch.zeros(d))
+            self.register_buffer("feat_std", torch.ones(d))
+            self.lin0 = nn.Linear(d, self.w_dim)
+            self.lin_delta = nn.Linear(d, (self.num_ws - 1) * self.w_dim)
+            for lin in (self.lin0, self.lin_delta):
+                nn.init.zeros_(lin.weight)
+                nn.init.zeros_(lin.bias)
+            return
         self.head0 = _MapToStyle(top, self.level_sizes[0], self.w_dim, self.head_width)
         self.heads = nn.ModuleList(
             _MapToStyle(top, self.level_sizes[lvl], len(g) * self.w_dim, self.head_width) if g else nn.Identity()
@@ -186,8 +209,6 @@ class E4EEncoder(nn.Module):
             if isinstance(h, _MapToStyle):
                 nn.init.zeros_(h.linear.weight)
                 nn.init.zeros_(h.linear.bias)
-        self.register_buffer("w_avg", torch.zeros(self.w_dim) if w_avg is None else w_avg.detach().float().clone())
-        self.register_buffer("num_active", torch.tensor(self.num_ws, dtype=torch.long))
 
     @classmethod
     def from_card(cls, card: registry.ModelCard, state: dict[str, torch.Tensor]) -> "E4EEncoder":
@@ -197,7 +218,8 @@ class E4EEncoder(nn.Module):
         cfg = card.config
         try:
             enc = cls(int(cfg["num_ws"]), int(cfg["w_dim"]), int(cfg["resolution"]), tuple(int(c) for c in cfg["channels"]),
-                      backbone=cfg.get("backbone"), head_width=int(cfg.get("head_width", HEAD_WIDTH)))
+                      backbone=cfg.get("backbone"), head_width=int(cfg.get("head_width", HEAD_WIDTH)),
+                      readout=str(cfg.get("readout", "conv")))
         except (KeyError, TypeError, ValueError, BadInput) as e:
             raise CheckpointError(f"encoder config unusable: {e}") from None
         fit_state(enc, state, "encoder checkpoint")
@@ -206,19 +228,19 @@ class E4EEncoder(nn.Module):
     @classmethod
     def for_generator(
         cls, generator: StyleGenerator, channels: tuple[int, ...] = DEFAULT_CHANNELS, resolution: int | None = None,
-        backbone: str | None = None, head_width: int = HEAD_WIDTH,
+        backbone: str | None = None, head_width: int = HEAD_WIDTH, readout: str = "conv",
     ) -> "E4EEncoder":
         """A fresh encoder matching ``generator``'s num_ws, w_dim and mean ``w``.
 
         ``resolution`` is the input side (default: the generator's resolution); it
         may be smaller, e.g. 256 for the 1024 ``ffhq`` generator. ``backbone`` and
-        ``head_width`` as in the constructor.
+        ``head_width``, ``readout`` as in the constructor.
         """
         side = generator.resolution if resolution is None else int(resolution)
         if side > generator.resolution:
             raise BadInput(f"encoder input side {side} exceeds {generator.name}'s resolution {generator.resolution}")
         return cls(generator.num_ws, generator.w_dim, side, channels, w_avg=generator.mean_w().cpu(),
-                   backbone=backbone, head_width=head_width)
+                   backbone=backbone, head_width=head_width, readout=readout)
 
     def config(self) -> dict[str, object]:
         """Constructor arguments (JSON-serialisable) to rebuild this encoder."""
@@ -230,7 +252,24 @@ class E4EEncoder(nn.Module):
         }
         if self.backbone is not None or self.head_width != HEAD_WIDTH:
             cfg.update(backbone=self.backbone, head_width=self.head_width)
+        if self.readout != "conv":
+            cfg["readout"] = self.readout
         return cfg
+
+    def pooled_features(self, maps: list[torch.Tensor]) -> torch.Tensor:
+        """Average-pooled, concatenated backbone maps (N, 472), before standardisation (linear readout)."""
+        return torch.cat([m.float().mean(dim=(2, 3)) for m in maps], 1)
+
+    def parts_from_maps(self, maps: list[torch.Tensor]) -> tuple[torch.Tensor, torch.Tensor]:
+        """:meth:`forward_parts` from backbone maps ``[coarse, medium, fine]`` (e.g. cached ones)."""
+        if self.readout == "conv":
+            return self.parts_from_levels(self.levels_from_maps(maps))
+        f = (self.pooled_features(maps) - self.feat_mean) / self.feat_std
+        n = f.shape[0]
+        w0 = self.w_avg + self.lin0(f)
+        deltas = torch.cat([w0.new_zeros(n, 1, self.w_dim), self.lin_delta(f).view(n, self.num_ws - 1, self.w_dim)], 1)
+        active = (torch.arange(self.num_ws, device=deltas.device) < self.num_active).to(deltas.dtype)
+        return w0, deltas * active[None, :, None]
 
     def backbone_maps(self, images: torch.Tensor) -> list[torch.Tensor]:
         """The frozen backbone's maps ``[coarse, medium, fine]`` of ``images`` (backbone encoders only; no gradient).
@@ -303,6 +342,8 @@ class E4EEncoder(nn.Module):
             ``>= num_active`` are 0.
         """
         self._check_images(images)
+        if self.backbone is not None:
+            return self.parts_from_maps(self.backbone_maps(images))
         return self.parts_from_levels(self.pyramid(images.float()))
 
     def parts_from_levels(self, levels: list[torch.Tensor]) -> tuple[torch.Tensor, torch.Tensor]:
@@ -333,11 +374,12 @@ def encoder_metadata(encoder: E4EEncoder) -> dict[str, str]:
 
 
 def encoder_state(encoder: E4EEncoder, half: bool = False) -> dict[str, torch.Tensor]:
-    """The tensors to store: float weights as float16 with ``half`` (``w_avg`` stays float32)."""
+    """The tensors to store: float weights as float16 with ``half`` (the buffers ``w_avg``, ``feat_mean``, ``feat_std`` stay float32)."""
     state = encoder.state_dict()
     if not half:
         return state
-    return {k: v.half() if v.is_floating_point() and k != "w_avg" else v for k, v in state.items()}
+    keep = ("w_avg", "feat_mean", "feat_std")
+    return {k: v.half() if v.is_floating_point() and k not in keep else v for k, v in state.items()}
 
 
 def save_encoder(encoder: E4EEncoder, path: str | Path, half: bool = False) -> str:

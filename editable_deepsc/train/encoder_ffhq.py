@@ -33,8 +33,9 @@ every ``checkpoint_minutes``; at each checkpoint the latent MSE on a fixed
 validation set (seeds 900000..., never trained on, disjoint from the held-out
 test seeds >= 1000000) decides whether ``best.safetensors`` is replaced. An
 existing checkpoint is resumed; the run stops at ``steps`` or ``max_seconds``.
-:func:`publish_best` writes the best encoder (float16) as the zoo model with its
-card, :func:`evaluate_encoder` measures it on held-out seeds.
+:func:`editable_deepsc.eval.encoder_ffhq.publish_best` writes the best encoder
+(float16) as the zoo model with its card, :func:`~editable_deepsc.eval.encoder_ffhq.evaluate_encoder`
+measures it on held-out seeds.
 """
 
 from __future__ import annotations
@@ -48,13 +49,13 @@ from typing import Any
 
 import torch
 
-from editable_deepsc.errors import BadInput, CheckpointError
+from editable_deepsc.errors import BadInput
 from editable_deepsc.generator.mobile_stylegan import MobileStyleGAN
 from editable_deepsc.inversion.encoder import BACKBONE, E4EEncoder, encoder_metadata, encoder_state
 from editable_deepsc.rng import derive_seed, make_generator
 from editable_deepsc.train import encoder_samples as samples
 from editable_deepsc.train.encoder import lr_factor, unlocked_layers
-from editable_deepsc.train.exits import HELD_OUT_SEED
+from editable_deepsc.train.encoder_ffhq_data import CELEBA_FILE, celeba_aligned
 from editable_deepsc.train.loop import ResumableRun
 from editable_deepsc.zoo import registry
 
@@ -62,7 +63,6 @@ NAME = "edsc-e4e-ffhq"
 CHECKPOINT_FILE = "checkpoint.safetensors"
 BEST_FILE = "best.safetensors"
 LOG_FILE = "log.jsonl"
-CELEBA_FILE = "celeba-aligned-{split}.safetensors"
 #: first seed of the validation samples that choose the best checkpoint (never trained on)
 VAL_SEED = 900_000
 
@@ -85,6 +85,13 @@ class FFHQEncoderConfig:
         Encoder channels: the pyramid width ``(C,)`` with a backbone, else stem + one per halving.
     head_width : int
         Channels of the map-to-style convolutions.
+    readout : str
+        ``"linear"`` (default, with a backbone): no gradient steps -- the linear readout is
+        refitted in closed form (ridge, :func:`fit_linear_readout`) on all cached samples
+        every ``refit_every`` new shards, its two ridge strengths chosen on the validation
+        set from :data:`RIDGE_GRID`; ``"conv"``: e4e heads trained by Adam.
+    refit_every : int
+        New shards between two refits of the linear readout.
     exit_share : float
         Share of the cache shards rendered with the generator's exit of side ``size``.
     shard_every : int
@@ -122,6 +129,8 @@ class FFHQEncoderConfig:
     backbone: str | None = BACKBONE
     channels: tuple[int, ...] = (192,)
     head_width: int = 96
+    readout: str = "linear"
+    refit_every: int = 16
     exit_share: float = 0.5
     shard_every: int = 4
     steps: int = 6000
@@ -155,6 +164,10 @@ class FFHQEncoderConfig:
             raise BadInput("lr and checkpoint_minutes must be > 0; progressive_every and shard_every >= 0")
         if min(self.latent_weight, self.delta_weight, self.image_weight, self.perceptual_weight) < 0:
             raise BadInput("loss weights must be >= 0")
+        if self.readout not in ("conv", "linear") or (self.readout == "linear" and self.backbone is None):
+            raise BadInput("readout must be 'conv' or, with a backbone, 'linear'")
+        if self.refit_every < 1:
+            raise BadInput("refit_every must be >= 1")
         if self.val_n < 0 or self.val_celeba < 0:
             raise BadInput("val_n and val_celeba must be >= 0")
 
@@ -242,54 +255,6 @@ class SamplePool:
         return samples.from_uint8(torch.stack(imgs)), torch.stack(ws).float()
 
 
-def celeba_aligned(work_dir: Path, size: int = 256, split: str = "train", limit: int | None = None,
-                   log: Callable[[str], None] = print) -> torch.Tensor:  # fmt: skip
-    """FFHQ-aligned CelebA photos of ``split`` (``train`` 000001-000700 or ``val`` 000701-000800) at ``size``.
-
-    Aligned once (face-api landmarks, :func:`~editable_deepsc.inversion.ffhq_align.align_photo`)
-    and cached in ``work_dir/celeba-aligned-<split>.safetensors``; photos without a detected
-    face are skipped (their numbers are in the file's metadata). The held-out split is refused.
-
-    Returns
-    -------
-    torch.Tensor
-        uint8 (N, 3, size, size).
-    """
-    if split not in ("train", "val"):
-        raise BadInput(f"encoder training reads the CelebA train or val split only, not {split!r}")
-    from safetensors import safe_open
-    from safetensors.torch import load_file
-
-    from editable_deepsc.data.celeba import decode_photo, iter_celeba
-    from editable_deepsc.errors import NoFaceFound
-    from editable_deepsc.guidance.faces.align import FaceAligner
-    from editable_deepsc.inversion.ffhq_align import align_photo
-
-    path = Path(work_dir) / CELEBA_FILE.format(split=split)
-    if path.is_file():
-        with safe_open(str(path), "pt") as f:
-            meta = f.metadata()
-        if int(json.loads(meta["size"])) == size and json.loads(meta.get("limit", "null")) == limit:
-            return load_file(str(path))["images"]
-    aligner = FaceAligner()
-    crops, numbers, missed = [], [], []
-    t = time.time()
-    for number, jpeg in iter_celeba(split, limit=limit):
-        try:
-            crop, _, _ = align_photo(decode_photo(jpeg), size=size, aligner=aligner)
-        except NoFaceFound:
-            missed.append(number)
-            continue
-        crops.append(samples.to_uint8(crop)[0])
-        numbers.append(number)
-    images = torch.stack(crops)
-    meta = {"size": json.dumps(size), "limit": json.dumps(limit), "numbers": json.dumps(numbers),
-            "missed": json.dumps(missed)}  # fmt: skip
-    registry.save_state_dict({"images": images}, path, metadata=meta)
-    log(f"aligned {len(numbers)} CelebA {split} photos ({len(missed)} without a face) in {time.time() - t:.0f} s")
-    return images
-
-
 def validation_set(g: MobileStyleGAN, work_dir: Path, cfg: FFHQEncoderConfig) -> tuple[torch.Tensor, torch.Tensor] | None:
     """The validation samples (seeds ``VAL_SEED ...``, full synthesis), rendered once into ``work_dir/val``."""
     if cfg.val_n <= 0:
@@ -317,12 +282,13 @@ def latent_mse(encoder: E4EEncoder, images: torch.Tensor, w_true: torch.Tensor, 
 @torch.no_grad()
 def exit_psnr(encoder: E4EEncoder, g: MobileStyleGAN, images: torch.Tensor, batch: int = 4) -> float:
     """Mean PSNR (dB) of the encoder's reconstruction at the generator's exit of the encoder's side vs ``images``."""
-    from editable_deepsc.metrics.image import psnr
-
     was = encoder.training
     encoder.eval()
-    vals = [psnr(g.synthesis(encoder(images[i : i + batch]), size=encoder.resolution).clamp(-1, 1), images[i : i + batch])
-            for i in range(0, images.shape[0], batch)]  # fmt: skip
+    vals = []
+    for i in range(0, images.shape[0], batch):
+        x = images[i : i + batch]
+        mse = (g.synthesis(encoder(x), size=encoder.resolution).clamp(-1, 1) - x).pow(2).flatten(1).mean(1)
+        vals.append(10 * torch.log10(4.0 / mse.clamp_min(1e-12)))  # PSNR, data range 2
     encoder.train(was)
     return float(torch.cat(vals).mean())
 
@@ -362,7 +328,7 @@ def train_step(
         group["lr"] = cfg.lr * lr_factor(step, cfg.steps)
     if encoder.backbone is not None:
         maps, w_true = pool.batch_maps(cfg.batch_size, rng, encoder)
-        w0, deltas = encoder.parts_from_levels(encoder.levels_from_maps(maps))
+        w0, deltas = encoder.parts_from_maps(maps)
     else:
         x, w_true = pool.batch(cfg.batch_size, rng)
         w0, deltas = encoder.forward_parts(x)
@@ -395,7 +361,169 @@ def new_encoder(g: MobileStyleGAN, cfg: FFHQEncoderConfig) -> E4EEncoder:
     with torch.random.fork_rng():
         torch.manual_seed(derive_seed(cfg.seed, "encoder-init"))
         return E4EEncoder.for_generator(g, tuple(cfg.channels), resolution=cfg.size, backbone=cfg.backbone,
-                                        head_width=cfg.head_width)  # fmt: skip
+                                        head_width=cfg.head_width, readout=cfg.readout)  # fmt: skip
+
+
+#: Ridge strengths (times the mean diagonal of the standardised Gram matrix / 472) tried for w_0 and the offsets.
+RIDGE_GRID: tuple[float, ...] = (0.1, 0.3, 1.0, 3.0, 10.0, 30.0)
+
+
+@torch.no_grad()
+def pooled_dataset(encoder: E4EEncoder, pool: SamplePool) -> tuple[torch.Tensor, torch.Tensor]:
+    """Pooled backbone features (N, 472) float64 and W+ (N, num_ws, w_dim) float32 of every cached sample."""
+    feats, ws = [], []
+    for p in pool.paths:
+        m = pool.maps(p, encoder)
+        feats.append(encoder.pooled_features([m["m0"], m["m1"], m["m2"]]).double())
+        ws.append(pool.shard(p)["w_plus"].float())
+    return torch.cat(feats), torch.cat(ws)
+
+
+@torch.no_grad()
+def fit_linear_readout(
+    encoder: E4EEncoder, feats: torch.Tensor, w_plus: torch.Tensor, val_feats: torch.Tensor | None = None,
+    val_w: torch.Tensor | None = None, grid: tuple[float, ...] = RIDGE_GRID,
+) -> dict[str, float]:  # fmt: skip
+    """Set ``encoder``'s linear readout to the ridge regression of W+ on the pooled backbone features.
+
+    ``w_0`` is fitted to layer 0 of W+ minus ``w_avg``, the offsets to ``w_i - w_0`` (i >= 1) --
+    the e4e decomposition; each gets its own ridge strength ``lam * trace(G) / d`` (G the Gram
+    matrix of the standardised features), the pair chosen from ``grid`` by the latent MSE on
+    (``val_feats``, ``val_w``) (without a validation set: the middle of the grid). A larger
+    strength for the offsets is e4e's offset regulariser in closed form.
+
+    Parameters
+    ----------
+    encoder : E4EEncoder
+        With ``readout="linear"``; modified in place.
+    feats : torch.Tensor
+        (N, d) pooled features (:meth:`E4EEncoder.pooled_features`).
+    w_plus : torch.Tensor
+        (N, num_ws, w_dim) true latents.
+    val_feats, val_w : torch.Tensor, optional
+        Validation features and latents.
+
+    Returns
+    -------
+    dict
+        ``lam0``, ``lam_delta`` (chosen) and ``val_latent_mse`` (if a validation set was given).
+    """
+    if encoder.readout != "linear":
+        raise BadInput("fit_linear_readout needs an encoder with readout='linear'")
+    x = feats.double()
+    mean, std = x.mean(0), x.std(0).clamp_min(1e-6)
+    xn = (x - mean) / std
+    gram = xn.T @ xn
+    scale = float(gram.diagonal().mean())
+    y0 = w_plus[:, 0].double() - encoder.w_avg.double()
+    yd = (w_plus[:, 1:] - w_plus[:, :1]).double().flatten(1)
+    b0, bd = y0.mean(0), yd.mean(0)
+    rhs0, rhsd = xn.T @ (y0 - b0), xn.T @ (yd - bd)
+    eye = torch.eye(x.shape[1], dtype=torch.float64)
+    sol0 = {lam: torch.linalg.solve(gram + lam * scale * eye, rhs0) for lam in grid}
+    sold = {lam: torch.linalg.solve(gram + lam * scale * eye, rhsd) for lam in grid}
+    encoder.feat_mean.copy_(mean.float())
+    encoder.feat_std.copy_(std.float())
+
+    def setw(l0: float, ld: float) -> None:
+        encoder.lin0.weight.copy_(sol0[l0].T.float())
+        encoder.lin0.bias.copy_(b0.float())
+        encoder.lin_delta.weight.copy_(sold[ld].T.float())
+        encoder.lin_delta.bias.copy_(bd.float())
+
+    if val_feats is None or val_w is None:
+        mid = grid[len(grid) // 2]
+        setw(mid, mid)
+        return {"lam0": mid, "lam_delta": mid}
+    encoder.num_active.fill_(encoder.num_ws)
+    vmaps_f = val_feats.float()
+    best: tuple[float, float, float] | None = None
+    for l0 in grid:  # the offsets do not change layer 0, so choose the two strengths one after the other
+        setw(l0, grid[-1])
+        err0 = float((_readout(encoder, vmaps_f)[:, 0] - val_w[:, 0]).pow(2).mean())
+        if best is None or err0 < best[2]:
+            best = (l0, grid[-1], err0)
+    l0 = best[0]
+    scores = {}
+    for ld in grid:
+        setw(l0, ld)
+        scores[ld] = float((_readout(encoder, vmaps_f) - val_w).pow(2).mean())
+    ld = min(scores, key=scores.get)
+    setw(l0, ld)
+    return {"lam0": l0, "lam_delta": ld, "val_latent_mse": scores[ld]}
+
+
+def _readout(encoder: E4EEncoder, pooled: torch.Tensor) -> torch.Tensor:
+    """W+ from pooled (unstandardised) features through the linear readout."""
+    f = (pooled - encoder.feat_mean) / encoder.feat_std
+    n = f.shape[0]
+    w0 = encoder.w_avg + encoder.lin0(f)
+    return torch.cat([w0[:, None], w0[:, None] + encoder.lin_delta(f).view(n, encoder.num_ws - 1, encoder.w_dim)], 1)
+
+
+def fit_ffhq_readout(
+    work_dir: str | Path, cfg: FFHQEncoderConfig, g: MobileStyleGAN, max_seconds: float | None = None,
+    log: Callable[[str], None] = print, command: str = "",
+) -> dict[str, Any]:  # fmt: skip
+    """The ``readout="linear"`` run: grow the cache, refit in closed form every ``refit_every`` shards, keep the best.
+
+    Resumable by construction (the cache and the maps are on disk; a fit takes seconds). Each
+    refit is logged to ``log.jsonl`` with the number of samples; ``best.safetensors`` is
+    replaced when the validation latent MSE improves. Stops when ``n`` samples are cached or
+    after ``max_seconds``.
+    """
+    cfg.validate()
+    work = Path(work_dir)
+    work.mkdir(parents=True, exist_ok=True)
+    g = g.eval().requires_grad_(False)
+    sample_dir = work / "samples"
+    pool = SamplePool(sample_dir)
+    if pool.refresh() == 0:
+        samples.build_shard(g, sample_dir, 0, cfg.size, cfg.exit_share)
+        pool.refresh()
+    val = validation_set(g, work, cfg)
+    enc = new_encoder(g, cfg).eval()
+    val_feats = None
+    if val is not None:
+        val_feats = enc.pooled_features(enc.backbone_maps(val[0])).double()
+    best_path = work / BEST_FILE
+    best = _best_score(best_path, "latent_mse")
+    t0 = time.perf_counter()
+    fits = 0
+    record: dict[str, Any] = {}
+    with open(work / LOG_FILE, "a") as logf:
+        logf.write(json.dumps({"event": "start", "step": 0, "command": command, "config": asdict(cfg)}) + "\n")
+        logf.flush()
+        while True:
+            t = time.perf_counter()
+            feats, w_plus = pooled_dataset(enc, pool)
+            numbers = fit_linear_readout(enc, feats, w_plus, val_feats, None if val is None else val[1])
+            fits += 1
+            record = {"samples": int(w_plus.shape[0]), **numbers, "fit_seconds": round(time.perf_counter() - t, 1),
+                      "seconds": round(time.perf_counter() - t0, 1)}  # fmt: skip
+            score = numbers.get("val_latent_mse", float("inf"))
+            if score < best:
+                best = score
+                _save_best(enc, best_path, fits, {**numbers, "criterion": "latent_mse", "score": score},
+                           record["samples"], cfg, record["seconds"])  # fmt: skip
+                record["best"] = True
+            logf.write(json.dumps(record) + "\n")
+            logf.flush()
+            log("fit on " + " ".join(f"{k} {v:.4g}" if isinstance(v, float) else f"{k} {v}" for k, v in record.items()))
+            done = len(pool.paths) * samples.SHARD_SIZE >= cfg.n
+            if done or (max_seconds is not None and time.perf_counter() - t0 > max_seconds):
+                break
+            for _ in range(cfg.refit_every):
+                k = _first_missing(sample_dir, cfg.n)
+                if k is None:
+                    break
+                samples.build_shard(g, sample_dir, k, cfg.size, cfg.exit_share)
+                pool.refresh()
+                pool.maps(samples.shard_path(sample_dir, k), enc)
+                if max_seconds is not None and time.perf_counter() - t0 > max_seconds:
+                    break
+    return {"fits": fits, "samples": record.get("samples"), "seconds": round(time.perf_counter() - t0, 1),
+            "criterion": "latent_mse", "best_score": None if best == float("inf") else best, "final": record}  # fmt: skip
 
 
 # ---- the run ----------------------------------------------------------------------------------------
@@ -529,157 +657,3 @@ def _save_best(enc: E4EEncoder, path: Path, step: int, numbers: dict[str, Any], 
     registry.save_state_dict(encoder_state(enc), path, metadata=meta)
 
 
-def best_training_info(work_dir: str | Path) -> dict[str, Any]:
-    """The ``training`` record stored with ``best.safetensors`` (step, val MSE, samples, seconds, config)."""
-    from safetensors import safe_open
-
-    path = Path(work_dir) / BEST_FILE
-    if not path.is_file():
-        raise CheckpointError(f"no best encoder in {work_dir} yet (train first)")
-    with safe_open(str(path), "pt") as f:
-        return json.loads((f.metadata() or {}).get("training", "{}"))
-
-
-def load_best(work_dir: str | Path, g: MobileStyleGAN) -> E4EEncoder:
-    """The encoder of ``work_dir/best.safetensors`` (float32, eval mode)."""
-    from safetensors.torch import load_file
-
-    from editable_deepsc.zoo.loader import fit_state
-
-    info = best_training_info(work_dir)
-    cfg = info["config"]
-    enc = E4EEncoder.for_generator(g, tuple(cfg["channels"]), resolution=int(cfg["size"]), backbone=cfg.get("backbone"),
-                                   head_width=int(cfg.get("head_width", 64)))  # fmt: skip
-    fit_state(enc, load_file(str(Path(work_dir) / BEST_FILE)), "best encoder")
-    return enc.eval().requires_grad_(False)
-
-
-# ---- evaluation and publishing ------------------------------------------------------------------------
-@torch.no_grad()
-def evaluate_encoder(
-    encoder: E4EEncoder, g: MobileStyleGAN, n: int = 64, work_dir: str | Path | None = None,
-    celeba_val: int = 0, log: Callable[[str], None] = print,
-) -> dict[str, Any]:  # fmt: skip
-    """Held-out numbers of an ffhq encoder on generator seeds ``HELD_OUT_SEED ...`` (full synthesis inputs).
-
-    With ``celeba_val > 0`` (and ``work_dir``), also the mean 256-exit PSNR on the first
-    ``celeba_val`` FFHQ-aligned CelebA *validation* photos (000701 on; never the held-out split).
-
-    Returns
-    -------
-    dict
-        ``n``, ``seeds``, ``latent_mse`` (vs the true W+), ``psnr_db`` mean/min of the
-        reconstruction at the encoder's side (generator exit) vs the input,
-        ``psnr_true_latent_db`` (the exit of the *true* W+ vs the input: the exit's own
-        ceiling), ``seconds_per_image`` (median of batch-1 encoder forwards), threads and,
-        with ``celeba_val``, ``celeba_val_psnr_db`` / ``celeba_val_n``.
-    """
-    from editable_deepsc.metrics.image import psnr
-
-    size = encoder.resolution
-    folder = Path(work_dir) / "heldout" if work_dir else None
-    k = (n + samples.SHARD_SIZE - 1) // samples.SHARD_SIZE
-    if folder is not None:
-        data = [samples.load_shard(samples.build_shard(g, folder, i, size, 0.0, seed_offset=HELD_OUT_SEED))
-                for i in range(k)]  # fmt: skip
-        images = samples.from_uint8(torch.cat([d["images"] for d in data])[:n])
-        w_true = torch.cat([d["w_plus"] for d in data])[:n].float()
-    else:
-        rendered = samples.render_samples(g, list(range(HELD_OUT_SEED, HELD_OUT_SEED + n)), size, "full")
-        images, w_true = samples.from_uint8(rendered["images"]), rendered["w_plus"]
-    encoder = encoder.eval()
-    w_hat = torch.cat([encoder(images[i : i + 8]) for i in range(0, n, 8)])
-    recon = torch.cat([g.synthesis(w_hat[i : i + 4], size=size) for i in range(0, n, 4)]).clamp(-1, 1)
-    ceiling = torch.cat([g.synthesis(w_true[i : i + 4], size=size) for i in range(0, n, 4)]).clamp(-1, 1)
-    p = psnr(recon, images)
-    p_true = psnr(ceiling, images)
-    times = []
-    for i in range(min(n, 16)):
-        t = time.perf_counter()
-        encoder(images[i : i + 1])
-        times.append(time.perf_counter() - t)
-    out: dict[str, Any] = {}
-    if celeba_val > 0 and work_dir is not None:
-        photos = celeba_aligned(Path(work_dir), size, "val", limit=celeba_val, log=log)
-        out = {"celeba_val_n": int(photos.shape[0]), "celeba_val_psnr_db": exit_psnr(encoder, g, samples.from_uint8(photos))}
-    return {
-        **out,
-        "n": n,
-        "seeds": f"{HELD_OUT_SEED}..{HELD_OUT_SEED + n - 1}",
-        "latent_mse": float((w_hat - w_true).pow(2).mean()),
-        "latent_mse_mean_w": float((encoder.w_avg - w_true).pow(2).mean()),
-        "psnr_db": float(p.mean()),
-        "psnr_db_min": float(p.min()),
-        "psnr_true_latent_db": float(p_true.mean()),
-        "seconds_per_image": float(torch.tensor(times).median()),
-        "threads": torch.get_num_threads(),
-    }
-
-
-#: FFHQEncoderConfig field -> ``edsc train encoder`` option (fields without an option keep their defaults)
-CLI_OPTIONS: dict[str, str] = {
-    "steps": "--steps", "lr": "--lr", "batch_size": "--batch-size", "progressive_every": "--progressive-every",
-    "n": "--n", "exit_share": "--exit-share", "shard_every": "--shard-every", "image_weight": "--image-weight",
-    "perceptual_weight": "--perceptual-weight", "celeba_share": "--celeba-share", "celeba_n": "--celeba-n",
-    "checkpoint_minutes": "--checkpoint-minutes", "seed": "--seed",
-}  # fmt: skip
-
-
-def config_command(config: dict[str, Any], work_dir: str | Path) -> str:
-    """The ``edsc train encoder --models ffhq`` command line that runs with ``config`` (a logged config)."""
-    opts = " ".join(f"{flag} {config[k]:g}" if isinstance(config[k], float) else f"{flag} {config[k]}"
-                    for k, flag in CLI_OPTIONS.items() if k in config)  # fmt: skip
-    return f"edsc train encoder --models ffhq --workdir {work_dir} --threads 1 {opts}"
-
-
-def training_segments(work_dir: str | Path) -> list[dict[str, Any]]:
-    """The runs (``start`` events of ``log.jsonl``) that trained a work folder: ``{"from_step", "command"}`` each."""
-    path = Path(work_dir) / LOG_FILE
-    out = []
-    if path.is_file():
-        for line in path.read_text().splitlines():
-            rec = json.loads(line)
-            if rec.get("event") == "start":
-                out.append({"from_step": rec["step"], "command": config_command(rec["config"], work_dir)})
-    return out
-
-
-def publish_best(
-    work_dir: str | Path, g: MobileStyleGAN, name: str = NAME, command: str = "", evaluation: dict | None = None,
-    weights_dir: Path | None = None,
-) -> Path:  # fmt: skip
-    """Publish ``work_dir/best.safetensors`` as the zoo model ``name`` (float16 weights + card + ``.train.json``)."""
-    from editable_deepsc.generator.ffhq import LICENCE
-
-    info = best_training_info(work_dir)
-    enc = load_best(work_dir, g)
-    weights_dir = Path(weights_dir) if weights_dir else registry.WEIGHTS_DIR
-    weights_dir.mkdir(parents=True, exist_ok=True)
-    segments = [seg for seg in training_segments(work_dir) if seg["from_step"] < info["step"]]
-    summary = {"training": info, "segments": segments, "held_out": evaluation, "generator": g.name}
-    (weights_dir / f"{name}.train.json").write_text(json.dumps(summary, indent=2) + "\n")
-    n_params = sum(p.numel() for p in enc.parameters())
-    held = ""
-    if evaluation:
-        held = (f"; held-out seeds {evaluation['seeds']}: latent MSE {evaluation['latent_mse']:.4f}, "
-                f"256-exit PSNR {evaluation['psnr_db']:.2f} dB, {evaluation['seconds_per_image']:.3f} s/image "
-                f"({evaluation['threads']} threads)")  # fmt: skip
-        if "celeba_val_psnr_db" in evaluation:
-            held += (f"; FFHQ-aligned CelebA val photos (first {evaluation['celeba_val_n']}): 256-exit PSNR "
-                     f"{evaluation['celeba_val_psnr_db']:.2f} dB")  # fmt: skip
-    return registry.publish(
-        name,
-        encoder_state(enc, half=True),
-        metadata=encoder_metadata(enc),
-        weights_dir=weights_dir,
-        kind="encoder",
-        licence=f"research use only, as the generator whose samples it learnt from ({LICENCE}); the training code is MIT",
-        source="; ".join(f"from step {seg['from_step']}: {seg['command']}" for seg in segments)
-        + f"; published by {command or 'edsc train encoder --models ffhq --publish'} (best checkpoint: step {info['step']}, "
-        f"{info['samples']} cached samples, {info['seconds']:.0f} s of training; chosen by validation "
-        f"{info.get('criterion', 'latent_mse')}, validation latent MSE {info['val_latent_mse']:.4f}{held})",
-        resolution=enc.resolution,
-        description=f"e4e-style inversion encoder for {g.name}: FFHQ-aligned {enc.resolution}x{enc.resolution} "
-        f"face -> W+ ({enc.num_ws} x {enc.w_dim}), {n_params / 1e6:.2f}M parameters (float16 storage)",
-        config={**enc.config(), "generator": g.name},
-    )
