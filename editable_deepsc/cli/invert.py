@@ -90,7 +90,10 @@ def invert(
         ident = result["identity"]
         if isinstance(ident, dict):  # full-size sets: distance to the source photo
             verdict = "same person" if ident["same_person"] else "NOT the same person"
-            ident = f"distance to the photo {ident['distance']:.3f} ({verdict}: threshold {ident['threshold']:.3f})"
+            second = ident.get("second") or {}
+            extra = "" if second.get("distance") is None else (
+                f"; {second['name']} {second['distance']:.3f} (threshold {second['threshold']:.3f})")
+            ident = f"distance to the photo {ident['distance']:.3f} ({verdict}: threshold {ident['threshold']:.3f}{extra})"
         else:
             ident = "n/a" if ident is None else f"{ident:.3f}"
         tag = " (proxy)" if result["lpips_is_proxy"] else ""

@@ -222,7 +222,7 @@ NUMERIC_BOUNDS: dict[str, tuple[float, float, bool]] = {
     "inversion_steps": (1, _BIG, False), "stop_at": (1, _BIG, False), "checkpoint_every": (1, _BIG, False),
     "progressive_every": (1, _BIG, False), "batch_size": (1, 4_096, False), "batch": (1, 4_096, False),
     "image_batch": (1, 4_096, False), "fid_input_size": (8, 1_024, False), "fading_block": (1, 10**9, False),
-    "refresh_every": (1, 1_000, False), "variant_max_seconds": (0.0, 86_400.0, True),
+    "refresh_every": (1, 1_000, False),
     # channel (SNRs: see SNR_OPTIONS)
     "code_rate": (0.0, 1.0, True),
     # editing and training weights

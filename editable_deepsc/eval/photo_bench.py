@@ -63,13 +63,31 @@ def bench_photos(n: int, portraits: bool = True) -> list[tuple[str, torch.Tensor
     return photos
 
 
+def _second_descriptor() -> tuple[Any, dict[str, Any]]:
+    """The loaded second descriptor and ``{"name", "threshold"}``, or ``(None, {"unavailable": why})``."""
+    from editable_deepsc.errors import CheckpointError
+    from editable_deepsc.guidance.faces.second_descriptor import (
+        DESCRIPTOR_NAME,
+        SecondDescriptor,
+        second_descriptor_threshold,
+    )
+
+    try:
+        return SecondDescriptor(), {"name": DESCRIPTOR_NAME, "threshold": second_descriptor_threshold()}
+    except CheckpointError as e:
+        return None, {"name": DESCRIPTOR_NAME, "unavailable": str(e)}
+
+
 def _summary(rows: list[dict[str, Any]]) -> dict[str, Any]:
     if not rows:
         return {"n": 0}
     mean = lambda k: float(np.mean([r[k] for r in rows]))  # noqa: E731
+    second = [r for r in rows if r.get("second_distance") is not None]
     return {"n": len(rows), "psnr": mean("psnr"), "ssim": mean("ssim"), "lpips": mean("lpips"),
             "identity_distance": mean("identity_distance"),
             "same_person_share": float(np.mean([r["same_person"] for r in rows])),
+            "second_distance": float(np.mean([r["second_distance"] for r in second])) if second else None,
+            "second_same_person_share": float(np.mean([r["second_same_person"] for r in second])) if second else None,
             "seconds": mean("seconds"), "steps": mean("steps")}
 
 
@@ -116,6 +134,7 @@ def run_photo_bench(
     from editable_deepsc.inversion.optimize import w_whitening
 
     aligner, lpips, whitening = FaceAligner(), LPIPS(), w_whitening(g)
+    second_net, second_info = _second_descriptor()
     steps = dict(steps or {})
     skipped = {m: "no encoder in this model set" for m in methods if m != "optimize" and encoder is None}
     run = [m for m in methods if m not in skipped]
@@ -137,9 +156,11 @@ def run_photo_bench(
         for k, (name, target) in enumerate(targets):
             out = invert_photo(target, method=method, generator=g, encoder=encoder, steps=steps.get(method),
                                seed=seed + k, aligner=aligner, identity=ident, lpips_metric=lpips,
-                               whitening=whitening)
+                               whitening=whitening, second=second_net)
+            second = out.stats.get("second_identity") or {}
             rows.append({"photo": name, "method": method, **{k2: out.stats[k2] for k2 in (
-                "psnr", "ssim", "lpips", "identity_distance", "same_person", "exit_psnr", "seconds", "steps")}})
+                "psnr", "ssim", "lpips", "identity_distance", "same_person", "exit_psnr", "seconds", "steps")},
+                "second_distance": second.get("distance"), "second_same_person": second.get("same_person")})
             if name in drawn:
                 shown[method].append(F.interpolate(out.image, size=(128, 128), mode="area"))
             bar.update(1)
@@ -154,6 +175,7 @@ def run_photo_bench(
         "skipped": skipped,
         "no_face": no_face,
         "threshold": {"distance": threshold, "source": source},
+        "second_descriptor": second_info,
         "settings": {m: {**PHOTO_DEFAULTS["hybrid" if m == "hybrid" else "optimize"],
                          **({"steps": steps[m]} if m in steps else {})} for m in run if m != "encoder"},
         "published": PUBLISHED,
@@ -193,22 +215,35 @@ def markdown_table(result: dict[str, Any]) -> str:
     """The methods table (CelebA), the portraits table and the published figures, as Markdown."""
     thr = result["threshold"]
     lp = "LPIPS (proxy)" if result["meta"].get("lpips_is_proxy") else "LPIPS"
+    d2 = result.get("second_descriptor") or {}
+    d2_head = (f"{d2.get('name', 'second')} distance (not optimised) | same person (< {d2['threshold']:.3f})"
+               if "threshold" in d2 else "second descriptor | same person")
     lines = [f"| method | photos | PSNR (dB) | SSIM | {lp} | ID distance to photo | same person (< {thr['distance']:.3f}) "
-             "| s / photo | Adam steps |", "|---|---|---|---|---|---|---|---|---|"]
+             f"| {d2_head} | s / photo | Adam steps |", "|---|---|---|---|---|---|---|---|---|---|---|"]
+
+    def pct(v: float | None) -> str:
+        return "n/a" if v is None else f"{100 * v:.0f}%"
+
+    def num(v: float | None) -> str:
+        return "n/a" if v is None else f"{v:.3f}"
+
     for m, s in result["methods"].items():
         if not s.get("n"):
             continue
         lines.append(f"| {m} | {s['n']} | {s['psnr']:.2f} | {s['ssim']:.3f} | {s['lpips']:.3f} | "
-                     f"{s['identity_distance']:.3f} | {100 * s['same_person_share']:.0f}% | {s['seconds']:.1f} | "
-                     f"{s['steps']:.0f} |")
+                     f"{s['identity_distance']:.3f} | {pct(s['same_person_share'])} | {num(s.get('second_distance'))} | "
+                     f"{pct(s.get('second_same_person_share'))} | {s['seconds']:.1f} | {s['steps']:.0f} |")
     for m, why in result.get("skipped", {}).items():
-        lines.append(f"| {m} | -- | not run: {why} | | | | | | |")
+        lines.append(f"| {m} | -- | not run: {why} | | | | | | | | |")
     out = "\n".join(lines)
     portraits = [(m, name, r) for m, d in result.get("portraits", {}).items() for name, r in d.items()]
     if portraits:
-        out += ("\n\n| method | portrait | PSNR (dB) | ID distance to photo | same person |\n|---|---|---|---|---|\n"
+        yes = {True: "yes", False: "NO", None: "n/a"}
+        out += ("\n\n| method | portrait | PSNR (dB) | ID distance to photo | same person | second descriptor | "
+                "same person (second) |\n|---|---|---|---|---|---|---|\n"
                 + "\n".join(f"| {m} | {name} | {r['psnr']:.2f} | {r['identity_distance']:.3f} | "
-                            f"{'yes' if r['same_person'] else 'NO'} |" for m, name, r in portraits))
+                            f"{yes[r['same_person']]} | {num(r.get('second_distance'))} | "
+                            f"{yes[r.get('second_same_person')]} |" for m, name, r in portraits))
     pub = result.get("published", {})
     if pub:
         out += ("\n\nPublished, **other data and metrics** (CelebA-HQ 1024, StyleGAN2, LPIPS on AlexNet, identity = "
@@ -228,6 +263,11 @@ def write_page(result: dict[str, Any], path: str | Path) -> Path:
     path = Path(path)
     meta = result["meta"]
     fig = result.get("figure")
+    d2 = result.get("second_descriptor") or {}
+    second_note = (f"the second descriptor, `{d2['name']}` (FaceRes, cosine distance on its own template chip, "
+                   f"same person below {d2['threshold']:.3f} at 1% false accepts on Olivetti: "
+                   "`edsc bench identity --descriptor faceres`), is optimised by nothing." if "threshold" in d2 else
+                   f"the second descriptor was unavailable ({d2.get('unavailable', 'not run')}).")
     fig_md = ("\n\nTop row: aligned photos; below, one row per method: the 1024 px reconstructions.\n\n"
               f"![aligned photos and their reconstructions]({Path(fig).relative_to(path.parent)})\n") if fig else ""
     text = (
@@ -240,7 +280,7 @@ def write_page(result: dict[str, Any], path: str | Path) -> Path:
         "Identity is the face-api descriptor distance of the reconstruction to the **source photo** (descriptor chips "
         f"cut with the photo's landmarks); the same-person threshold is {result['threshold']['distance']:.3f} "
         f"({result['threshold']['source']}). The optimisation's identity loss uses this same descriptor, so the "
-        "distance is partly the quantity optimised; look at the figure too. CelebA photos: 000701-000800 first, then "
+        f"distance is partly the quantity optimised; {second_note} Look at the figure too. CelebA photos: 000701-000800 first, then "
         "000700 downwards; the held-out 000801-000999 are never used. Photos without a detected face: "
         f"{', '.join(result['no_face']) or 'none'}. Seconds are wall-clock on a shared 2-core machine (1-minute load "
         f"average {_load(meta)} during the run), so they overstate the time on an idle one.\n\n"

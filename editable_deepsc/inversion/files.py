@@ -155,7 +155,7 @@ def _run_photo(image: str | Path, x: torch.Tensor, g: StyleGenerator, method: st
         "scored_at": st["size"],
         "identity": {"distance": st["identity_distance"], "threshold": st["same_person_threshold"],
                      "threshold_source": st["threshold_source"], "same_person": st["same_person"],
-                     "reference": "source photo"},
+                     "reference": "source photo", "second": st["second_identity"]},
         "exit_psnr": st["exit_psnr"],
         "seconds": st["seconds"],
         "num_ws": g.num_ws,

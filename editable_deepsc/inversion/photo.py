@@ -33,7 +33,7 @@ from editable_deepsc.errors import BadInput, CheckpointError
 from editable_deepsc.generator.base import StyleGenerator
 from editable_deepsc.inversion.losses import ReconstructionLoss
 from editable_deepsc.inversion.optimize import invert_optimize
-from editable_deepsc.inversion.photo_target import PhotoIdentity, PhotoTarget, same_person_threshold
+from editable_deepsc.inversion.photo_target import PhotoIdentity, PhotoTarget, SecondIdentity, same_person_threshold
 from editable_deepsc.metrics.image import psnr, ssim
 from editable_deepsc.vocab import INVERSION_METHODS
 
@@ -65,7 +65,9 @@ class PhotoInversion:
     stats : dict
         ``psnr`` (dB), ``ssim``, ``lpips``, ``lpips_metric``, ``lpips_is_proxy`` at ``size`` px;
         ``identity_distance`` (to the photo), ``same_person_threshold``, ``threshold_source``,
-        ``same_person``; ``exit_psnr`` (the exit image the optimiser saw); ``seconds``, ``steps``.
+        ``same_person``; ``second_identity`` (FaceRes, a descriptor no loss optimises:
+        ``{"name", "distance", "threshold", "same_person"}``, or why it is unavailable);
+        ``exit_psnr`` (the exit image the optimiser saw); ``seconds``, ``steps``.
     config : dict
         Method, generator, encoder and optimisation settings.
     """
@@ -96,6 +98,20 @@ def _synthesis_at(g: StyleGenerator, w_plus: torch.Tensor, size: int) -> torch.T
     return g.synthesis(w_plus) if size == g.resolution else g.synthesis(w_plus, size=size)
 
 
+def _second_identity(target: PhotoTarget, scored: torch.Tensor, second: Any) -> dict[str, Any] | None:
+    """``{"name", "distance", "threshold", "same_person"}`` of the second descriptor, or why it is absent."""
+    from editable_deepsc.errors import CheckpointError
+
+    if second is None:
+        return None
+    try:
+        d2 = SecondIdentity([target], descriptor=None if second == "auto" else second)
+    except CheckpointError as e:
+        return {"name": "faceres", "distance": None, "unavailable": str(e)}
+    dist = float(d2.distance(scored)[0])
+    return {"name": d2.name, "distance": dist, "threshold": d2.threshold, "same_person": dist < d2.threshold}
+
+
 def invert_photo(
     photo: torch.Tensor | PhotoTarget,
     method: str = "hybrid",
@@ -109,6 +125,7 @@ def invert_photo(
     identity: PhotoIdentity | None = None,
     lpips_metric: Any | None = None,
     whitening: tuple[torch.Tensor, torch.Tensor] | None = None,
+    second: Any = "auto",
     progress: bool = False,
 ) -> PhotoInversion:
     """Invert one face of a photo into ``generator``'s W+ and score the result against the photo.
@@ -139,6 +156,9 @@ def invert_photo(
         Metric object to reuse.
     whitening : (torch.Tensor, torch.Tensor), optional
         :func:`~editable_deepsc.inversion.optimize.w_whitening` of ``generator``, to reuse.
+    second : SecondDescriptor, "auto" or None
+        The second descriptor (FaceRes, optimised by nothing) to report beside face-api's: a loaded
+        net, ``"auto"`` (load it if converted, else report ``None`` and why), or ``None`` (skip).
     progress : bool
         tqdm progress bar over the Adam steps.
 
@@ -204,6 +224,7 @@ def invert_photo(
         exit_img = _synthesis_at(g, w_plus, size).clamp(-1, 1)
         metric = lpips_metric if lpips_metric is not None else LPIPS()
         dist = float(ident.distance(scored)[0])
+        second_stats = _second_identity(target, scored, second)
     threshold, source = same_person_threshold()
     stats = {
         "psnr": float(psnr(scored, target.crop)[0]),
@@ -215,6 +236,7 @@ def invert_photo(
         "same_person_threshold": threshold,
         "threshold_source": source,
         "same_person": dist < threshold,
+        "second_identity": second_stats,
         "exit_psnr": float(psnr(exit_img, target.crop)[0]),
         "seconds": seconds,
         "steps": taken,

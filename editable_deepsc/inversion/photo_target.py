@@ -156,6 +156,48 @@ class PhotoTarget:
         return {"found": self.faces_found, "used": self.face_index, "box": box, "score": score, "boxes": boxes}
 
 
+class SecondIdentity:
+    """The second descriptor (FaceRes, which no loss of the project optimises) against the source photos.
+
+    Parameters
+    ----------
+    targets : list of PhotoTarget
+        One per generated image, in batch order.
+    descriptor : SecondDescriptor, optional
+        A loaded net to reuse (by default the converted ``faceres`` net from the user cache).
+
+    Raises
+    ------
+    CheckpointError
+        The net is not converted (``edsc zoo convert faceres``) or its threshold not measured.
+    """
+
+    def __init__(self, targets: list[PhotoTarget], descriptor=None) -> None:
+        from editable_deepsc.guidance.faces.second_descriptor import (
+            DESCRIPTOR_NAME,
+            SecondDescriptor,
+            embedding_chips,
+            second_descriptor_threshold,
+        )
+
+        self.name = DESCRIPTOR_NAME
+        self.threshold = second_descriptor_threshold()
+        self.descriptor = descriptor if descriptor is not None else SecondDescriptor()
+        self.targets = list(targets)
+        self._chips = embedding_chips
+        with torch.no_grad():
+            self.source = self.descriptor.embed(torch.cat([embedding_chips(t.photo, t.landmarks.unsqueeze(0))
+                                                           for t in self.targets]))
+
+    @torch.no_grad()
+    def distance(self, images: torch.Tensor) -> torch.Tensor:
+        """(N,) cosine distance of each generated crop (N, 3, R, R) to its source photo (same person below
+        :attr:`threshold`)."""
+        lm = torch.stack([t.crop_landmarks(images.shape[-1]) for t in self.targets])
+        emb = self.descriptor.embed(self._chips(images, lm))
+        return 1.0 - F.cosine_similarity(emb, self.source.to(emb), dim=1)
+
+
 class PhotoIdentity:
     """Identity of generated crops measured against the source photos (face-api descriptors).
 
@@ -199,4 +241,4 @@ class PhotoIdentity:
         return 1.0 - F.cosine_similarity(self.embed(self.chips(images)), self.source.to(images), dim=1)
 
 
-__all__ = ["PhotoIdentity", "PhotoTarget", "same_person_threshold"]
+__all__ = ["PhotoIdentity", "PhotoTarget", "SecondIdentity", "same_person_threshold"]
