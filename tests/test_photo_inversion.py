@@ -265,3 +265,24 @@ def test_bench_page_labels_proxies_skips_and_published_figures(tmp_path):
     assert "| optimize | astronaut | 15.00 | 0.600 | NO |" in page and "50%" in page
     assert "other data and metrics" in page and "2.0 -> 3.5" in page
     assert json.loads((tmp_path / "inv.json").read_text())["methods"]["optimize"]["n"] == 2
+
+
+def test_adding_methods_to_a_page_keeps_both_runs():
+    from editable_deepsc.errors import BadInput
+    from editable_deepsc.eval.photo_bench import merge_results
+
+    def run(method, command, celeba=("celeba-000701",)):
+        row = {"photo": "celeba-000701", "method": method, "psnr": 20.0}
+        return {"methods": {method: {"n": 1}}, "portraits": {method: {}}, "photos": [row],
+                "skipped": {"hybrid": "no encoder"} if method == "optimize" else {}, "settings": {},
+                "meta": {"celeba": list(celeba), "generator": "g", "command": command, "encoder": None},
+                "figure": f"img/{method}.png"}
+
+    merged = merge_results(run("optimize", "edsc a"), run("hybrid", "edsc b"))
+    assert set(merged["methods"]) == {"optimize", "hybrid"} and merged["skipped"] == {}
+    assert merged["meta"]["commands"] == ["edsc a", "edsc b"] and len(merged["photos"]) == 2
+    assert merged["figures"] == ["img/optimize.png", "img/hybrid.png"]
+    again = merge_results(merged, run("hybrid", "edsc c"))  # a method run again replaces its rows
+    assert len(again["photos"]) == 2 and again["meta"]["commands"][-1] == "edsc c"
+    with pytest.raises(BadInput, match="another celeba"):
+        merge_results(merged, run("encoder", "edsc d", celeba=("celeba-000702",)))

@@ -36,6 +36,9 @@ from editable_deepsc.vocab import INVERSION_METHODS
 @click.option("--markdown", "--out", "markdown", default=None, type=click.Path(dir_okay=False),
               help="Write the page (e.g. docs/inversion.md) and a .json beside it.")
 @click.option("--render-only", is_flag=True, help="Re-render the --markdown page from its .json (no benchmark run).")
+@click.option("--add", "add", is_flag=True,
+              help="Full-size sets: add the --methods run now to the --markdown page's earlier run (same photos), "
+                   "e.g. the encoder rows once it is trained; both commands are listed on the page.")
 @click.option("--json", "as_json", is_flag=True, help="Print the result as JSON instead of a table.")
 @bench_options(quiet_help="No progress bars.")
 def invert(
@@ -52,6 +55,7 @@ def invert(
     no_single_w: bool,
     markdown: str | None,
     render_only: bool,
+    add: bool,
     as_json: bool,
     threads: int | None,
     seed: int,
@@ -111,7 +115,7 @@ def invert(
     if takes_photos(g):
         steps = {**({"optimize": optimize_steps} if optimize_steps is not None else {}),
                  **({"hybrid": hybrid_list[0]} if hybrid_steps else {})}
-        _photo_bench(g, models, encoder_name, n, methods, steps, not no_portraits, markdown, as_json, seed, quiet)
+        _photo_bench(g, models, encoder_name, n, methods, steps, not no_portraits, markdown, as_json, seed, quiet, add)
         return
     n = 16 if n is None else n
     optimize_steps = OPTIMIZE_DEFAULTS["steps"] if optimize_steps is None else optimize_steps
@@ -140,7 +144,7 @@ def invert(
 
 
 def _photo_bench(g, models: str, encoder_name: str | None, n: int | None, methods: str, steps: dict[str, int],
-                 portraits: bool, markdown: str | None, as_json: bool, seed: int, quiet: bool) -> None:
+                 portraits: bool, markdown: str | None, as_json: bool, seed: int, quiet: bool, add: bool) -> None:
     """The full-size (real photo) bench of :func:`invert`."""
     from pathlib import Path
 
@@ -156,15 +160,23 @@ def _photo_bench(g, models: str, encoder_name: str | None, n: int | None, method
         raise BadInput(f"--methods takes {', '.join(INVERSION_METHODS)}, got {methods!r}")
     if markdown:
         check_output(markdown)
+    earlier = Path(markdown).with_suffix(".json") if markdown else None
+    if add and (earlier is None or not earlier.is_file()):
+        raise BadInput("--add needs --markdown PATH of an earlier full-size run (its .json beside it)")
     name = encoder_name or (load_set(models).member("encoder") if load_set(models).has("encoder") else None)
     enc = load_encoder(name, generator=g) if name and any(m != "optimize" for m in chosen) else None
-    figure = Path(markdown).parent / "img" / "inversion-ffhq.png" if markdown else None
+    stem = "inversion-ffhq" + ("-" + "-".join(chosen) if add else "")
+    figure = Path(markdown).parent / "img" / f"{stem}.png" if markdown else None
     if figure is not None:
         figure.parent.mkdir(parents=True, exist_ok=True)
     result = run_photo_bench(g, enc, n=200 if n is None else n, methods=chosen, steps=steps, portraits=portraits,
                              seed=seed, figure=figure, progress=not quiet)
     argv = sys.argv[1:] if sys.argv and sys.argv[0].endswith("edsc") else None
     result["meta"]["command"] = "edsc " + " ".join(argv) if argv else f"edsc bench invert --models {models} --n {n}"
+    if add:
+        from editable_deepsc.eval.photo_bench import merge_results
+
+        result = merge_results(json.loads(earlier.read_text()), result)
     if markdown:
         write_page(result, markdown)
     click.echo(json.dumps(result, indent=1) if as_json else markdown_table(result))

@@ -253,6 +253,41 @@ def markdown_table(result: dict[str, Any]) -> str:
     return out
 
 
+def merge_results(old: dict[str, Any], new: dict[str, Any]) -> dict[str, Any]:
+    """Add the methods of ``new`` to a page's earlier result ``old`` (same photos, same generator).
+
+    The methods ``new`` ran replace the same methods in ``old``; every command that made a row is kept
+    in ``meta["commands"]``.
+
+    Raises
+    ------
+    BadInput
+        The two runs used different photos or generators.
+    """
+    for key in ("celeba", "generator"):
+        if old["meta"].get(key) != new["meta"].get(key):
+            raise BadInput(f"cannot add to the page: its run used another {key} ({old['meta'].get(key)!r} vs "
+                           f"{new['meta'].get(key)!r}); run all methods in one command instead")
+    ran = set(new["methods"]) | set(new["portraits"])
+    merged = {**old, "methods": {**{m: v for m, v in old["methods"].items() if m not in ran}, **new["methods"]},
+              "portraits": {**{m: v for m, v in old["portraits"].items() if m not in ran}, **new["portraits"]},
+              "photos": [r for r in old["photos"] if r["method"] not in ran] + new["photos"],
+              "skipped": {**{m: v for m, v in old.get("skipped", {}).items() if m not in ran and m not in new["methods"]},
+                          **{m: v for m, v in new.get("skipped", {}).items() if m not in old["methods"]}},
+              "settings": {**old.get("settings", {}), **new.get("settings", {})},
+              "second_descriptor": new.get("second_descriptor", old.get("second_descriptor"))}
+    commands = old["meta"].get("commands") or [old["meta"].get("command")]
+    merged["meta"] = {**new["meta"], "commands": [c for c in commands if c] + [new["meta"].get("command")],
+                      "encoder": new["meta"].get("encoder") or old["meta"].get("encoder")}
+    merged["figures"] = _figures(old) + [f for f in _figures(new) if f not in _figures(old)]
+    merged.pop("figure", None)
+    return merged
+
+
+def _figures(result: dict[str, Any]) -> list[str]:
+    return list(result.get("figures") or ([result["figure"]] if result.get("figure") else []))
+
+
 def _load(meta: dict[str, Any]) -> str:
     vals = [meta.get("load_before"), meta.get("load_after")]
     return " -> ".join(f"{v:.1f}" for v in vals if v is not None) or "not measured"
@@ -262,17 +297,18 @@ def write_page(result: dict[str, Any], path: str | Path) -> Path:
     """Write the Markdown page and its ``.json`` twin."""
     path = Path(path)
     meta = result["meta"]
-    fig = result.get("figure")
     d2 = result.get("second_descriptor") or {}
     second_note = (f"the second descriptor, `{d2['name']}` (FaceRes, cosine distance on its own template chip, "
                    f"same person below {d2['threshold']:.3f} at 1% false accepts on Olivetti: "
                    "`edsc bench identity --descriptor faceres`), is optimised by nothing." if "threshold" in d2 else
                    f"the second descriptor was unavailable ({d2.get('unavailable', 'not run')}).")
+    figs = _figures(result)
     fig_md = ("\n\nTop row: aligned photos; below, one row per method: the 1024 px reconstructions.\n\n"
-              f"![aligned photos and their reconstructions]({Path(fig).relative_to(path.parent)})\n") if fig else ""
+              + "\n".join(f"![aligned photos and their reconstructions]({Path(f).relative_to(path.parent)})"
+                          for f in figs) + "\n") if figs else ""
     text = (
         "# Inverting real photos (`ffhq` set)\n\n"
-        f"Regenerate: `{meta.get('command', 'edsc bench invert --models ffhq')}` "
+        f"Regenerate: {' then '.join(f'`{c}`' for c in meta.get('commands') or [meta.get('command', 'edsc bench invert --models ffhq')])} "
         f"({meta['date']}, {meta['threads']} threads, {meta['machine']}; generator `{meta['generator']}`, "
         f"encoder `{meta['encoder']}`).\n\n"
         "Every photo is FFHQ-aligned to 256 px; the latent is optimised at the generator's 256 px exit; the "
@@ -291,4 +327,5 @@ def write_page(result: dict[str, Any], path: str | Path) -> Path:
     return path
 
 
-__all__ = ["PUBLISHED", "bench_photos", "celeba_bench_indices", "markdown_table", "run_photo_bench", "write_page"]
+__all__ = ["PUBLISHED", "bench_photos", "celeba_bench_indices", "markdown_table", "merge_results", "run_photo_bench",
+           "write_page"]
