@@ -286,3 +286,23 @@ def test_adding_methods_to_a_page_keeps_both_runs():
     assert len(again["photos"]) == 2 and again["meta"]["commands"][-1] == "edsc c"
     with pytest.raises(BadInput, match="another celeba"):
         merge_results(merged, run("encoder", "edsc d", celeba=("celeba-000702",)))
+
+
+def test_face_shaped_paste_back_keeps_the_photos_background():
+    from editable_deepsc.inversion.ffhq_align import paste_back, paste_mask
+
+    photo = textured_photo(240, 200)
+    _, tf = ffhq_align(photo, face_landmarks(100, 90, 36), size=64)
+    crop = torch.full((1, 3, 64, 64), 0.9)
+    square, face = paste_back(photo, crop, tf), paste_back(photo, crop, tf, shape="face")
+    q = tf.quad_tensor()  # axis-aligned here: x from q[0,0] to q[3,0], y from q[0,1] to q[1,1]
+    x0, y0, side = float(q[0, 0]), float(q[0, 1]), float(q[3, 0] - q[0, 0])
+    cx, cy = int(x0 + 0.5 * side), int(y0 + 0.56 * side)
+    corner = (int(y0 + 0.15 * side), int(x0 + 0.15 * side))  # inside the square, outside the face ellipse
+    assert torch.allclose(square[0, :, cy, cx], torch.tensor(0.9)) and torch.allclose(face[0, :, cy, cx], torch.tensor(0.9))
+    assert torch.allclose(square[0, :, corner[0], corner[1]], torch.tensor(0.9))
+    assert torch.equal(face[0, :, corner[0], corner[1]], photo[0, :, corner[0], corner[1]])
+    m = paste_mask(tf, shape="face")
+    assert m.shape == (240, 200) and float(m.max()) == 1.0 and 0 < float(m.mean()) < float(paste_mask(tf).mean())
+    with pytest.raises(Exception, match="mask shape"):
+        paste_mask(tf, shape="circle")

@@ -22,8 +22,8 @@ from editable_deepsc.vocab import INVERSION_METHODS as METHODS
               help="Write the W+ latent (key 'w_plus', (1, num_ws, w_dim) float32) as .safetensors (checked "
                    "before any work; written atomically; an existing file is replaced).")
 @click.option("--paste-back", type=click.Path(dir_okay=False), default=None,
-              help=output_help("the photo with the reconstructed face pasted back (full-size sets, e.g. "
-                               "--models ffhq)"))
+              help=output_help("the photo with the reconstructed face pasted back through a feathered face-shaped "
+                               "mask, the photo keeping its background (full-size sets, e.g. --models ffhq)"))
 @click.option("--steps", type=int, default=None,
               help="Adam steps (default: 200 optimize, 100 hybrid; --models ffhq: 100 optimize, 30 hybrid, "
                    "stopping earlier once the loss stops improving).")

@@ -34,6 +34,11 @@ MEDIAN_RAMP = 0.3
 """Distance outside the photo (fraction of the quad side) at which the padding is the median colour."""
 DEFAULT_FEATHER = 0.1
 """Width of the paste-back mask's soft edge, as a fraction of the crop side."""
+FACE_ELLIPSE = (0.5, 0.56, 0.34, 0.42)
+"""Paste-back region ``shape="face"``: ellipse centre ``(s, t)`` and radii in FFHQ crop coordinates
+(eyes at t of about 0.47 and the mouth at about 0.67 in this framing): face, forehead and the hair line,
+but not the crop's background, which the generator invents and which would show as a square seam."""
+MASK_SHAPES = ("square", "face")
 
 
 @dataclass(frozen=True)
@@ -247,16 +252,24 @@ def align_photo(photo: torch.Tensor, size: int = 256, framing: str = "ffhq", ali
 
 
 def paste_mask(transform: AlignTransform, feather: float = DEFAULT_FEATHER,
-               crop_coords: torch.Tensor | None = None) -> torch.Tensor:
+               crop_coords: torch.Tensor | None = None, shape: str = "square") -> torch.Tensor:
     """The feathered paste-back mask over the photo, (H, W) float32 in [0, 1].
 
-    1 inside the crop's square shrunk by ``feather`` (fraction of the crop side), falling to 0 at
-    the square's edge with a smoothstep.
+    ``shape="square"``: 1 inside the crop's square shrunk by ``feather`` (fraction of the crop side),
+    falling to 0 at the square's edge with a smoothstep. ``shape="face"``: the same inside the ellipse
+    :data:`FACE_ELLIPSE`, so the photo keeps its own background.
     """
     if not 0.0 <= feather < 0.5:
         raise BadInput(f"feather must be in [0, 0.5), got {feather}")
+    if shape not in MASK_SHAPES:
+        raise BadInput(f"mask shape must be one of {', '.join(MASK_SHAPES)}, got {shape!r}")
     st = crop_coords if crop_coords is not None else _photo_to_crop_coords(transform, 0, 0, *transform.photo_size)
-    edge = torch.minimum(torch.minimum(st[..., 0], 1 - st[..., 0]), torch.minimum(st[..., 1], 1 - st[..., 1]))
+    if shape == "face":
+        cs, ct, rs, rt = FACE_ELLIPSE
+        r = torch.sqrt(((st[..., 0] - cs) / rs) ** 2 + ((st[..., 1] - ct) / rt) ** 2)
+        edge = (1.0 - r) * min(rs, rt)  # about the distance inside the ellipse, in crop sides
+    else:
+        edge = torch.minimum(torch.minimum(st[..., 0], 1 - st[..., 0]), torch.minimum(st[..., 1], 1 - st[..., 1]))
     if feather == 0:
         return (edge >= 0).float()
     a = (edge / feather).clamp(0.0, 1.0)
@@ -275,7 +288,7 @@ def _photo_to_crop_coords(transform: AlignTransform, y0: int, x0: int, y1: int, 
 
 
 def paste_back(photo: torch.Tensor, crop: torch.Tensor, transform: AlignTransform,
-               feather: float = DEFAULT_FEATHER) -> torch.Tensor:
+               feather: float = DEFAULT_FEATHER, shape: str = "square") -> torch.Tensor:
     """Put an (edited) aligned crop back into its photo through a feathered mask.
 
     Parameters
@@ -287,7 +300,10 @@ def paste_back(photo: torch.Tensor, crop: torch.Tensor, transform: AlignTransfor
     transform : AlignTransform
         From :func:`ffhq_align` / :func:`align_quad` on this photo.
     feather : float
-        Soft edge of the mask, fraction of the crop side (0 = hard square edge).
+        Soft edge of the mask, fraction of the crop side (0 = hard edge).
+    shape : {"square", "face"}
+        Paste the whole crop, or only the face ellipse (:data:`FACE_ELLIPSE`; the photo keeps its
+        background -- what ``edsc invert --paste-back`` uses).
 
     Returns
     -------
@@ -309,7 +325,7 @@ def paste_back(photo: torch.Tensor, crop: torch.Tensor, transform: AlignTransfor
     if x1 <= x0 or y1 <= y0:
         return out
     st = _photo_to_crop_coords(transform, y0, x0, y1, x1)
-    mask = paste_mask(transform, feather, crop_coords=st).to(photo.dtype)
+    mask = paste_mask(transform, feather, crop_coords=st, shape=shape).to(photo.dtype)
     c = crop.to(photo.dtype)
     shrink = crop.shape[-1] / max(transform.side, 1.0)  # crop pixels per photo pixel
     if shrink > 2.0:  # antialias: bring the crop to twice its footprint first (bilinear sampling then

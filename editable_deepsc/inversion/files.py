@@ -173,7 +173,7 @@ def _run_photo(image: str | Path, x: torch.Tensor, g: StyleGenerator, method: st
         save_image(res.image, out)
         result["out"] = str(out)
     if paste_back is not None:
-        save_image(paste_back_face(res.target.photo, res.image, res.target.transform), paste_back)
+        save_image(paste_back_face(res.target.photo, res.image, res.target.transform, shape="face"), paste_back)
         result["paste_back"] = str(paste_back)
     if latent_out is not None:
         meta = {"generator": g.name, "method": method, "transform": json.dumps(res.target.transform.to_json())}
