@@ -230,7 +230,7 @@ NUMERIC_BOUNDS: dict[str, tuple[float, float, bool]] = {
     "perceptual_weight": (0.0, 1_000.0, False), "identity_weight": (0.0, 1_000.0, False),
     "inversion_frac": (0.0, 1.0, False), "mix_prob": (0.0, 1.0, False), "min_success": (0.0, 1.0, False),
     "max_id_distance": (0.0, 2.0, False), "stop_id_distance": (0.0, 2.0, False),
-    "max_minutes": (0.0, 1e6, True), "variant_max_seconds": (0.0, 86_400.0, True),
+    "max_minutes": (0.0, 1e6, True),
     # process and server
     "seed": (0, 2**63 - 1, False), "threads": (1, 1_024, False), "workers": (1, 256, False),
     "port": (0, 65_535, False), "max_queue": (0, 1_024, False), "max_sessions": (1, 4_096, False),
