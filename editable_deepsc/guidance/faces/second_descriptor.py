@@ -11,9 +11,10 @@ net's 224×224: the least-squares similarity transform maps the five points take
 68 landmarks (eye centres = means of 36–41 / 42–47, nose tip 30, mouth corners 48 / 54) onto the
 template (:func:`template_quads`, :func:`embedding_chips`). Where the chip leaves the image it is
 filled with mid-grey (reflection would paste mirrored half-faces beside tight crops). This square
-is larger than face-api's 150×150 descriptor chip (it reaches above the eyebrows; it is about
-0.76 of the FFHQ square, centred like it), so it cannot be cut from that chip: cut it from the
-photo or the aligned crop with the landmarks.
+is larger than face-api's 150×150 descriptor chip (it reaches above the eyebrows; on the
+Olivetti faces its side is about three quarters of the FFHQ square's, and its centre nearly the
+FFHQ square's), so it cannot be cut from that chip: cut it from the photo or the aligned crop with
+the landmarks.
 
 **Distance.** ``1 − cos`` of the pooled features, in [0, 1] (the features are non-negative);
 the same-person threshold is the one ``edsc bench identity --descriptor faceres`` measures on
