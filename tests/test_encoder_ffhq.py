@@ -237,3 +237,27 @@ def test_bad_config_values_are_refused():
     for kw in ({"size": 48}, {"exit_share": 1.5}, {"lr": 0.0}, {"delta_weight": -1.0}, {"n": 0}):
         with pytest.raises(BadInput):
             tiny_cfg(**kw).validate()
+
+
+def test_the_ffhq_set_names_its_encoder_and_it_reads_256_faces_into_w_plus():
+    from editable_deepsc.zoo import registry
+    from editable_deepsc.zoo.sets import load_set
+
+    name = load_set("ffhq").member("encoder")
+    assert name == "edsc-e4e-ffhq"
+    card = registry.card(name)
+    assert card.kind == "encoder" and card.resolution == 256 and "edsc train encoder --models ffhq" in card.source
+    assert (card.config["num_ws"], card.config["w_dim"], card.config["backbone"]) == (23, 512, "efficientnet-lite0")
+    assert registry.weights_path(name).stat().st_size <= 12_500_000  # float16 storage
+    pytest.importorskip("efficientnet_lite_pytorch")
+    enc = load_encoder(name)
+    with torch.no_grad():
+        w = enc(torch.zeros(2, 3, 256, 256))
+    assert w.shape == (2, 23, 512) and w.dtype == torch.float32 and torch.isfinite(w).all()
+    try:
+        from editable_deepsc.generator.ffhq import load_ffhq
+
+        g = load_ffhq(exits=False)
+    except CheckpointError:
+        return  # the converted generator is not in this user cache
+    assert load_encoder(name, generator=g).resolution == 256

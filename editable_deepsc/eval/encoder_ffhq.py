@@ -137,7 +137,8 @@ def training_segments(work_dir: str | Path) -> list[dict[str, Any]]:
         for line in path.read_text().splitlines():
             rec = json.loads(line)
             if rec.get("event") == "start":
-                out.append({"from_step": rec["step"], "command": rec.get("command") or config_command(rec["config"], work_dir)})
+                cmd = rec.get("command") or config_command(rec["config"], work_dir)
+                out.append({"from_step": rec["step"], "command": cmd.replace(f"{Path.cwd()}/", "")})  # repo-relative
     return out
 
 
