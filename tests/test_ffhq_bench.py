@@ -197,3 +197,14 @@ def test_train_exits_eval_out_needs_held_out_latents(tmp_path, capsys):
     assert main(["train", "exits", "--eval-n", "0", "--eval-out", str(out), "--workdir", str(tmp_path / "w")]) == 2
     err = capsys.readouterr().err.strip().splitlines()
     assert err == ["error: --eval-out needs --eval-n >= 1"] and not out.exists() and not (tmp_path / "w").exists()
+
+
+def test_a_variant_slower_than_the_limit_is_timed_once_and_not_at_larger_sizes():
+    from editable_deepsc.eval.generator_bench import bench_variants
+
+    g = tiny(exits={"16": 0, "32": 0})
+    var = bench_variants(g, torch.randn(1, 16), ["fast"], reps=2, max_seconds=1e-9, log=lambda m: None)
+    fast = [r for r in var["rows"] if r["variant"] == "fast"]
+    assert [(r["stage"], r["mode"]) for r in fast] == [("synthesis-16", "forward")]
+    assert {r["stage"] for r in var["rows"] if r["variant"] == "fp32"} == {"synthesis-16", "synthesis-32", "synthesis-64"}
+    assert "timed once there" in var["skipped"]["fast"] and var["parity"]["fast"]["size"] == 16

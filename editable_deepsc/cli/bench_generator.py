@@ -47,7 +47,8 @@ def _variants(text: str) -> list[str]:
                    f"thread count, interleaved in the same run, with their max |difference| from it: "
                    f"{', '.join(VARIANT_NAMES)} (see docs/models.md). Empty: none.")  # fmt: skip
 @click.option("--variant-max-seconds", default=60.0, show_default=True, type=FiniteFloatRange(0.0, 1e6, min_open=True),
-              help="A variant (other than compile) whose warm-up at one size takes longer is not timed at larger sizes.")
+              help="A variant (other than compile) whose warm-up at one size takes longer is timed once there "
+                   "and not at larger sizes.")
 @click.option("--json-out", type=click.Path(dir_okay=False), default=None,
               help=output_help("the result as JSON (with the command line; `edsc zoo card --section ffhq` reads "
                                "docs/ffhq_bench.json)"))  # fmt: skip

@@ -154,7 +154,10 @@ def section(data: dict[str, Any]) -> str:
                   f"Held-out (`{e['held_out'].get('command', e.get('eval_command', ''))}`): {e['held_out']['n']} latents (seeds "
                   f"{e['held_out']['seeds'][0]}...{e['held_out']['seeds'][1]}, same distribution), each exit vs the "
                   f"full 1024 image area-downsampled to its size; speed = median batch-1 seconds, "
-                  f"{e['held_out']['threads']} thread(s), same run:", "", *_fmt_exits(e["held_out"]), "",
+                  f"{e['held_out']['threads']} thread(s), same run (exits that read the same block differ only by "
+                  f"their head, so a gap between their speed-ups is noise of the shared CPU)"
+                  + (f"; {e['held_out']['note']}" if e["held_out"].get("note") else "") + ":", "",
+                  *_fmt_exits(e["held_out"]), "",
                   "LPIPS is the EfficientNet-Lite0 proxy (not comparable with published LPIPS). The descriptor "
                   "distance is face-api's recognition net on the central 70 % of both images; in brackets the "
                   "distance between different held-out faces at the same size. The oracle column (where present) is "
@@ -195,6 +198,8 @@ def bench_section(bench: dict[str, Any]) -> list[str]:
              "variants' ratios (interleaved with fp32 rep by rep) rather than their seconds."
              + (" `--quick`: batch 1 and one timed run per cell (the full grid adds batch 8 and best-of-2)."
                 if bench.get("quick") else "")
+             + (" Batch 8 was not timed in this run." if 8 not in bench.get("batches", [8]) and not bench.get("quick")
+                else "")
              + f" The main table runs the default path ({'fast' if bench.get('fast_path') else 'reference'}); "
              "OpenVINO is the wheel's own IR on the same latents in the same run. Peak extra MB: resident-memory "
              "peak (VmHWM) minus the resident size before the measurement; 0 where the allocator still held the "
@@ -224,8 +229,12 @@ def variants_summary(var: dict[str, Any]) -> str:
                      + f" at {size}x{size}" + (", parity within budget" if p.get("within_budget") else
                                                ", **outside the parity budget**" if p else ""))  # fmt: skip
     return ("**Variants** (ratio vs fp32 in the same run; > 1 is faster): " + "; ".join(parts) + ". "
+            "`fast` forward+backward runs the very operations of fp32 (the fast path applies only where no gradient "
+            "is taken), so its ratio there is the noise of this run. \"first run s\" is the untimed warm-up: for "
+            "`compile` it includes the compilation, paid again for every new (size, batch) shape. "
             "Kept: `fast` is MobileStyleGAN's default where no gradient is taken (`set_fast(False)` gives the reference "
-            "formulation); with gradients the reference operations run (the folded form was slower backward when tried).")
+            "formulation); with gradients the reference operations run (the folded form was slower backward when "
+            "tried). The other variants are bench options only.")
 
 
 def write_section(models_md: Path, data: dict[str, Any]) -> Path:
