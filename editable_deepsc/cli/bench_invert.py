@@ -173,6 +173,7 @@ def _photo_bench(g, models: str, encoder_name: str | None, n: int | None, method
                              seed=seed, figure=figure, progress=not quiet)
     argv = sys.argv[1:] if sys.argv and sys.argv[0].endswith("edsc") else None
     result["meta"]["command"] = "edsc " + " ".join(argv) if argv else f"edsc bench invert --models {models} --n {n}"
+    result["meta"]["encoder"] = name if enc is not None else None
     if add:
         from editable_deepsc.eval.photo_bench import merge_results
 

@@ -288,6 +288,15 @@ def _figures(result: dict[str, Any]) -> list[str]:
     return list(result.get("figures") or ([result["figure"]] if result.get("figure") else []))
 
 
+def _observations(result: dict[str, Any]) -> str:
+    """The ``observations`` a person added to the run's JSON after looking at its figures (rendered as such)."""
+    notes = result.get("observations") or []
+    if not notes:
+        return ""
+    return ("\n**Seen in the figures of this run** (by eye, recorded in the `.json` beside this page; the metrics "
+            "above do not catch these):\n\n" + "\n".join(f"* {n}" for n in notes) + "\n")
+
+
 def _load(meta: dict[str, Any]) -> str:
     vals = [meta.get("load_before"), meta.get("load_after")]
     return " -> ".join(f"{v:.1f}" for v in vals if v is not None) or "not measured"
@@ -320,7 +329,7 @@ def write_page(result: dict[str, Any], path: str | Path) -> Path:
         "000700 downwards; the held-out 000801-000999 are never used. Photos without a detected face: "
         f"{', '.join(result['no_face']) or 'none'}. Seconds are wall-clock on a shared 2-core machine (1-minute load "
         f"average {_load(meta)} during the run), so they overstate the time on an idle one.\n\n"
-        + markdown_table(result) + fig_md + "\n"
+        + markdown_table(result) + fig_md + _observations(result) + "\n"
     )
     path.write_text(text)
     path.with_suffix(".json").write_text(json.dumps(result, indent=1) + "\n")
