@@ -9,7 +9,7 @@ from editable_deepsc.cli.lazy import LazyGroup
 # trainer name -> ("module:attr", one-line help); one line per trainable model
 TRAINERS: dict[str, tuple[str, str]] = {
     "generator": ("editable_deepsc.cli.train_generator:generator", "Train the built-in edsc-faces64 generator."),
-    "encoder": ("editable_deepsc.cli.train_encoder:encoder", "Train the e4e-style inversion encoder edsc-e4e-faces64."),
+    "encoder": ("editable_deepsc.cli.train_encoder:encoder", "Train the e4e-style inversion encoder of --models (edsc-e4e-faces64, edsc-e4e-ffhq)."),
     "delta": ("editable_deepsc.cli.train_delta:delta", "Fit edit-delta statistics for follow-up session turns."),
     "codec": ("editable_deepsc.cli.train_codec:codec", "Train a built-in SNR-aware semantic channel codec (k symbols)."),
     "directions": ("editable_deepsc.cli.train_directions:directions", "Fit per-attribute W+ directions (fast editing)."),

@@ -1,7 +1,7 @@
 """Inversion: image -> W+ latent of a style-based generator (the image semantic encoder).
 
 * :func:`invert` -- one entry for the three methods (``encoder``, ``optimize``, ``hybrid``);
-* :class:`E4EEncoder`, :func:`load_encoder` -- the e4e-style encoder (``edsc-e4e-faces64``);
+* :class:`E4EEncoder`, :func:`load_encoder` -- the e4e-style encoders (``edsc-e4e-faces64``, ``edsc-e4e-ffhq``);
 * :func:`invert_optimize` -- Adam on W+ or on a single ``w``;
 * :func:`prepare_image` -- size checks and face alignment of user photos;
 * :func:`reconstruction_stats` -- PSNR, SSIM, LPIPS and identity of a reconstruction.
