@@ -37,7 +37,8 @@ def tiny_g():
 
 
 def tiny_cfg(**kw) -> ef.FFHQEncoderConfig:
-    base = dict(n=16, size=32, channels=CHANNELS, backbone=None, readout="conv", exit_share=0.5, shard_every=1, steps=4, batch_size=4, lr=1e-3,
+    base = dict(n=16, size=32, channels=CHANNELS, backbone=None, readout="conv", exit_share=0.5, shard_every=1, steps=4,
+                batch_size=4, lr=1e-3,
                 progressive_every=1, checkpoint_minutes=100.0, val_n=4, seed=3)  # fmt: skip
     base.update(kw)
     return ef.FFHQEncoderConfig(**base)

@@ -132,7 +132,8 @@ def encoder(
     workdir = workdir or f"runs/{name}"
     if models == "ffhq":
         _ffhq(workdir, generator_name, steps, batch_size, lr, progressive_every, perceptual_weight, n_samples,
-              exit_share, readout, refit_every, shard_every, image_weight, celeba_share, celeba_n, checkpoint_minutes, publish, eval_n, max_minutes, stop_at,
+              exit_share, readout, refit_every, shard_every, image_weight, celeba_share, celeba_n, checkpoint_minutes,
+              publish, eval_n, max_minutes, stop_at,
               run, name, command_line(argv) if argv else "")
         return
     cfg = EncoderTrainConfig(
@@ -170,7 +171,8 @@ def _default_name(models: str) -> str:
 
 def _ffhq(workdir: str, generator_name: str | None, steps: int | None, batch_size: int | None, lr: float | None,
           progressive_every: int | None, perceptual_weight: float, n_samples: int, exit_share: float,
-          readout: str, refit_every: int, shard_every: int, image_weight: float, celeba_share: float, celeba_n: int, checkpoint_minutes: float, publish: bool, eval_n: int,
+          readout: str, refit_every: int, shard_every: int, image_weight: float, celeba_share: float, celeba_n: int,
+          checkpoint_minutes: float, publish: bool, eval_n: int,
           max_minutes: float | None, stop_at: int | None, run: RunOptions, name: str, command: str) -> None:
     """``edsc train encoder --models ffhq``: train (resumable) or publish the best checkpoint."""
     from editable_deepsc.generator import load_generator

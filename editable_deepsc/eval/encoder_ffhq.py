@@ -173,8 +173,10 @@ def publish_best(
         kind="encoder",
         licence=f"research use only, as the generator whose samples it learnt from ({LICENCE}); the training code is MIT",
         source="; ".join(f"from step {seg['from_step']}: {seg['command']}" for seg in segments)
-        + f"; published by {command or 'edsc train encoder --models ffhq --publish'} (best checkpoint: step {info['step']}, "
-        f"{info['samples']} cached samples, {info['seconds']:.0f} s of training; chosen by validation "
+        + f"; published by {command or 'edsc train encoder --models ffhq --publish'} ("
+        + (f"best fit: number {info['step']}, " if info["config"].get("readout") == "linear"
+           else f"best checkpoint: step {info['step']}, ")
+        + f"{info['samples']} cached samples, {info['seconds']:.0f} s of training; chosen by validation "
         f"{info.get('criterion', 'latent_mse')}, validation latent MSE {info['val_latent_mse']:.4f}{held})",
         resolution=enc.resolution,
         description=f"e4e-style inversion encoder for {g.name}: FFHQ-aligned {enc.resolution}x{enc.resolution} "

@@ -374,7 +374,10 @@ def encoder_metadata(encoder: E4EEncoder) -> dict[str, str]:
 
 
 def encoder_state(encoder: E4EEncoder, half: bool = False) -> dict[str, torch.Tensor]:
-    """The tensors to store: float weights as float16 with ``half`` (the buffers ``w_avg``, ``feat_mean``, ``feat_std`` stay float32)."""
+    """The tensors to store: float weights as float16 with ``half``.
+
+    The buffers ``w_avg``, ``feat_mean`` and ``feat_std`` stay float32.
+    """
     state = encoder.state_dict()
     if not half:
         return state
