@@ -282,8 +282,9 @@ def test_adding_methods_to_a_page_keeps_both_runs():
     assert set(merged["methods"]) == {"optimize", "hybrid"} and merged["skipped"] == {}
     assert merged["meta"]["commands"] == ["edsc a", "edsc b"] and len(merged["photos"]) == 2
     assert merged["figures"] == ["img/optimize.png", "img/hybrid.png"]
-    again = merge_results(merged, run("hybrid", "edsc c"))  # a method run again replaces its rows
-    assert len(again["photos"]) == 2 and again["meta"]["commands"][-1] == "edsc c"
+    again = merge_results({**merged, "observations": ["seen"]}, run("hybrid", "edsc b"))  # a rerun replaces its rows
+    assert len(again["photos"]) == 2 and again["meta"]["commands"] == ["edsc a", "edsc b"]
+    assert "observations" not in again
     with pytest.raises(BadInput, match="another celeba"):
         merge_results(merged, run("encoder", "edsc d", celeba=("celeba-000702",)))
 

@@ -257,7 +257,7 @@ def merge_results(old: dict[str, Any], new: dict[str, Any]) -> dict[str, Any]:
     """Add the methods of ``new`` to a page's earlier result ``old`` (same photos, same generator).
 
     The methods ``new`` ran replace the same methods in ``old``; every command that made a row is kept
-    in ``meta["commands"]``.
+    in ``meta["commands"]`` (once). Observations recorded by eye are dropped: the figures changed.
 
     Raises
     ------
@@ -276,8 +276,10 @@ def merge_results(old: dict[str, Any], new: dict[str, Any]) -> dict[str, Any]:
                           **{m: v for m, v in new.get("skipped", {}).items() if m not in old["methods"]}},
               "settings": {**old.get("settings", {}), **new.get("settings", {})},
               "second_descriptor": new.get("second_descriptor", old.get("second_descriptor"))}
-    commands = old["meta"].get("commands") or [old["meta"].get("command")]
-    merged["meta"] = {**new["meta"], "commands": [c for c in commands if c] + [new["meta"].get("command")],
+    commands = [c for c in (old["meta"].get("commands") or [old["meta"].get("command")]) if c]
+    commands = [c for c in commands if c != new["meta"].get("command")] + [new["meta"].get("command")]
+    merged.pop("observations", None)  # they describe figures this run may have replaced: look again
+    merged["meta"] = {**new["meta"], "commands": commands,
                       "encoder": new["meta"].get("encoder") or old["meta"].get("encoder")}
     merged["figures"] = _figures(old) + [f for f in _figures(new) if f not in _figures(old)]
     merged.pop("figure", None)
