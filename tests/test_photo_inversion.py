@@ -307,3 +307,21 @@ def test_face_shaped_paste_back_keeps_the_photos_background():
     assert m.shape == (240, 200) and float(m.max()) == 1.0 and 0 < float(m.mean()) < float(paste_mask(tf).mean())
     with pytest.raises(Exception, match="mask shape"):
         paste_mask(tf, shape="circle")
+
+
+def test_second_descriptor_is_measured_against_the_photo_on_its_own_chip():
+    from editable_deepsc.guidance.faces.second_descriptor import second_descriptor_threshold
+    from editable_deepsc.inversion.photo_target import SecondIdentity
+
+    class PoolNet:  # stand-in for FaceRes: the template chip pooled to 6x6 colours
+        def embed(self, chips):
+            return F.adaptive_avg_pool2d(chips, 6).flatten(1)
+
+    photo, other = textured_photo(220, 200, seed=1), textured_photo(220, 200, seed=2)
+    lm = face_landmarks(110, 90, 36, angle=0.2)
+    lm[30] = (lm[36:48].mean(0) + (lm[48] + lm[54]) / 2) / 2  # the template also reads the nose tip
+    t = target_for(photo, lm)
+    d2 = SecondIdentity([t], descriptor=PoolNet())
+    own, foreign = float(d2.distance(t.crop)[0]), float(d2.distance(target_for(other, lm).crop)[0])
+    assert own < 0.15 * foreign
+    assert d2.threshold == pytest.approx(second_descriptor_threshold()) and d2.name == "faceres"

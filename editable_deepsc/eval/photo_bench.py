@@ -29,7 +29,7 @@ from tqdm.auto import tqdm
 from editable_deepsc.errors import BadInput, NoFaceFound
 from editable_deepsc.generator.base import StyleGenerator
 from editable_deepsc.inversion.photo import PHOTO_DEFAULTS, invert_photo
-from editable_deepsc.inversion.photo_target import PhotoIdentity, PhotoTarget, same_person_threshold
+from editable_deepsc.inversion.photo_target import PhotoTarget, same_person_threshold
 
 #: Published CelebA-HQ inversion figures (e4e paper, Tov et al. 2021, and its W+ optimisation
 #: baseline): other data (CelebA-HQ 1024, not CelebA 178x218 photos), other generator (StyleGAN2),
@@ -146,7 +146,6 @@ def run_photo_bench(
             targets.append((name, PhotoTarget.from_photo(photo, 256, aligner=aligner)))
         except NoFaceFound:
             no_face.append(name)
-    ident = PhotoIdentity([targets[0][1]], analyzer=aligner.analyzer) if targets else None
     load_before = os.getloadavg()[0] if hasattr(os, "getloadavg") else None
     rows: list[dict[str, Any]] = []
     shown: dict[str, list[torch.Tensor]] = {m: [] for m in run}
@@ -155,7 +154,7 @@ def run_photo_bench(
     for method in run:
         for k, (name, target) in enumerate(targets):
             out = invert_photo(target, method=method, generator=g, encoder=encoder, steps=steps.get(method),
-                               seed=seed + k, aligner=aligner, identity=ident, lpips_metric=lpips,
+                               seed=seed + k, aligner=aligner, lpips_metric=lpips,
                                whitening=whitening, second=second_net)
             second = out.stats.get("second_identity") or {}
             rows.append({"photo": name, "method": method, **{k2: out.stats[k2] for k2 in (

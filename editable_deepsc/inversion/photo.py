@@ -91,10 +91,14 @@ def photo_loss(identity: PhotoIdentity | None, settings: dict[str, float]) -> Re
                               identity_fn=None if identity is None else identity.loss)
 
 
-def _synthesis_at(g: StyleGenerator, w_plus: torch.Tensor, size: int) -> torch.Tensor:
+def _check_size(g: StyleGenerator, size: int) -> None:
     sizes = getattr(g, "sizes", [g.resolution])
     if size not in sizes:
         raise BadInput(f"{g.name} cannot synthesise {size} px (sizes: {sizes})")
+
+
+def _synthesis_at(g: StyleGenerator, w_plus: torch.Tensor, size: int) -> torch.Tensor:
+    _check_size(g, size)
     return g.synthesis(w_plus) if size == g.resolution else g.synthesis(w_plus, size=size)
 
 
@@ -122,7 +126,6 @@ def invert_photo(
     face: int | None = None,
     seed: int = 0,
     aligner=None,
-    identity: PhotoIdentity | None = None,
     lpips_metric: Any | None = None,
     whitening: tuple[torch.Tensor, torch.Tensor] | None = None,
     second: Any = "auto",
@@ -149,9 +152,7 @@ def invert_photo(
     seed : int
         Seed of the exploration noise.
     aligner : FaceAligner, optional
-        Loaded face nets to reuse.
-    identity : PhotoIdentity, optional
-        Reuse a recognition net (its targets are replaced by this photo's).
+        Loaded face nets to reuse (its recognition net gives the identity loss and metric).
     lpips_metric : LPIPS, optional
         Metric object to reuse.
     whitening : (torch.Tensor, torch.Tensor), optional
@@ -187,6 +188,7 @@ def invert_photo(
 
         generator = load_ffhq()
     g = generator.eval().requires_grad_(False)
+    _check_size(g, size)  # refuse a missing exit before any work
     if method != "optimize" and encoder is None:
         raise CheckpointError(f"method {method!r} needs an encoder for {g.name}; use --method optimize, or train "
                               "one with `edsc train encoder --models ffhq`")
@@ -194,8 +196,7 @@ def invert_photo(
     target = photo if isinstance(photo, PhotoTarget) else PhotoTarget.from_photo(photo, size, face, aligner)
     if target.crop.shape[-1] != size:
         raise BadInput(f"the target crop is {target.crop.shape[-1]} px, not {size}")
-    _synthesis_at(g, g.broadcast(g.mean_w()[None]), size)  # refuse a missing exit before any work
-    ident = PhotoIdentity([target], analyzer=aligner.analyzer if identity is None else identity.analyzer)
+    ident = PhotoIdentity([target], analyzer=aligner.analyzer)
 
     t0 = time.perf_counter()
     init: str | torch.Tensor = "mean"

@@ -156,6 +156,11 @@ class PhotoTarget:
         return {"found": self.faces_found, "used": self.face_index, "box": box, "score": score, "boxes": boxes}
 
 
+def crop_landmarks(targets: list[PhotoTarget], side: int) -> torch.Tensor:
+    """(N, 68, 2) float32: each target's landmarks in pixels of a ``side`` x ``side`` generated crop."""
+    return torch.stack([t.crop_landmarks(side) for t in targets])
+
+
 class SecondIdentity:
     """The second descriptor (FaceRes, which no loss of the project optimises) against the source photos.
 
@@ -193,8 +198,7 @@ class SecondIdentity:
     def distance(self, images: torch.Tensor) -> torch.Tensor:
         """(N,) cosine distance of each generated crop (N, 3, R, R) to its source photo (same person below
         :attr:`threshold`)."""
-        lm = torch.stack([t.crop_landmarks(images.shape[-1]) for t in self.targets])
-        emb = self.descriptor.embed(self._chips(images, lm))
+        emb = self.descriptor.embed(self._chips(images, crop_landmarks(self.targets, images.shape[-1])))
         return 1.0 - F.cosine_similarity(emb, self.source.to(emb), dim=1)
 
 
@@ -227,8 +231,7 @@ class PhotoIdentity:
         """Descriptor chips (N, 3, 150, 150) of generated crops (N, 3, R, R), any R; differentiable."""
         if images.dim() != 4 or images.shape[0] != len(self.targets) or images.shape[-1] != images.shape[-2]:
             raise BadInput(f"expected ({len(self.targets)}, 3, R, R) crops, got {tuple(images.shape)}")
-        lm = torch.stack([t.crop_landmarks(images.shape[-1]) for t in self.targets])
-        return descriptor_chips(images, lm)
+        return descriptor_chips(images, crop_landmarks(self.targets, images.shape[-1]))
 
     def distance(self, images: torch.Tensor) -> torch.Tensor:
         """(N,) Euclidean descriptor distance of each crop to its source photo (same person below
@@ -241,4 +244,4 @@ class PhotoIdentity:
         return 1.0 - F.cosine_similarity(self.embed(self.chips(images)), self.source.to(images), dim=1)
 
 
-__all__ = ["PhotoIdentity", "PhotoTarget", "SecondIdentity", "same_person_threshold"]
+__all__ = ["PhotoIdentity", "PhotoTarget", "SecondIdentity", "crop_landmarks", "same_person_threshold"]
