@@ -19,6 +19,7 @@ import torch
 
 from editable_deepsc.guidance.attributes import HEAD_OF, AttributeGuidance
 from editable_deepsc.guidance.faces.analyzer import FaceAnalysis, FaceAnalyzer
+from editable_deepsc.guidance.faces.view import FaceView
 
 _FIELD_OF_HEAD = {"recognition": "embedding", "landmarks": "landmarks", "expression": "expression_logits",
                   "age_gender": "age"}  # fmt: skip
@@ -36,10 +37,14 @@ class FaceNetGuidance(AttributeGuidance):
         Mirror-average every analysis (steadier, twice the cost).
     cache_size : int
         How many recent image tensors keep their analysis.
+    view : FaceView, optional
+        The window of each image the nets read (default the whole image; see
+        :func:`~editable_deepsc.guidance.faces.view.view_for_generator`).
     """
 
-    def __init__(self, analyzer: FaceAnalyzer | None = None, mirror: bool = False, cache_size: int = 3) -> None:
-        super().__init__(analyzer, mirror)
+    def __init__(self, analyzer: FaceAnalyzer | None = None, mirror: bool = False, cache_size: int = 3,
+                 view: FaceView | None = None) -> None:
+        super().__init__(analyzer, mirror, view)
         self._cache: list[tuple[torch.Tensor, int, bool, FaceAnalysis]] = []
         self._cache_size = cache_size
 
@@ -53,13 +58,13 @@ class FaceNetGuidance(AttributeGuidance):
             if img is images and ver == images._version and g == grad:
                 missing = heads - self._heads(an)
                 if missing:
-                    extra = self.analyzer(images, heads=tuple(sorted(missing)), mirror=self.mirror)
+                    extra = self.analyzer(self.view.crop(images), heads=tuple(sorted(missing)), mirror=self.mirror)
                     for f in _FIELDS:
                         if getattr(extra, f) is not None:
                             setattr(an, f, getattr(extra, f))
                     an._geometry.clear()
                 return an
-        an = self.analyzer(images, heads=tuple(sorted(heads)), mirror=self.mirror)
+        an = self.analyzer(self.view.crop(images), heads=tuple(sorted(heads)), mirror=self.mirror)
         self._cache.insert(0, (images, images._version, grad, an))
         del self._cache[self._cache_size :]
         return an

@@ -44,6 +44,7 @@ import torch
 import torch.nn.functional as F
 
 from editable_deepsc.errors import BadInput
+from editable_deepsc.guidance.faces.view import WHOLE, FaceView
 from editable_deepsc.guidance.faces.analyzer import FaceAnalysis, FaceAnalyzer, expression_logit
 from editable_deepsc.guidance.identity import IdentityLoss, identity_distance, identity_similarity
 from editable_deepsc.text.targets import ATTRIBUTES, EXPRESSIONS, EditTarget, ParsedInstruction
@@ -125,6 +126,9 @@ class AttributeGuidance:
     mirror : bool
         Average every measurement with the mirror image (yaw sign-corrected). Steadier on
         64×64 faces — recommended for age and gender — at twice the cost.
+    view : FaceView, optional
+        The window of each image the nets read (:mod:`~editable_deepsc.guidance.faces.view`;
+        default the whole image). Landmarks are then in the window's pixels.
 
     Attributes
     ----------
@@ -141,9 +145,11 @@ class AttributeGuidance:
 
     attributes: tuple[str, ...] = ATTRIBUTES
 
-    def __init__(self, analyzer: FaceAnalyzer | None = None, mirror: bool = False) -> None:
+    def __init__(self, analyzer: FaceAnalyzer | None = None, mirror: bool = False,
+                 view: FaceView | None = None) -> None:
         self.analyzer = analyzer if analyzer is not None else FaceAnalyzer()
         self.mirror = mirror
+        self.view = view if view is not None else WHOLE
         self._ref_cache: tuple[torch.Tensor, int, frozenset[str], FaceAnalysis] | None = None
 
     # ----------------------------------------------------------------- measuring
@@ -153,7 +159,7 @@ class AttributeGuidance:
         if unknown:
             raise BadInput(f"unknown attribute(s) {unknown} (known: {', '.join(HEAD_OF)})")
         heads = tuple(sorted({HEAD_OF[a] for a in attributes}))
-        return self.analyzer(images, heads=heads, mirror=self.mirror)
+        return self.analyzer(self.view.crop(images), heads=heads, mirror=self.mirror)
 
     @staticmethod
     def value(analysis: FaceAnalysis, attribute: str) -> torch.Tensor:

@@ -64,6 +64,12 @@ class ModelSet:
     face_crop : dict
         How photos are aligned and cropped for this set (``framing`` of
         :func:`editable_deepsc.guidance.faces.align.align_face`, ...).
+    work_size : int or None
+        Image side the editor and the direction/critic fits synthesise at (an exit of the
+        generator; ``None``: ``image_size``).
+    face_view : dict
+        The window of the set's images the face nets read
+        (:class:`~editable_deepsc.guidance.faces.view.FaceView` fields; empty: the whole image).
     members : dict
         Role → zoo name (``codecs``: ``{k: name}``, ``deepjscc``: ``{cbr: name}``);
         ``None`` for a member the set does not have yet.
@@ -73,6 +79,8 @@ class ModelSet:
     description: str
     image_size: int
     face_crop: dict[str, Any] = field(default_factory=dict)
+    face_view: dict[str, Any] = field(default_factory=dict)
+    work_size: int | None = None
     members: dict[str, Any] = field(default_factory=dict)
 
     def member(self, role: str) -> Any:
@@ -161,7 +169,8 @@ class ModelSet:
 
     def to_json(self) -> dict[str, Any]:
         return {"name": self.name, "description": self.description, "image_size": self.image_size,
-                "face_crop": self.face_crop, "members": self.members}  # fmt: skip
+                "face_crop": self.face_crop, "face_view": self.face_view,
+                "work_size": self.work_size, "members": self.members}  # fmt: skip
 
 
 def list_sets() -> list[str]:
@@ -189,6 +198,8 @@ def load_set(name: str | ModelSet | None = None) -> ModelSet:
         data = json.loads(p.read_text())
         return ModelSet(name=data["name"], description=data.get("description", ""),
                         image_size=int(data["image_size"]), face_crop=dict(data.get("face_crop") or {}),
+                        face_view=dict(data.get("face_view") or {}),
+                        work_size=None if data.get("work_size") is None else int(data["work_size"]),
                         members=dict(data.get("members") or {}))  # fmt: skip
     except (ValueError, KeyError, TypeError) as e:
         raise CheckpointError(f"unreadable model-set card {p.name}: {e}") from None

@@ -1,0 +1,116 @@
+"""Editing on the ffhq set: the face view, the exit view, chunked sample scores and the group-restricted
+direction fit, on tiny generators and a fake guidance (fast)."""
+
+from __future__ import annotations
+
+import sys
+from pathlib import Path
+
+import pytest
+import torch
+
+from editable_deepsc.errors import BadInput
+from editable_deepsc.generator.exit_view import ExitView, work_generator
+from editable_deepsc.guidance.faces.view import WHOLE, FaceView, view_for_generator
+from editable_deepsc.train import score_store
+
+sys.path.insert(0, str(Path(__file__).parent))
+from test_ffhq_generator import tiny  # noqa: E402
+
+
+def test_face_view_box_and_crop():
+    v = FaceView(0.78, 0.5, 0.51)
+    assert v.box(256) == (28, 31, 200)
+    x = torch.arange(2 * 3 * 256 * 256, dtype=torch.float32).reshape(2, 3, 256, 256)
+    c = v.crop(x)
+    assert c.shape == (2, 3, 200, 200)
+    assert torch.equal(c, x[..., 31:231, 28:228])
+    assert WHOLE.crop(x) is x
+    with pytest.raises(BadInput, match="side"):
+        FaceView(1.2)
+    with pytest.raises(BadInput, match="leaves the image"):
+        FaceView(0.8, 0.5, 0.95)
+    with pytest.raises(BadInput, match="unknown face view field"):
+        FaceView.from_json({"side": 0.5, "zoom": 2})
+    with pytest.raises(BadInput, match="square"):
+        v.crop(torch.zeros(1, 3, 10, 12))
+
+
+def test_sets_name_their_face_view():
+    assert view_for_generator("mobilestylegan-ffhq") == FaceView(0.78, 0.5, 0.51)
+    assert view_for_generator("edsc-faces64") == WHOLE
+    assert view_for_generator("someone-elses-generator") == WHOLE
+
+
+def test_guidance_reads_only_the_view():
+    from editable_deepsc.editing.face_guidance import FaceNetGuidance
+
+    torch.manual_seed(0)
+    x = torch.rand(2, 3, 128, 128) * 2 - 1
+    v = FaceView(0.5, 0.5, 0.5)
+    inside = FaceNetGuidance(view=v).measure(x, ("age", "happy"))
+    plain = FaceNetGuidance().measure(v.crop(x), ("age", "happy"))
+    for a in ("age", "happy"):
+        assert torch.allclose(inside[a], plain[a], atol=1e-5)
+    y = x.clone()
+    y[..., :10, :] = 1.0  # outside the window: no effect
+    again = FaceNetGuidance(view=v).measure(y, ("age",))
+    assert torch.allclose(again["age"], inside["age"], atol=1e-5)
+    whole = FaceNetGuidance().measure(x, ("age",))
+    assert not torch.allclose(whole["age"], inside["age"], atol=1e-2)
+
+
+def test_exit_view_is_the_generator_at_its_exit():
+    g = tiny(exits={"32": 1})
+    ev = ExitView(g, 32)
+    assert (ev.num_ws, ev.w_dim, ev.z_dim, ev.resolution, ev.name) == (g.num_ws, g.w_dim, g.z_dim, 32, g.name)
+    w = g.broadcast(g.mapping(torch.randn(2, g.z_dim)))
+    assert torch.equal(ev.synthesis(w), g.synthesis(w, size=32))
+    assert torch.equal(ev.full(w), g.synthesis(w))
+    assert ev.synthesis(w).shape == (2, 3, 32, 32)
+    assert next(ev.parameters()).data_ptr() == next(g.parameters()).data_ptr()
+    with pytest.raises(BadInput, match="no 128 px output"):
+        ExitView(g, 128)
+    assert work_generator(g) is g  # not in a shipped set: full resolution
+    assert isinstance(work_generator(g, 32), ExitView) and work_generator(ev) is g
+    assert work_generator(g, 64) is g
+
+
+class FakeGuidance:
+    """Reads 'attributes' off image statistics; counts the images it saw."""
+
+    view = FaceView(0.5)
+
+    def __init__(self):
+        self.seen = 0
+
+    def measure(self, images, attributes):
+        self.seen += len(images)
+        m = images.mean(dim=(1, 2, 3))
+        return {a: m * (i + 1) for i, a in enumerate(attributes)}
+
+    def embedding(self, images):
+        return images.flatten(1)[:, :128]
+
+
+def test_scores_are_chunked_and_resume(tmp_path):
+    g = tiny(exits={"32": 1})
+    ev = ExitView(g, 32)
+    gd = FakeGuidance()
+    s = score_store.score_samples(ev, gd, 10, tmp_path / "s", seed=3, attributes=("age", "happy"), chunk=4,
+                                  batch_size=3, progress=False)  # fmt: skip
+    assert gd.seen == 10 and s.w.shape == (10, g.w_dim) and s.embedding.shape == (10, 128)
+    assert sorted(p.name for p in (tmp_path / "s").glob("chunk-*")) == [f"chunk-0000{i}.safetensors" for i in range(3)]
+    # the scores are those of G(broadcast(w)) at the exit
+    ref = gd.measure(ev.synthesis(ev.broadcast(s.w)), ("age", "happy"))
+    assert torch.allclose(s.scores["happy"], ref["happy"], atol=1e-5)
+    (tmp_path / "s" / "chunk-00001.safetensors").unlink()
+    gd2 = FakeGuidance()
+    s2 = score_store.score_samples(ev, gd2, 10, tmp_path / "s", seed=3, attributes=("age", "happy"), chunk=4,
+                                   batch_size=3, progress=False)  # fmt: skip
+    assert gd2.seen == 4  # only the missing chunk
+    assert torch.equal(s2.w, s.w) and torch.allclose(s2.scores["age"], s.scores["age"])
+    with pytest.raises(BadInput, match="other settings .*seed"):
+        score_store.score_samples(ev, gd2, 10, tmp_path / "s", seed=4, attributes=("age", "happy"), chunk=4,
+                                  progress=False)  # fmt: skip
+    assert score_store.load_scores(tmp_path / "s", limit=5).w.shape == (5, g.w_dim)
