@@ -32,7 +32,16 @@ NEARBY_SIGMAS: tuple[float, ...] = (0.2, 0.5)
 SIGNED = ("yaw", "roll")
 
 
-def _scores(an: FaceAnalysis) -> dict[str, torch.Tensor]:
+SCORE_UNITS: dict[str, str] = {**{k: "probability" for k in FACEAPI_EXPRESSION_LABELS}, "age": "years",
+                               "p_male": "probability", **geometry.ATTRIBUTE_UNITS}  # fmt: skip
+"""Score name → unit (the unit of its mean, std and mean absolute difference)."""
+
+
+def score_dict(an: FaceAnalysis) -> dict[str, torch.Tensor]:
+    """Every score of an analysis: ``{name: (N,) float32}`` (the keys of :data:`SCORE_UNITS`).
+
+    Needs the expression, age/gender and landmark heads.
+    """
     out = {label: an.expressions[:, i] for i, label in enumerate(FACEAPI_EXPRESSION_LABELS)}
     out["age"] = an.age
     out["p_male"] = an.p_male
@@ -40,14 +49,45 @@ def _scores(an: FaceAnalysis) -> dict[str, torch.Tensor]:
     return out
 
 
-def _pearson(a: torch.Tensor, b: torch.Tensor) -> float:
+def pearson(a: torch.Tensor, b: torch.Tensor) -> float:
+    """Pearson correlation of two (N,) tensors (0 when either is constant)."""
     a, b = a.double() - a.double().mean(), b.double() - b.double().mean()
     return float((a * b).sum() / (a.norm() * b.norm()).clamp_min(1e-12))
 
 
-def _summary(v: torch.Tensor) -> dict[str, float]:
+def summary(v: torch.Tensor) -> dict[str, float]:
+    """``{"p10", "median", "p90", "mean"}`` of a (N,) tensor."""
     q = torch.quantile(v.double(), torch.tensor([0.1, 0.5, 0.9], dtype=torch.float64))
     return {"p10": float(q[0]), "median": float(q[1]), "p90": float(q[2]), "mean": float(v.double().mean())}
+
+
+def mirror_consistency(face: dict[str, torch.Tensor], mirror: dict[str, torch.Tensor]) -> dict:
+    """Face-vs-mirror agreement of every score (the quantities of ``edsc bench faces``).
+
+    Parameters
+    ----------
+    face, mirror : dict of str to torch.Tensor
+        :func:`score_dict` of N faces and of their mirror images, (N,) each.
+
+    Returns
+    -------
+    dict
+        ``mirror``: per score the Pearson ``r`` between face and mirror (yaw and roll
+        sign-corrected: a mirror negates them) and the faces' ``mean``/``std``;
+        ``gender_flip_rate``: share of faces whose P(male) lies on the other side of 0.5 in the
+        mirror; ``happy_bimodality``: shares of faces with P(happy) below 0.1 and above 0.9.
+    """
+    out = {}
+    for k in face:
+        sign = -1.0 if k in SIGNED else 1.0
+        out[k] = {"r": pearson(face[k], sign * mirror[k]), "mean": float(face[k].mean()), "std": float(face[k].std())}
+    happy = face["happy"]
+    return {
+        "mirror": out,
+        "gender_flip_rate": float(((face["p_male"] > 0.5) != (mirror["p_male"] > 0.5)).double().mean()),
+        "happy_bimodality": {"below_0.1": float((happy < 0.1).double().mean()),
+                             "above_0.9": float((happy > 0.9).double().mean())},
+    }
 
 
 @torch.no_grad()
@@ -98,7 +138,7 @@ def measure_reliability(
         seconds += time.perf_counter() - t0
         m = analyzer(x.flip(-1))
         for store, an in ((face_scores, a), (mirror_scores, m)):
-            for k, v in _scores(an).items():
+            for k, v in score_dict(an).items():
                 store.setdefault(k, []).append(v)
         face_landmarks.append(a.landmarks)
         emb["face"].append(a.embedding)
@@ -108,10 +148,7 @@ def measure_reliability(
     calibration = _calibration(torch.cat(face_landmarks), side=64.0)
     fs = {k: torch.cat(v) for k, v in face_scores.items()}
     ms = {k: torch.cat(v) for k, v in mirror_scores.items()}
-    mirror = {}
-    for k in fs:
-        sign = -1.0 if k in SIGNED else 1.0
-        mirror[k] = {"r": _pearson(fs[k], sign * ms[k]), "mean": float(fs[k].mean()), "std": float(fs[k].std())}
+    consistency = mirror_consistency(fs, ms)
     e = {k: torch.cat(v) for k, v in emb.items()}
     unrelated = e["face"].roll(1, dims=0)
     pairs = {f"nearby latent (sigma {s})": e[f"nearby_{s}"] for s in NEARBY_SIGMAS}
@@ -119,21 +156,18 @@ def measure_reliability(
     pairs["unrelated face"] = unrelated
     identity = {
         name: {
-            "distance": _summary((e["face"] - other).norm(dim=1)),
-            "cosine": _summary(F.cosine_similarity(e["face"], other, dim=1)),
+            "distance": summary((e["face"] - other).norm(dim=1)),
+            "cosine": summary(F.cosine_similarity(e["face"], other, dim=1)),
         }
         for name, other in pairs.items()
     }
-    happy = fs["happy"]
     return {
         "n_faces": n,
         "seed": seed,
         "source": "teacher-dcgan64 test seeds, 64x64, bicubic to 112/150 inside the nets",
-        "mirror": mirror,
-        "gender_flip_rate": float(((fs["p_male"] > 0.5) != (ms["p_male"] > 0.5)).double().mean()),
-        "happy_bimodality": {"below_0.1": float((happy < 0.1).double().mean()), "above_0.9": float((happy > 0.9).double().mean())},
+        **consistency,
         "identity": identity,
-        "embedding_norm": _summary(e["face"].norm(dim=1)),
+        "embedding_norm": summary(e["face"].norm(dim=1)),
         "calibration": calibration,
         "seconds_per_face": seconds / n,
         "threads": torch.get_num_threads(),
@@ -160,15 +194,19 @@ def _calibration(landmarks: torch.Tensor, side: float) -> dict[str, float]:
     }
 
 
-def markdown_tables(result: dict) -> str:
-    """The reliability result as two Markdown tables (mirror consistency, identity distances)."""
+def mirror_table(mirror: dict[str, dict[str, float]]) -> list[str]:
+    """Markdown lines of the mirror-consistency table (``mirror`` of :func:`mirror_consistency`), best first."""
     lines = ["| score | unit | face-vs-mirror r | mirror-averaged (Spearman–Brown) | mean | std |",
              "|---|---|---:|---:|---:|---:|"]
-    units = {**{k: "probability" for k in FACEAPI_EXPRESSION_LABELS}, "age": "years", "p_male": "probability",
-             **geometry.ATTRIBUTE_UNITS}  # fmt: skip
-    for k, v in sorted(result["mirror"].items(), key=lambda kv: -kv[1]["r"]):
+    for k, v in sorted(mirror.items(), key=lambda kv: -kv[1]["r"]):
         sb = 2 * v["r"] / (1 + v["r"]) if v["r"] > 0 else float("nan")
-        lines.append(f"| {k} | {units[k]} | {v['r']:.2f} | {sb:.2f} | {v['mean']:.3g} | {v['std']:.3g} |")
+        lines.append(f"| {k} | {SCORE_UNITS[k]} | {v['r']:.2f} | {sb:.2f} | {v['mean']:.3g} | {v['std']:.3g} |")
+    return lines
+
+
+def markdown_tables(result: dict) -> str:
+    """The reliability result as two Markdown tables (mirror consistency, identity distances)."""
+    lines = mirror_table(result["mirror"])
     lines += ["", "| pair | Euclidean distance, median (p10–p90) | cosine similarity, median (p10–p90) |", "|---|---|---|"]
     for name, v in result["identity"].items():
         d, c = v["distance"], v["cosine"]
