@@ -270,5 +270,5 @@ def test_real_photos_and_generator(tmp_path, capsys):
                  "--markdown", str(tmp_path / "f.md")]) == 0  # fmt: skip
     r = json.loads((tmp_path / "f.json").read_text())
     assert r["real"]["n"] == 3 and r["real"]["image_size"] == 256 and max(r["celeba"]["used"]) <= 800
-    assert r["view_box_px"] == [28, 31, 200] and (tmp_path / "img" / "faces-ffhq-view.png").is_file()
+    assert r["view_box_px"] == [28, 31, 200] and (tmp_path / "img" / "faces-ffhq-view.jpg").is_file()
     assert 0.3 < r["real"]["view_fit"]["centre_x"]["median"] < 0.7

@@ -110,7 +110,7 @@ def _full_size(models: str, n: int, batch_size: int, seed: int, out: str | None,
     photos = AlignedCelebA(n, batch_size=batch_size)  # refuses n beyond 000800 before loading anything
     ms = load_set(models)
     g = work_generator(load_generator(set_member(models, "generator")))
-    figure = Path(markdown).parent / "img" / f"faces-{models}-view.png" if markdown else None
+    figure = Path(markdown).parent / "img" / f"faces-{models}-view.jpg" if markdown else None
     result = run_faces_ffhq_bench(g, FaceView.from_json(ms.face_view), n=n, seed=seed, batch_size=batch_size,
                                   photos=photos, figure=figure, progress=not quiet)  # fmt: skip
     argv = sys.argv[1:] if sys.argv and sys.argv[0].endswith("edsc") else None
