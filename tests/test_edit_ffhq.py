@@ -114,3 +114,67 @@ def test_scores_are_chunked_and_resume(tmp_path):
         score_store.score_samples(ev, gd2, 10, tmp_path / "s", seed=4, attributes=("age", "happy"), chunk=4,
                                   progress=False)  # fmt: skip
     assert score_store.load_scores(tmp_path / "s", limit=5).w.shape == (5, g.w_dim)
+
+
+class PixelGuidance:
+    """A fake face-net: 'age' = the image's projection on a fixed smooth pattern, descriptor = an 8x8 thumbnail."""
+
+    view = FaceView()
+    pattern = torch.nn.functional.interpolate(torch.randn(1, 3, 4, 4, generator=torch.Generator().manual_seed(5)),
+                                              size=32, mode="bilinear", align_corners=False)
+
+    def measure(self, images, attributes):
+        v = 400.0 * (images * self.pattern).mean(dim=(1, 2, 3))
+        return {a: v for a in attributes}
+
+    def embedding(self, images):
+        return torch.nn.functional.adaptive_avg_pool2d(images, 8).flatten(1)
+
+
+def test_group_directions_are_restricted_and_keep_the_whole_w_plus_slope(tmp_path):
+    from editable_deepsc.train.group_directions import (
+        fit_group_directions,
+        group_masks,
+        group_table_markdown,
+        outside_face_mask,
+    )
+
+    g = tiny(exits={"32": 1})
+    ev = ExitView(g, 32)
+    gd = PixelGuidance()
+    s = score_store.score_samples(ev, gd, 80, tmp_path / "s", attributes=("age",), chunk=40, progress=False)
+    sets = (("coarse",), ("middle",), ("fine",), ("coarse", "middle"), ("coarse", "middle", "fine"))
+    d = fit_group_directions(ev, gd, s, ("age",), n_cal=12, alpha_cal=0.5, identity_mu=(1.0,), n_metric=16,
+                             group_sets=sets)  # fmt: skip
+    st = d.stats["age"]
+    assert set(st["trials"]) >= {"coarse", "middle", "fine", "coarse+middle", "all"}
+    masks = group_masks(ev)
+    chosen = torch.zeros(g.num_ws, dtype=torch.bool)
+    for grp in st["groups"].replace("all", "coarse+middle+fine").split("+"):
+        chosen |= masks[grp]
+    vec = d.vector("age")
+    # on the tiny generator only the fine styles move the reading: the direction lives there alone
+    assert st["groups"] == "fine" and int((~chosen).sum()) > 0 and vec[~chosen].abs().max() == 0
+    assert vec[chosen].abs().max() > 0
+    # the stored vector moves the reading by the whole-W+ slope per unit alpha
+    cal = ev.broadcast(s.w[:12])
+    with torch.no_grad():
+        up = gd.measure(ev.synthesis(cal + 0.25 * vec), ("age",))["age"]
+        down = gd.measure(ev.synthesis(cal - 0.25 * vec), ("age",))["age"]
+    measured = float((up - down).mean() / 0.5)
+    assert d.slope("age") != 0
+    assert measured == pytest.approx(d.slope("age"), rel=0.35)
+    assert st["trials"]["all"]["slope"] == pytest.approx(d.slope("age"))
+    assert 0 < st["outside_ratio"] and 0 < st["identity_ratio"]
+    with pytest.raises(BadInput, match="whole W"):
+        fit_group_directions(ev, gd, s, ("age",), n_cal=4, identity_mu=(), group_sets=(("fine",),))
+    u = d.unrestricted()
+    assert u.vector("age").shape == vec.shape and u.slope("age") == d.slope("age")
+    assert torch.equal(u.vector("age")[0], u.vector("age")[-1])  # one w direction in every style
+    d.save(tmp_path / "d.safetensors")
+    back = type(d).load(tmp_path / "d.safetensors")
+    assert torch.equal(back.whole["age"], d.whole["age"]) and back.stats["age"]["groups"] == "fine"
+    table = group_table_markdown(d)
+    assert "| age |" in table and "coarse+middle" in table
+    m = outside_face_mask(256)
+    assert not m[int(0.56 * 256), 128] and m[5, 5] and 0.4 < float(m.float().mean()) < 0.7

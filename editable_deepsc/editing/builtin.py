@@ -8,6 +8,8 @@ from editable_deepsc.editing.editor import Editor
 from editable_deepsc.editing.face_guidance import FaceNetGuidance
 from editable_deepsc.editing.support import load_support
 from editable_deepsc.generator.base import StyleGenerator
+from editable_deepsc.generator.exit_view import work_generator
+from editable_deepsc.guidance.faces.view import view_for_generator
 from editable_deepsc.generator.loading import load_generator
 from editable_deepsc.zoo.sets import load_set
 
@@ -32,8 +34,11 @@ def build_editor(
         ``"paper"``, ``"fast"`` or ``"instant"`` (or a config).
     generator : StyleGenerator, optional
         Default: the generator of the default model set (:func:`~editable_deepsc.generator.load_generator`).
+        The editor works at the generator's set's work size (the ``ffhq`` set: its 256 px exit,
+        :func:`~editable_deepsc.generator.exit_view.work_generator`); the receiver renders full size.
     guidance : FaceNetGuidance, optional
-        Shared face-net guidance (also the identity loss).
+        Shared face-net guidance (also the identity loss); default: one reading the set's face
+        view (:func:`~editable_deepsc.guidance.faces.view.view_for_generator`).
     use_support : bool
         Refuse edits the shipped support table marks unreliable for this generator.
     use_directions : bool
@@ -43,8 +48,8 @@ def build_editor(
     **overrides
         :class:`EditConfig` fields to change.
     """
-    gen = generator if generator is not None else load_generator(load_set().member("generator"))
-    gd = guidance if guidance is not None else FaceNetGuidance()
+    gen = work_generator(generator if generator is not None else load_generator(load_set().member("generator")))
+    gd = guidance if guidance is not None else FaceNetGuidance(view=view_for_generator(gen.name))
     overrides.setdefault("max_id_loss", BUILTIN_MAX_ID_LOSS)
     cfg = edit_config(preset, **overrides)
     name = getattr(gen, "name", "unnamed")

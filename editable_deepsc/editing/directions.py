@@ -53,6 +53,9 @@ class AttributeDirections:
         Per attribute: ``r2`` (held-out fit), ``fit_slope``, ``value_mean``, ``value_std``.
     meta : dict
         How the directions were made (command, seed, n, mode).
+    whole : dict of str to Tensor (w_dim,) float32
+        Group-restricted fits (``mode="groups"``) only: the unrestricted w direction each vector
+        was cut from, applied to every style it has the same slope (:meth:`unrestricted`).
     """
 
     generator: str
@@ -62,6 +65,7 @@ class AttributeDirections:
     slopes: dict[str, float]
     stats: dict[str, dict] = field(default_factory=dict)
     meta: dict = field(default_factory=dict)
+    whole: dict[str, torch.Tensor] = field(default_factory=dict)
 
     def __contains__(self, attribute: str) -> bool:
         return attribute in self.vectors
@@ -83,7 +87,22 @@ class AttributeDirections:
     def state_dict(self) -> dict[str, torch.Tensor]:
         out = {f"dir.{a}": v.float().contiguous() for a, v in self.vectors.items()}
         out.update({f"slope.{a}": torch.tensor(float(s)) for a, s in self.slopes.items()})
+        out.update({f"whole.{a}": v.float().contiguous() for a, v in self.whole.items()})
         return out
+
+    def unrestricted(self) -> "AttributeDirections":
+        """The whole-W+ directions the group-restricted ones were cut from (same slopes), for comparisons.
+
+        Raises
+        ------
+        BadInput
+            These directions keep no unrestricted vectors (not a group-restricted fit).
+        """
+        if not self.whole:
+            raise BadInput("these directions keep no unrestricted vectors (not fitted with --mode groups)")
+        vectors = {a: v[None].repeat(self.num_ws, 1) for a, v in self.whole.items()}
+        return AttributeDirections(self.generator, self.num_ws, self.w_dim, vectors,
+                                   {a: self.slopes[a] for a in vectors}, {}, {**self.meta, "mode": "whole"})
 
     def metadata(self) -> dict[str, str]:
         """Safetensors header metadata: format tag, generator, shape, stats and meta as JSON."""
@@ -115,6 +134,7 @@ class AttributeDirections:
             raise CheckpointError(f"{card.path.name} is not an attribute-directions file")
         vectors = {k[4:]: v for k, v in state.items() if k.startswith("dir.")}
         slopes = {k[6:]: float(v) for k, v in state.items() if k.startswith("slope.")}
+        whole = {k[6:]: v for k, v in state.items() if k.startswith("whole.")}
         return cls(
             generator=md["generator"],
             num_ws=int(md["num_ws"]),
@@ -123,6 +143,7 @@ class AttributeDirections:
             slopes=slopes,
             stats=json.loads(md.get("stats", "{}")),
             meta=json.loads(md.get("meta", "{}")),
+            whole=whole,
         )
 
 

@@ -314,14 +314,15 @@ def fit_directions(
     )
 
 
-def export_directions(d: AttributeDirections, command: str, guidance_name: str) -> Path:
+def export_directions(d: AttributeDirections, command: str, guidance_name: str,
+                      licence: str = "MIT (fitted by this project from its own generator and the face-api nets)") -> Path:
     """Save ``d`` to the zoo as ``<generator>-directions`` and register its card; return the file path."""
     gen_sha = registry.sha256_of(d.generator)
     return registry.publish(
         directions_name(d.generator),
         d.state_dict(),
         kind="directions",
-        licence="MIT (fitted by this project from its own generator and the face-api nets)",
+        licence=licence,
         source=f"`{command}` (seed {d.meta.get('seed')}, {d.meta.get('n')} training-seed latents, "
         f"scored by {guidance_name})",
         resolution=None,
