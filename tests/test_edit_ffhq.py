@@ -178,3 +178,66 @@ def test_group_directions_are_restricted_and_keep_the_whole_w_plus_slope(tmp_pat
     assert "| age |" in table and "coarse+middle" in table
     m = outside_face_mask(256)
     assert not m[int(0.56 * 256), 128] and m[5, 5] and 0.4 < float(m.float().mean()) < 0.7
+
+
+class _Result:
+    def __init__(self, w):
+        self.w_plus = w
+
+
+class FakeEditor:
+    """Adds ``shift`` to every latent; refuses the attributes in ``refuse``."""
+
+    def __init__(self, shift, refuse=()):
+        self.shift = shift
+        self.support = None if not refuse else type("S", (), {"is_supported_all": lambda s, ts: all(
+            t.attribute not in refuse for t in ts)})()  # fmt: skip
+        self.calls = 0
+
+    def edit(self, w, targets):
+        self.calls += len(w)
+        return _Result(w + self.shift)
+
+
+class FakeJudge:
+    """'Renders' the latent's mean; met when it rose by at least 0.5, kept when below 1.2."""
+
+    def render(self, w):
+        return w.mean(dim=(1, 2))
+
+    def judge(self, targets, images, strength=1.0):
+        met = images >= 0.5
+        second = images.abs()
+        return {"met": met, "second": second, "first": second, "kept": second <= 1.2,
+                "success": met & (second <= 1.2), "outside": images * 10}
+
+
+def test_photo_edit_bench_rows_and_page(tmp_path):
+    from editable_deepsc.eval.edit_bench import DEFAULT_INSTRUCTIONS
+    from editable_deepsc.eval.photo_edit_bench import InvertedPhoto, run_photo_edit_bench, whole_comparison, write_page
+
+    photos = [InvertedPhoto(f"p{i}", None, torch.full((1, 2, 3), 0.1 * i)) for i in range(4)]  # means 0, .1, .2, .3
+    paper, fast, whole = FakeEditor(1.0), FakeEditor(0.3, refuse=("eyes_open",)), FakeEditor(1.0)
+    ins = [i for i in DEFAULT_INSTRUCTIONS if i.key in ("age:more", "happy:more", "eyes_open:less")]
+    rows = run_photo_edit_bench({"paper": paper, "fast": fast}, photos, FakeJudge(), ins, whole, batch_size=3,
+                                progress=False)  # fmt: skip
+    by = {r["key"]: r for r in rows}
+    assert "fast-whole" in by["age:more"] and "fast-whole" not in by["happy:more"]
+    assert by["eyes_open:less"]["fast"] == {"refused": True}
+    f = by["happy:more"]["fast"]  # means .3 .4 .5 .6: met for two of four, all kept
+    assert f["met"] == pytest.approx(0.5) and f["kept"] == 1.0 and f["success"] == pytest.approx(0.5)
+    assert f["outside"] == pytest.approx(4.5)
+    p = by["happy:more"]["paper"]  # means 1.0 .. 1.3: all met, 1.3 not kept
+    assert p["success"] == pytest.approx(0.75) and "speedup" in f and "speedup" not in p
+    assert whole.calls == 4 and paper.calls == 12
+    comp = whole_comparison(rows)
+    assert len(comp) == 1 and comp[0]["ratio"] == pytest.approx(4.5 / 11.5)
+    payload = {"command": "edsc bench edit --models ffhq --set celeba --n 4", "presets": ["paper", "fast"],
+               "rows": rows, "meta": {"n": 4, "photos": ["p0", "p1", "p2", "p3"], "inversion": "hybrid",
+                                      "threads": 1, "seconds": 3.0, "directions": "edsc train directions ...",
+                                      "inversion_identity": {"second": 0.2, "kept": 1.0, "first": 0.4,
+                                                             "second_threshold": 0.378}},
+               "observations": ["a face looked odd"]}  # fmt: skip
+    text = write_page(payload, tmp_path / "page.md").read_text()
+    assert "refused (unsupported)" in text and "50% · 50% · 100% · 4.5" in text and "0.39" in text
+    assert "a face looked odd" in text and "source photo" in text

@@ -51,20 +51,36 @@ def _header(title: str, command: str, meta: dict) -> str:
 @click.option("--threads", default=None, type=int, help="torch CPU threads (default: torch's choice).")
 @click.option("--out", "out_dir", type=click.Path(file_okay=False), default="out/bench_edit", show_default=True)
 @click.option("--seed", default=0, show_default=True, type=int)
+@click.option("--set", "photo_set", type=click.Choice(["celeba"]), default=None,
+              help="--models ffhq: edit real photos of this set (CelebA 000701-000800, then 000700 down), "
+                   "inverted by the hybrid inversion (cached in --cache).")
+@click.option("--cache", type=click.Path(file_okay=False), default="runs/photo-latents", show_default=True,
+              help="--set: inverted latents are kept here (a rerun reuses them).")
+@click.option("--markdown", type=click.Path(dir_okay=False), default=None,
+              help="--set: also write the page (table + how it was measured) here, e.g. docs/editing_ffhq.md.")
 @models_option()
 def edit(
     n, offset, presets, presets_part, jecc, codec_name, snrs, channel, jecc_n, jecc_instructions, jecc_keys,
     max_id_distance, stop_id_distance, jecc_preset, batch_size, threads,
-    out_dir, seed, models,
+    out_dir, seed, photo_set, cache, markdown, models,
 ) -> None:
     """Success rate, identity and seconds per edit of two presets on held-out faces; JECC vs edit→transmit.
 
     \b
-    Example:
+    Examples:
       edsc bench edit --n 100 --out out/bench_edit
       edsc bench edit --n 10 --no-jecc          # quick look
+      edsc bench edit --models ffhq --set celeba --n 20 --markdown docs/editing_ffhq.md
     """
     import torch
+
+    if photo_set is not None or models == "ffhq":
+        from editable_deepsc.cli.bench_edit_photos import bench_edit_photos
+
+        bench_edit_photos(models=models, photo_set=photo_set or "celeba", n=n, presets=presets,
+                          batch_size=min(batch_size, 10), threads=threads, seed=seed, out_dir=Path(out_dir),
+                          cache=Path(cache), markdown=markdown)  # fmt: skip
+        return
 
     from editable_deepsc.channel import make_channel
     from editable_deepsc.editing.builtin import build_editor
