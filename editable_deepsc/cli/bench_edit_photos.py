@@ -10,7 +10,8 @@ import click
 
 
 def bench_edit_photos(models: str, photo_set: str, n: int, presets: str, batch_size: int, threads: int | None,
-                      seed: int, out_dir: Path, cache: Path, markdown: str | None) -> None:  # fmt: skip
+                      seed: int, out_dir: Path, cache: Path, markdown: str | None, figure: str | None = None,
+                      keys: list[str] | None = None) -> None:  # fmt: skip
     """Invert ``n`` photos (cached), edit them with every preset, judge on the receiver's image, write JSON + page."""
     import torch
 
@@ -57,11 +58,19 @@ def bench_edit_photos(models: str, photo_set: str, n: int, presets: str, batch_s
     instructions = [i for i in DEFAULT_INSTRUCTIONS
                     if all(fast is None or fast.directions is None or t.attribute in fast.directions
                            for t in i.targets)]  # fmt: skip
+    if keys:
+        unknown = sorted(set(keys) - {i.key for i in instructions})
+        if unknown:
+            raise BadInput(f"unknown or unfitted instruction key(s): {', '.join(unknown)} "
+                           f"(known: {', '.join(i.key for i in instructions)})")
+        instructions = [i for i in instructions if i.key in keys]
     judge = ReceivedJudge(gen, gd, photos)
     floor = inversion_identity(judge)
     rows = run_photo_edit_bench(editors, photos, judge, instructions, whole, batch_size, log=click.echo)
     command = (f"edsc bench edit --models {models} --set {photo_set} --n {n} --presets {','.join(names)} "
-               f"--seed {seed}" + ("" if threads is None else f" --threads {threads}"))
+               f"--seed {seed}" + ("" if threads is None else f" --threads {threads}")
+               + (f" --keys {','.join(keys)}" if keys else "")
+               + (f" --markdown {markdown}" if markdown else "") + (f" --figure {figure}" if figure else ""))
     meta = {
         "generator": gen.name, "photos": [p.name for p in photos], "n": len(photos), "asked": n,
         "inversion": "hybrid (edsc-e4e-ffhq + 30 steps at the 256 exit), cached",
@@ -75,6 +84,15 @@ def bench_edit_photos(models: str, photo_set: str, n: int, presets: str, batch_s
     (out_dir / "edit_ffhq.json").write_text(json.dumps(payload, indent=1) + "\n")
     table = markdown_table(rows, names)
     (out_dir / "edit_ffhq.md").write_text(table)
+    if figure:
+        from editable_deepsc.eval.photo_edit_bench import FIGURE_KEYS, edit_figure
+
+        fig_ed = editors.get("fast") or build_editor("fast", generator=gen, guidance=gd)
+        shown = [i for k in FIGURE_KEYS for i in DEFAULT_INSTRUCTIONS if i.key == k]
+        p = edit_figure(fig_ed, photos[:6], shown, figure, out_dir / "full")
+        payload["figure"] = {"path": str(p), "keys": [i.key for i in shown], "photos": [x.name for x in photos[:6]]}
+        click.echo(f"wrote {p}")
+    (out_dir / "edit_ffhq.json").write_text(json.dumps(payload, indent=1) + "\n")
     if markdown:
         from editable_deepsc.eval.photo_edit_bench import write_page
 

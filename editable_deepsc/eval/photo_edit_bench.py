@@ -262,9 +262,56 @@ def write_page(payload: dict[str, Any], path: str | Path) -> Path:
         lines += [f"| {c['instruction']} | {c['restricted']:.2f} | {c['whole']:.2f} | {c['ratio']:.2f} | "
                   f"{c['success_restricted']:.0%} / {c['success_whole']:.0%} |" for c in comp]
         lines.append("")
+    fig = payload.get("figure")
+    if fig:
+        rel = Path(fig["path"]).relative_to("docs") if Path(fig["path"]).parts[:1] == ("docs",) else Path(fig["path"])
+        lines += ["## Before and after (fast preset)", "",
+                  f"![edits]({rel})", "",
+                  f"Rows: {', '.join(fig['photos'])}. Columns: the aligned photo, its hybrid inversion, then "
+                  f"{', '.join(f'`{k}`' for k in fig['keys'])}. Every image was synthesised at 1024 px and is shown "
+                  "downsampled; the full-size edits are written next to the bench's JSON.", ""]  # fmt: skip
     obs = payload.get("observations")
     if obs:
         lines += ["## Seen by eye", "", *[f"- {o}" for o in obs], ""]
     path = Path(path)
     path.write_text("\n".join(lines) + "\n")
+    return path
+
+
+FIGURE_KEYS: tuple[str, ...] = ("happy:less", "age:more", "age:less", "gender:more", "yaw:more", "mouth_open:more")
+"""The instructions of the before/after figure (columns after the photo and its inversion)."""
+
+
+@torch.no_grad()
+def edit_figure(
+    editor: Any,
+    photos: list[InvertedPhoto],
+    instructions: Sequence[BenchInstruction],
+    path: str | Path,
+    full_dir: str | Path | None = None,
+    tile: int = 160,
+) -> Path:
+    """Before/after grid: per photo (row) its aligned crop, the inversion and one edit per instruction.
+
+    Every image is synthesised at the generator's full 1024 px and shown area-downsampled to
+    ``tile``; with ``full_dir`` the 1024 px edits are written there too (``<photo>-<key>.png``).
+    """
+    from editable_deepsc.imaging.io import save_image
+
+    g = getattr(editor.generator, "base", editor.generator)
+    w0 = torch.cat([p.w_plus for p in photos])
+    cols = [torch.cat([F.interpolate(p.target.crop, size=tile, mode="area") for p in photos]),
+            F.interpolate(g.synthesis(w0), size=tile, mode="area")]  # fmt: skip
+    for ins in instructions:
+        w = editor.edit(w0, list(ins.targets)).w_plus.detach()
+        full = g.synthesis(w).clamp(-1, 1)
+        if full_dir is not None:
+            Path(full_dir).mkdir(parents=True, exist_ok=True)
+            for p, img in zip(photos, full):
+                save_image(img, Path(full_dir) / f"{p.name}-{ins.key.replace(':', '-')}.png")
+        cols.append(F.interpolate(full, size=tile, mode="area"))
+    grid = torch.cat([torch.cat(list(c), dim=-2) for c in cols], dim=-1)  # rows = photos, columns = stages
+    path = Path(path)
+    path.parent.mkdir(parents=True, exist_ok=True)
+    save_image(grid.clamp(-1, 1), path)
     return path
