@@ -241,3 +241,22 @@ def test_photo_edit_bench_rows_and_page(tmp_path):
     text = write_page(payload, tmp_path / "page.md").read_text()
     assert "refused (unsupported)" in text and "50% · 50% · 100% · 4.5" in text and "0.39" in text
     assert "a face looked odd" in text and "source photo" in text
+
+
+def test_support_table_from_bench_rows(tmp_path):
+    from editable_deepsc.editing.support import load_support
+    from editable_deepsc.errors import UnsupportedInstruction
+    from editable_deepsc.eval.photo_edit_bench import support_table
+    from editable_deepsc.text.targets import EditTarget
+
+    row = {"success": 0.7, "met": 0.8, "kept": 0.9, "second": 0.2, "n": 10}
+    rows = [{"key": "age:more", "fast": row}, {"key": "age:less", "fast": {**row, "success": 0.4}},
+            {"key": "happy:more+yaw:more", "fast": row}, {"key": "eyes_open:less", "fast": {"refused": True}}]
+    t = support_table(rows, "gen-x", "fast", 0.378, 0.6, "cmd")
+    assert sorted(t.entries) == ["age:less", "age:more"] and t.supported_keys() == ["age:more"]
+    p = t.save(tmp_path / "supported-gen-x.json")
+    back = load_support("gen-x", p)
+    assert back.is_supported(EditTarget("age", "more")) and not back.is_supported(EditTarget("age", "less"))
+    with pytest.raises(UnsupportedInstruction, match="40% of 10"):
+        back.check([EditTarget("age", "less")])
+    assert load_support("gen-y", p) is None

@@ -62,11 +62,15 @@ def _header(title: str, command: str, meta: dict) -> str:
               help="--set: also draw the before/after grid (6 photos x 6 instructions, fast preset, 1024 px "
                    "syntheses shown small; the full-size edits go to OUT/full).")
 @click.option("--keys", default="", help="--set: only these instruction keys, e.g. age:more,happy:less.")
+@click.option("--write-support", is_flag=True,
+              help="--set: install the generator's support table (editing/supported-<generator>.json) from the "
+                   "fast preset's rows: an edit is supported when its success reaches --min-success.")
+@click.option("--min-success", default=0.6, show_default=True, type=float, help="--set --write-support: see there.")
 @models_option()
 def edit(
     n, offset, presets, presets_part, jecc, codec_name, snrs, channel, jecc_n, jecc_instructions, jecc_keys,
     max_id_distance, stop_id_distance, jecc_preset, batch_size, threads,
-    out_dir, seed, photo_set, cache, markdown, figure, keys, models,
+    out_dir, seed, photo_set, cache, markdown, figure, keys, write_support, min_success, models,
 ) -> None:
     """Success rate, identity and seconds per edit of two presets on held-out faces; JECC vs edit→transmit.
 
@@ -84,7 +88,8 @@ def edit(
         bench_edit_photos(models=models, photo_set=photo_set or "celeba", n=n, presets=presets,
                           batch_size=min(batch_size, 10), threads=threads, seed=seed, out_dir=Path(out_dir),
                           cache=Path(cache), markdown=markdown, figure=figure,
-                          keys=[k.strip() for k in keys.split(",") if k.strip()])  # fmt: skip
+                          keys=[k.strip() for k in keys.split(",") if k.strip()], write_support=write_support,
+                          min_success=min_success)  # fmt: skip
         return
 
     from editable_deepsc.channel import make_channel

@@ -11,7 +11,8 @@ import click
 
 def bench_edit_photos(models: str, photo_set: str, n: int, presets: str, batch_size: int, threads: int | None,
                       seed: int, out_dir: Path, cache: Path, markdown: str | None, figure: str | None = None,
-                      keys: list[str] | None = None) -> None:  # fmt: skip
+                      keys: list[str] | None = None, write_support: bool = False,
+                      min_success: float = 0.6) -> None:  # fmt: skip
     """Invert ``n`` photos (cached), edit them with every preset, judge on the receiver's image, write JSON + page."""
     import torch
 
@@ -92,6 +93,15 @@ def bench_edit_photos(models: str, photo_set: str, n: int, presets: str, batch_s
         p = edit_figure(fig_ed, photos[:6], shown, figure, out_dir / "full")
         payload["figure"] = {"path": str(p), "keys": [i.key for i in shown], "photos": [x.name for x in photos[:6]]}
         click.echo(f"wrote {p}")
+    if write_support:
+        from editable_deepsc.editing.support import support_file
+        from editable_deepsc.eval.photo_edit_bench import support_table
+
+        if "fast" not in editors:
+            raise BadInput("--write-support needs the fast preset in --presets")
+        table = support_table(rows, gen.name, "fast", judge.second.threshold, min_success,
+                              command + f" --write-support --min-success {min_success:g}")
+        click.echo(f"installed {table.save(support_file(gen.name))}")
     (out_dir / "edit_ffhq.json").write_text(json.dumps(payload, indent=1) + "\n")
     if markdown:
         from editable_deepsc.eval.photo_edit_bench import write_page

@@ -29,10 +29,13 @@ from editable_deepsc.cli.options import artefact_options, generator_option, seed
               help="Scores are cached here (a rerun with the same settings resumes).")
 @click.option("--table-out", type=click.Path(dir_okay=False), default=None,
               help="--mode groups: also write the per-group table (markdown) here.")
+@click.option("--partial", is_flag=True,
+              help="--mode groups: fit on the samples scored so far in the work directory, without scoring more "
+                   "(a long scoring run stopped early; rerun without it later to finish and refit).")
 @artefact_options("<generator>-directions")
 @seed_option()
 def directions(models: str, generator_name: str | None, n: int | None, mode: str | None, identity_aware: bool,
-               workdir: str, table_out: str | None, register: bool, out: str | None, seed: int) -> None:
+               workdir: str, table_out: str | None, partial: bool, register: bool, out: str | None, seed: int) -> None:
     """Sample latents (training seeds), score their faces with the face nets, fit a direction per attribute.
 
     \b
@@ -64,7 +67,7 @@ def directions(models: str, generator_name: str | None, n: int | None, mode: str
     if n < 20:
         raise BadInput(f"--n must be at least 20, got {n}")
     if mode == "groups":
-        _fit_groups(gen, n, identity_aware, Path(workdir), table_out, register, out, seed)
+        _fit_groups(gen, n, identity_aware, Path(workdir), table_out, partial, register, out, seed)
         return
     guidance = FaceNetGuidance()
     cache = Path(workdir) / f"scores-{generator_name}-{mode}-n{n}-seed{seed}.safetensors"
@@ -90,25 +93,30 @@ def directions(models: str, generator_name: str | None, n: int | None, mode: str
     click.echo(directions_markdown(d))
 
 
-def _fit_groups(gen, n: int, identity_aware: bool, workdir: Path, table_out: str | None, register: bool,
-                out: str | None, seed: int) -> None:
+def _fit_groups(gen, n: int, identity_aware: bool, workdir: Path, table_out: str | None, partial: bool,
+                register: bool, out: str | None, seed: int) -> None:
     """``--mode groups``: score at the work size through the face view, fit group-restricted directions."""
     from editable_deepsc.editing.face_guidance import FaceNetGuidance
     from editable_deepsc.generator.exit_view import work_generator
     from editable_deepsc.guidance.faces.view import view_for_generator
     from editable_deepsc.train.directions import DIRECTION_ATTRIBUTES, directions_markdown, export_directions
     from editable_deepsc.train.group_directions import GROUP_MU_GRID, fit_group_directions, group_table_markdown
-    from editable_deepsc.train.score_store import score_samples
+    from editable_deepsc.train.score_store import load_scores, score_samples
 
     work = work_generator(gen)
     guidance = FaceNetGuidance(view=view_for_generator(gen.name))
     folder = workdir / f"scores-{gen.name}-s{work.resolution}-n{n}-seed{seed}"
-    samples = score_samples(work, guidance, n, folder, seed=seed, attributes=DIRECTION_ATTRIBUTES)
+    if partial:
+        samples = load_scores(folder)
+        click.echo(f"fitting on the {len(samples.w)} of {n} samples scored so far in {folder}")
+    else:
+        samples = score_samples(work, guidance, n, folder, seed=seed, attributes=DIRECTION_ATTRIBUTES)
     d = fit_group_directions(work, guidance, samples, DIRECTION_ATTRIBUTES,
                              identity_mu=GROUP_MU_GRID if identity_aware else (), seed=seed, progress=True,
                              log=click.echo)  # fmt: skip
     flag = "" if identity_aware else " --plain"
-    command = f"edsc train directions --generator {gen.name} --n {n} --mode groups{flag} --seed {seed}"
+    command = (f"edsc train directions --generator {gen.name} --n {n} --mode groups{flag} --seed {seed}"
+               + (" --partial" if partial else ""))
     d.meta["command"] = command
     table = directions_markdown(d) + "\n" + group_table_markdown(d)
     if register:

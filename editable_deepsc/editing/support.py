@@ -163,9 +163,18 @@ class SupportTable:
             raise BadInput(f"malformed support table {path.name}: {e}") from None
 
 
-def load_support(generator_name: str, path: str | Path = SUPPORT_FILE) -> SupportTable | None:
+def support_file(generator_name: str) -> Path:
+    """Where the support table of ``generator_name`` ships: ``editing/supported.json`` for the faces64
+    generator (its historical place), ``editing/supported-<generator>.json`` for any other."""
+    legacy = SUPPORT_FILE
+    if legacy.is_file() and json.loads(legacy.read_text()).get("generator") == generator_name:
+        return legacy
+    return SUPPORT_FILE.with_name(f"supported-{generator_name}.json")
+
+
+def load_support(generator_name: str, path: str | Path | None = None) -> SupportTable | None:
     """The shipped support table if it was measured for ``generator_name``, else ``None``."""
-    path = Path(path)
+    path = Path(path) if path is not None else support_file(generator_name)
     if not path.is_file():
         return None
     table = SupportTable.load(path)

@@ -145,7 +145,7 @@ def _row(res: dict[str, torch.Tensor], seconds: float, n: int) -> dict[str, floa
     return {"success": float(res["success"].float().mean()), "met": float(res["met"].float().mean()),
             "kept": float(res["kept"].float().mean()), "second": float(res["second"].mean()),
             "first": float(res["first"].mean()), "outside": float(res["outside"].mean()),
-            "seconds_per_edit": seconds / max(1, n)}  # fmt: skip
+            "seconds_per_edit": seconds / max(1, n), "n": int(n)}  # fmt: skip
 
 
 def run_photo_edit_bench(
@@ -315,3 +315,25 @@ def edit_figure(
     path.parent.mkdir(parents=True, exist_ok=True)
     save_image(grid.clamp(-1, 1), path)
     return path
+
+
+def support_table(rows: list[dict[str, Any]], generator: str, preset: str, threshold: float, min_success: float,
+                  command: str):  # fmt: skip
+    """The support table of ``generator`` from the bench rows of ``preset`` (single-target instructions only).
+
+    An edit is supported when its success (met on the receiver's image, FaceRes distance to the
+    source photo ≤ ``threshold``) reaches ``min_success``.
+    """
+    from editable_deepsc.editing.support import SupportTable
+
+    entries = {}
+    for r in rows:
+        v = r.get(preset)
+        if "+" in r["key"] or not v or v.get("refused"):
+            continue
+        entries[r["key"]] = {"success": v["success"], "met": v["met"], "kept": v["kept"],
+                             "identity_distance": v["second"], "n": int(v.get("n", 0)),
+                             "supported": v["success"] >= min_success}  # fmt: skip
+    return SupportTable(generator, min_success, threshold, entries,
+                        {"command": command, "preset": preset, "identity": "FaceRes cosine distance to the source photo",
+                         "judged": "on the receiver's 1024 px image, area-downsampled to 256"})  # fmt: skip

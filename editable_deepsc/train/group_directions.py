@@ -36,6 +36,7 @@ Every candidate's numbers are kept in the directions' stats (``groups``), and
 
 from __future__ import annotations
 
+import math
 from collections.abc import Callable
 
 import torch
@@ -58,7 +59,17 @@ MIN_SLOPE_SHARE = 0.5
 GROUP_MU_GRID: tuple[float, ...] = (3.0, 1.0)
 """Regularisation ``μ`` of the identity-aware candidates (fewer than on faces64: each costs a calibration)."""
 
+MIN_CHANGE = 1e-3
+"""Mean attribute change (regression scale) below which a trial counts as not moving the attribute."""
+
 Embed = Callable[[torch.Tensor], torch.Tensor]
+
+
+def _ratio(a: float, b: float) -> float:
+    """``a / b`` for per-unit costs (1 when equal, also when neither moved; NaN when only ``b`` is unusable)."""
+    if a == b:
+        return 1.0
+    return a / b if math.isfinite(b) and b > 0 else float("nan")
 
 
 def outside_face_mask(size: int) -> torch.Tensor:
@@ -109,7 +120,9 @@ def _try_vector(generator, guidance, embed, cal, vec, attribute, alpha_cal, outs
         imgs_out.append(torch.cat(o))
         embs.append(torch.cat(e))
     dy = ys[0] - ys[1]
-    change = dy.abs().mean().clamp_min(1e-6)
+    if float(dy.abs().mean()) < MIN_CHANGE:  # nothing moved (e.g. saturated probabilities): no per-unit cost
+        return {"slope": float(dy.mean() / (2 * alpha_cal)), "outside": float("inf"), "identity": float("inf")}
+    change = dy.abs().mean()
     return {
         "slope": float(dy.mean() / (2 * alpha_cal)),
         "outside": float((imgs_out[0] - imgs_out[1]).abs().mean() / change),
@@ -245,14 +258,18 @@ def fit_group_directions(
                                          **_try_vector(generator, guidance, embed, cal, vec, a, alpha_cal, outside,
                                                        batch_size)}  # fmt: skip
         full = trials["all"]
+        slope_source = "causal"
+        if abs(full["slope"]) < 1e-6:  # the calibration latents did not move (saturated): the fitted slope stands
+            full["slope"], slope_source = float(beta @ d), "fitted (calibration saturated)"
         eligible = [k for k, t in trials.items()
                     if t["slope"] * full["slope"] > 0 and abs(t["slope"]) >= MIN_SLOPE_SHARE * abs(full["slope"])]
         if not eligible:  # the attribute does not move reliably: keep the whole-W+ direction
             eligible = ["all"]
+            trials["all"]["slope"] = full["slope"]
 
         def cost(k: str) -> float:
             t = trials[k]
-            return t["outside"] / max(full["outside"], 1e-9) + t["identity"] / max(full["identity"], 1e-9)
+            return _ratio(t["outside"], full["outside"]) + _ratio(t["identity"], full["identity"])
 
         chosen = min(eligible, key=cost)
         best, mu_used = trials[chosen], None
@@ -279,9 +296,9 @@ def fit_group_directions(
             "r2": r2, "ridge_lambda": float(lam), "fit_slope": float(beta @ d),
             "causal_slope": float(full["slope"]), "value_mean": float(samples.scores[a].mean()),
             "value_std": float(samples.scores[a].std()), "groups": set_label(tuple(best["groups"])),
-            "identity_mu": mu_used, "rescale": float(scale),
-            "outside_ratio": best["outside"] / max(full["outside"], 1e-9),
-            "identity_ratio": best["identity"] / max(full["identity"], 1e-9),
+            "identity_mu": mu_used, "rescale": float(scale), "slope_source": slope_source,
+            "outside_ratio": _ratio(best["outside"], full["outside"]),
+            "identity_ratio": _ratio(best["identity"], full["identity"]),
             "trials": {k: {kk: vv for kk, vv in t.items() if kk != "vector"} for k, t in trials.items()},
             "probability": a in PROBABILITY_ATTRIBUTES,
         }  # fmt: skip
@@ -310,7 +327,12 @@ def group_table_markdown(d: AttributeDirections) -> str:
         cells = []
         for k in sets:
             t = s["trials"].get(k)
-            cells.append("–" if t is None else f"{t['slope']:.2f} / {t['outside']:.1f} / {t['identity']:.3f}")
+            if t is None:
+                cells.append("–")
+            elif t["outside"] == float("inf"):
+                cells.append(f"{t['slope']:.2f} / did not move")
+            else:
+                cells.append(f"{t['slope']:.2f} / {t['outside']:.1f} / {t['identity']:.3f}")
         chosen = s["groups"] + ("" if s.get("identity_mu") is None else f" (μ={s['identity_mu']:g})")
         lines.append(f"| {a} | {s['r2']:.3f} | {chosen} | " + " | ".join(cells)
                      + f" | {s['outside_ratio']:.2f}× | {s['identity_ratio']:.2f}× |")  # fmt: skip
