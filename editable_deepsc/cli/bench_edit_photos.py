@@ -79,7 +79,12 @@ def bench_edit_photos(models: str, photo_set: str, n: int, presets: str, batch_s
         "directions": None if fast is None or fast.directions is None else fast.directions.meta.get("command"),
         "seconds": round(time.perf_counter() - t_start, 1),
     }  # fmt: skip
-    payload = {"command": command, "meta": meta, "presets": names, "rows": rows,
+    directions_table = None
+    if fast is not None and fast.directions is not None and fast.directions.meta.get("mode") == "groups":
+        from editable_deepsc.train.group_directions import group_table_markdown
+
+        directions_table = group_table_markdown(fast.directions)
+    payload = {"command": command, "meta": meta, "presets": names, "rows": rows, "directions_table": directions_table,
                "configs": {p: e.config.to_json() for p, e in editors.items()}}  # fmt: skip
     out_dir.mkdir(parents=True, exist_ok=True)
     (out_dir / "edit_ffhq.json").write_text(json.dumps(payload, indent=1) + "\n")

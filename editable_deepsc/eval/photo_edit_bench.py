@@ -262,6 +262,14 @@ def write_page(payload: dict[str, Any], path: str | Path) -> Path:
         lines += [f"| {c['instruction']} | {c['restricted']:.2f} | {c['whole']:.2f} | {c['ratio']:.2f} | "
                   f"{c['success_restricted']:.0%} / {c['success_whole']:.0%} |" for c in comp]
         lines.append("")
+    table = payload.get("directions_table")
+    if table:
+        lines += ["## The directions", "",
+                  f"Fitted by `{meta['directions']}`: per attribute the ridge fit on the scored samples (held-out R²) "
+                  "and every style-group set tried on held-out latents moved by ±1 spread — causal slope per unit α, "
+                  "outside-face change (0-255 per unit of attribute change) and face-descriptor change per unit of "
+                  "attribute change; *chosen* is the set kept (the rule of `editable_deepsc/train/group_directions.py`), μ the "
+                  "identity-aware bending when it helped.", "", table, ""]  # fmt: skip
     fig = payload.get("figure")
     if fig:
         rel = Path(fig["path"]).relative_to("docs") if Path(fig["path"]).parts[:1] == ("docs",) else Path(fig["path"])
