@@ -66,11 +66,13 @@ def _header(title: str, command: str, meta: dict) -> str:
               help="--set: install the generator's support table (editing/supported-<generator>.json) from the "
                    "fast preset's rows: an edit is supported when its success reaches --min-success.")
 @click.option("--min-success", default=0.6, show_default=True, type=float, help="--set --write-support: see there.")
+@click.option("--paper-steps", default=None, type=int,
+              help="--set: cap the paper preset's steps (default: the preset's 250); the cap is recorded.")
 @models_option()
 def edit(
     n, offset, presets, presets_part, jecc, codec_name, snrs, channel, jecc_n, jecc_instructions, jecc_keys,
     max_id_distance, stop_id_distance, jecc_preset, batch_size, threads,
-    out_dir, seed, photo_set, cache, markdown, figure, keys, write_support, min_success, models,
+    out_dir, seed, photo_set, cache, markdown, figure, keys, write_support, min_success, paper_steps, models,
 ) -> None:
     """Success rate, identity and seconds per edit of two presets on held-out faces; JECC vs edit→transmit.
 
@@ -89,7 +91,7 @@ def edit(
                           batch_size=min(batch_size, 10), threads=threads, seed=seed, out_dir=Path(out_dir),
                           cache=Path(cache), markdown=markdown, figure=figure,
                           keys=[k.strip() for k in keys.split(",") if k.strip()], write_support=write_support,
-                          min_success=min_success)  # fmt: skip
+                          min_success=min_success, paper_steps=paper_steps)  # fmt: skip
         return
 
     from editable_deepsc.channel import make_channel

@@ -12,7 +12,7 @@ import click
 def bench_edit_photos(models: str, photo_set: str, n: int, presets: str, batch_size: int, threads: int | None,
                       seed: int, out_dir: Path, cache: Path, markdown: str | None, figure: str | None = None,
                       keys: list[str] | None = None, write_support: bool = False,
-                      min_success: float = 0.6) -> None:  # fmt: skip
+                      min_success: float = 0.6, paper_steps: int | None = None) -> None:  # fmt: skip
     """Invert ``n`` photos (cached), edit them with every preset, judge on the receiver's image, write JSON + page."""
     import torch
 
@@ -50,7 +50,10 @@ def bench_edit_photos(models: str, photo_set: str, n: int, presets: str, batch_s
     if not photos:
         raise BadInput("no face found in any bench photo")
     gd = FaceNetGuidance(view=view_for_generator(gen.name))
-    editors = {p: build_editor(p, generator=gen, guidance=gd) for p in names}
+    if paper_steps is not None and paper_steps < 1:
+        raise BadInput(f"--paper-steps must be >= 1, got {paper_steps}")
+    cap = {"paper": {"steps": paper_steps}} if paper_steps else {}
+    editors = {p: build_editor(p, generator=gen, guidance=gd, **cap.get(p, {})) for p in names}
     fast = editors.get("fast")
     whole = None
     if fast is not None and fast.directions is not None and fast.directions.whole:
@@ -71,6 +74,7 @@ def bench_edit_photos(models: str, photo_set: str, n: int, presets: str, batch_s
     command = (f"edsc bench edit --models {models} --set {photo_set} --n {n} --presets {','.join(names)} "
                f"--seed {seed}" + ("" if threads is None else f" --threads {threads}")
                + (f" --keys {','.join(keys)}" if keys else "")
+               + (f" --paper-steps {paper_steps}" if paper_steps else "")
                + (f" --markdown {markdown}" if markdown else "") + (f" --figure {figure}" if figure else ""))
     meta = {
         "generator": gen.name, "photos": [p.name for p in photos], "n": len(photos), "asked": n,

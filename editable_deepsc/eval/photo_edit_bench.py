@@ -251,7 +251,9 @@ def write_page(payload: dict[str, Any], path: str | Path) -> Path:
         f"face-api distance {floor['first']:.3f}).",
         "- **success** = met and kept. **outside**: mean absolute change (0-255) of the pixels outside the face "
         "ellipse (hair, background, neck). **s/edit**: the `edit` calls only, after inversion; ×: speed-up "
-        f"against {names[0]}.", "",
+        f"against {names[0]}.",
+        "- Presets: " + "; ".join(f"{p}: start `{c.get('init')}`, at most {c.get('steps')} gradient steps"
+                                  for p, c in payload.get("configs", {}).items()) + ".", "",
         markdown_table(rows, names),
     ]  # fmt: skip
     comp = whole_comparison(rows)
