@@ -194,7 +194,7 @@ class FakeEditor:
             t.attribute not in refuse for t in ts)})()  # fmt: skip
         self.calls = 0
 
-    def edit(self, w, targets):
+    def edit(self, w, targets, identity_reference=None):
         self.calls += len(w)
         return _Result(w + self.shift)
 
@@ -260,3 +260,36 @@ def test_support_table_from_bench_rows(tmp_path):
     with pytest.raises(UnsupportedInstruction, match="40% of 10"):
         back.check([EditTarget("age", "less")])
     assert load_support("gen-y", p) is None
+
+
+def test_identity_reference_pulls_towards_it_and_bounds_relative_to_the_inversion():
+    from edit_toys import TinyGenerator, ToyGuidance, target
+
+    from editable_deepsc.editing.editor import Editor
+
+    g = TinyGenerator()
+
+    def id_loss(images, reference):  # 0 = same "person": mean squared pixel difference
+        return (images - reference).pow(2).mean((1, 2, 3))
+
+    cfg = dict(preset="custom", steps=40, lr=0.05, schedule="constant", lambda_id=20.0, max_id_loss=0.02)
+    from editable_deepsc.editing.config import EditConfig
+
+    ed = Editor(g, ToyGuidance(), identity=id_loss, config=EditConfig(**cfg))
+    w0 = torch.randn(3, g.num_ws, g.w_dim, generator=torch.Generator().manual_seed(1)) * 0.5
+    with torch.no_grad():
+        x0 = g.synthesis(w0)
+    plain = ed.edit(w0, [target("age")])
+    same = ed.edit(w0, [target("age")], identity_reference=x0)  # the default reference, given explicitly
+    assert torch.allclose(same.w_plus, plain.w_plus, atol=1e-6)
+    photo = (x0 + 0.3).clamp(-1, 1)  # a "source photo" the inversion is already some way from
+    far = ed.edit(w0, [target("age")], identity_reference=photo)
+    # the bound is relative to where G(w0) stands against the photo: the edit still stops early
+    assert bool(far.met.all()) and int(far.steps.max()) < 40
+    # and the identity term now pulls towards the photo, not towards G(w0)
+    with torch.no_grad():
+        assert float(id_loss(far.images, photo).mean()) < float(id_loss(plain.images, photo).mean())
+    with pytest.raises(BadInput, match="identity_reference must be"):
+        ed.edit(w0, [target("age")], identity_reference=x0[:2])
+    with pytest.raises(BadInput, match="NaN"):
+        ed.edit(w0, [target("age")], identity_reference=torch.full_like(x0, float("nan")))

@@ -159,6 +159,17 @@ def check_latent(w: torch.Tensor, generator: StyleGenerator) -> None:
         raise BadInput(f"the latent contains NaN or inf ({bad} of {w.shape[0]} samples); refusing to edit it")
 
 
+def check_identity_reference(ref: torch.Tensor, w0: torch.Tensor, generator: StyleGenerator) -> torch.Tensor:
+    """``ref`` as float32 on ``w0``'s device if it is (N, 3, R, R) finite images at the generator's size."""
+    r = generator.resolution
+    if not isinstance(ref, torch.Tensor) or ref.shape != (w0.shape[0], 3, r, r):
+        got = tuple(ref.shape) if isinstance(ref, torch.Tensor) else type(ref).__name__
+        raise BadInput(f"identity_reference must be ({w0.shape[0]}, 3, {r}, {r}) images, got {got}")
+    if not torch.isfinite(ref).all():
+        raise BadInput("identity_reference contains NaN or inf")
+    return ref.detach().to(w0.device, torch.float32)
+
+
 class Editor:
     """Instruction-driven editing of W+ latents.
 
@@ -234,6 +245,7 @@ class Editor:
         record_every: int = 0,
         progress: bool = False,
         subspace: torch.Tensor | None = None,
+        identity_reference: torch.Tensor | None = None,
     ) -> EditResult:
         """Edit latents ``w0`` so that their images meet ``instruction``.
 
@@ -262,6 +274,10 @@ class Editor:
             (direction jumps and gradient steps are projected), e.g. the axes a
             :class:`~editable_deepsc.channel.delta.DeltaCodec` sends, so that a
             follow-up delta loses nothing to truncation.
+        identity_reference : Tensor, float32, (N, 3, R, R), optional
+            What identity is kept against (the identity loss and stop), at the editor's
+            working size ``R``: e.g. the aligned source photos, so that an edit of an
+            inversion keeps the person in the photo. Default ``G(w0)``.
 
         Returns
         -------
@@ -276,6 +292,8 @@ class Editor:
         """
         t_start = time.perf_counter()
         problem = self._pose(w0, instruction, strength, through_channel, rng, subspace)
+        if identity_reference is not None:
+            problem.identity_reference = check_identity_reference(identity_reference, problem.w0, self.generator)
         start = STRATEGIES[self.config.init](problem)
         if start.final:
             return self._result(problem, start.w, start.met, torch.zeros(problem.w0.shape[0], dtype=torch.long),

@@ -12,7 +12,7 @@ identity bounds.
 from __future__ import annotations
 
 from collections.abc import Callable
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 
 import torch
 from torch import nn
@@ -98,6 +98,8 @@ class EditProblem:
     report: tuple[str, ...]
     reference: torch.Tensor | None = None
     values0: dict[str, torch.Tensor] | None = None
+    identity_reference: torch.Tensor | None = None
+    _id_base: tuple[torch.Tensor, torch.Tensor] | None = field(default=None, repr=False)
 
     @classmethod
     def pose(
@@ -141,6 +143,13 @@ class EditProblem:
                 values0 = measure_attributes(self.guidance, self.reference, self.report) if self.measuring else {}
                 self.values0 = {a: v.detach() for a, v in values0.items()}
         return self.reference, self.values0
+
+    def identity_ref(self, idx: torch.Tensor) -> torch.Tensor:
+        """What rows ``idx`` keep their identity against: ``identity_reference`` (e.g. the source photos)
+        if given, else ``G(w0)``; repeated per channel draw."""
+        src = self.identity_reference if self.identity_reference is not None else self.observe()[0]
+        r = src[idx]
+        return r.repeat_interleave(self.draws, 0) if self.draws > 1 else r
 
     def render(self, w: torch.Tensor) -> torch.Tensor:
         """Images of ``w`` (M, num_ws, w_dim): ``G(w)``, or ``draws`` received images per latent for JECC."""
@@ -191,19 +200,38 @@ class EditProblem:
         return self.per_sample(self.identity(images, reference).reshape(-1))
 
     def identity_kept(
-        self, images: torch.Tensor, reference: torch.Tensor, id_loss: torch.Tensor | None = None
-    ) -> torch.Tensor:
+        self, images: torch.Tensor, reference: torch.Tensor, id_loss: torch.Tensor | None = None,
+        idx: torch.Tensor | None = None,
+    ) -> torch.Tensor:  # fmt: skip
         """(M,) bool on CPU: every identity bound of the config holds (all True when none applies).
 
-        ``id_loss``: the per-sample identity loss of ``images`` if already computed.
+        ``id_loss``: the per-sample identity loss of ``images`` if already computed. With an
+        ``identity_reference`` (the source photos) the bounds are relative: rows ``idx`` may move
+        at most the bound *beyond* where ``G(w0)`` already stands against the photo (an inversion is
+        never at distance 0 from its photo).
         """
         cfg = self.config
         ok = torch.ones(images.shape[0] // self.draws, dtype=torch.bool)
+        base_loss, base_dist = self._identity_baseline(idx)
         if self.identity is not None and cfg.max_id_loss is not None:
             if id_loss is None:
                 id_loss = self.identity_loss(images, reference)
-            ok &= id_loss.detach().cpu() <= cfg.max_id_loss
+            ok &= id_loss.detach().cpu() <= cfg.max_id_loss + base_loss
         if self.identity_distance is not None and cfg.max_id_distance is not None:
             d = self.per_sample(self.identity_distance(images, reference).detach().reshape(-1)).cpu()
-            ok &= d <= cfg.max_id_distance
+            ok &= d <= cfg.max_id_distance + base_dist
         return ok
+
+    def _identity_baseline(self, idx: torch.Tensor | None) -> tuple[torch.Tensor | float, torch.Tensor | float]:
+        """Identity loss and distance of ``G(w0)`` to ``identity_reference`` for rows ``idx`` (0 without one)."""
+        if self.identity_reference is None or idx is None:
+            return 0.0, 0.0
+        if self._id_base is None:
+            ref, _ = self.observe()
+            with torch.no_grad():
+                loss = (self.identity(ref, self.identity_reference).reshape(-1).cpu()
+                        if self.identity is not None else torch.zeros(len(ref)))
+                dist = (self.identity_distance(ref, self.identity_reference).reshape(-1).cpu()
+                        if self.identity_distance is not None else torch.zeros(len(ref)))
+            self._id_base = (loss.float(), dist.float())
+        return self._id_base[0][idx.cpu()], self._id_base[1][idx.cpu()]

@@ -114,7 +114,7 @@ def refine(p: EditProblem, start: Start, record_every: int = 0, progress: bool =
     attrs = p.report
 
     ref_idx: torch.Tensor | None = None
-    ref_a = reference
+    ref_a = id_ref_a = reference
     it = range(cfg.steps + 1)
     if progress:
         from tqdm.auto import tqdm
@@ -134,9 +134,10 @@ def refine(p: EditProblem, start: Start, record_every: int = 0, progress: bool =
             if ref_idx is None or not torch.equal(ref_idx, idx):  # same tensor while the batch is unchanged
                 ref_idx = idx
                 ref_a = reference[idx].repeat_interleave(p.draws, 0) if p.draws > 1 else reference[idx]
+                id_ref_a = ref_a if p.identity_reference is None else p.identity_ref(idx)
             vals, met_now = p.values_and_met(images, attrs, ref_a, idx) if (check or p.keep) else ({}, None)
             id_loss = (
-                p.identity_loss(images, ref_a)
+                p.identity_loss(images, id_ref_a)
                 if p.identity is not None and (cfg.lambda_id > 0 or (check and cfg.max_id_loss is not None))
                 else None
             )
@@ -144,7 +145,7 @@ def refine(p: EditProblem, start: Start, record_every: int = 0, progress: bool =
             met_t[idx] = met_now
             finished = met_now.all(1)
             if p.identity_bounded:
-                finished = finished & p.identity_kept(images, ref_a, id_loss).to(finished.device)
+                finished = finished & p.identity_kept(images, id_ref_a, id_loss, idx).to(finished.device)
             if finished.any():
                 fin = idx[finished]
                 w_out[fin] = w.detach()[fin]
@@ -157,6 +158,8 @@ def refine(p: EditProblem, start: Start, record_every: int = 0, progress: bool =
         keep_rows = ~done[idx]  # rows of this forward still being optimised
         if not keep_rows.any():
             continue
+        if id_loss is None and cfg.lambda_id > 0 and p.identity is not None:
+            id_loss = p.identity_loss(images, id_ref_a)
         loss = edit_loss(p, w_a, images, ref_a, vals, idx, id_loss)
         for g_ in opt.param_groups:
             g_["lr"] = cfg.lr_at(step)

@@ -144,9 +144,7 @@ def start_from_directions(problem: EditProblem) -> Start:
         fin = met.all(1)
         if fin.any() and problem.identity_bounded:
             with torch.no_grad():
-                ref = problem.generator.synthesis(w0[idx.to(dev)])
-                ref = ref.repeat_interleave(problem.draws, 0) if problem.draws > 1 else ref
-                fin = fin & problem.identity_kept(images, ref)
+                fin = fin & problem.identity_kept(images, problem.identity_ref(idx.to(dev)), idx=idx).cpu()
         ok_id[idx] = fin
         active[idx[fin]] = False
         if it == cfg.line_steps:
