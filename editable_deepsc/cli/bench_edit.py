@@ -65,8 +65,9 @@ def _header(title: str, command: str, meta: dict) -> str:
 @click.option("--write-support", is_flag=True,
               help="--set: install the generator's support table (editing/supported-<generator>.json) from the "
                    "fast preset's rows: an edit is supported when its success reaches --min-success.")
-@click.option("--min-success", default=0.6, show_default=True, type=float, help="--set --write-support: see there.")
-@click.option("--paper-steps", default=None, type=int,
+@click.option("--min-success", default=0.6, show_default=True, type=click.FloatRange(0.0, 1.0),
+              help="--set --write-support: see there.")
+@click.option("--paper-steps", default=None, type=click.IntRange(1, 250),
               help="--set: cap the paper preset's steps (default: the preset's 250); the cap is recorded.")
 @models_option()
 def edit(
