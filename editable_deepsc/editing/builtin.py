@@ -8,8 +8,6 @@ from editable_deepsc.editing.editor import Editor
 from editable_deepsc.editing.face_guidance import FaceNetGuidance
 from editable_deepsc.editing.support import load_support
 from editable_deepsc.generator.base import StyleGenerator
-from editable_deepsc.generator.exit_view import work_generator
-from editable_deepsc.guidance.faces.view import view_for_generator
 from editable_deepsc.generator.loading import load_generator
 from editable_deepsc.zoo.sets import load_set
 
@@ -48,6 +46,9 @@ def build_editor(
     **overrides
         :class:`EditConfig` fields to change.
     """
+    from editable_deepsc.generator.exit_view import work_generator
+    from editable_deepsc.guidance.faces.view import view_for_generator
+
     gen = work_generator(generator if generator is not None else load_generator(load_set().member("generator")))
     gd = guidance if guidance is not None else FaceNetGuidance(view=view_for_generator(gen.name))
     overrides.setdefault("max_id_loss", BUILTIN_MAX_ID_LOSS)
