@@ -2,14 +2,18 @@
 
 from __future__ import annotations
 
+from typing import TYPE_CHECKING
+
 from editable_deepsc.editing.config import EditConfig, edit_config
 from editable_deepsc.editing.directions import load_directions
 from editable_deepsc.editing.editor import Editor
 from editable_deepsc.editing.face_guidance import FaceNetGuidance
 from editable_deepsc.editing.support import load_support
-from editable_deepsc.generator.base import StyleGenerator
 from editable_deepsc.generator.loading import load_generator
 from editable_deepsc.zoo.sets import load_set
+
+if TYPE_CHECKING:
+    from editable_deepsc.generator.base import StyleGenerator
 
 BUILTIN_MAX_ID_LOSS = 0.05
 """Identity stop criterion of the built-in editor (``1 − cos`` of face-api descriptors ≈ distance 0.42)."""
