@@ -293,3 +293,49 @@ def test_identity_reference_pulls_towards_it_and_bounds_relative_to_the_inversio
         ed.edit(w0, [target("age")], identity_reference=x0[:2])
     with pytest.raises(BadInput, match="NaN"):
         ed.edit(w0, [target("age")], identity_reference=torch.full_like(x0, float("nan")))
+
+
+def test_shipped_ffhq_directions_live_in_the_groups_they_name():
+    from editable_deepsc.editing.directions import load_directions
+    from editable_deepsc.generator.mixing import group_mask
+    from editable_deepsc.generator.mobile_stylegan import MobileStyleGANConfig
+    from editable_deepsc.zoo.sets import load_set
+
+    assert load_set("ffhq").member("directions") == "mobilestylegan-ffhq-directions"
+    d = load_directions("mobilestylegan-ffhq")
+    assert d is not None and d.meta["mode"] == "groups" and d.meta["n"] >= 10000 and (d.num_ws, d.w_dim) == (23, 512)
+    cfg = MobileStyleGANConfig()
+    restricted = 0
+    for a in d.attributes:
+        groups = d.stats[a]["groups"]
+        mask = group_mask(cfg, "all" if groups == "all" else groups.split("+"))
+        v = d.vector(a)
+        assert v[~mask].abs().max() == 0 if (~mask).any() else True
+        assert v[mask].norm(dim=1).min() > 0  # every style of the chosen groups moves
+        restricted += groups != "all"
+        # the stored vector has the whole-W+ direction's slope per unit alpha (see the stats)
+        assert d.slope(a) == pytest.approx(d.stats[a]["trials"]["all"]["slope"])
+        assert d.whole[a].shape == (512,)
+    assert restricted >= 3
+
+
+def test_bench_edit_render_only_rewrites_the_page_from_its_json(tmp_path):
+    import json
+
+    from editable_deepsc.cli import main
+
+    page = tmp_path / "editing_ffhq.md"
+    argv = ["bench", "edit", "--models", "ffhq", "--render-only", "--markdown", str(page)]
+    assert main(argv) == 2 and not page.exists()
+    row = {"success": 0.5, "met": 0.75, "kept": 0.5, "second": 0.3, "first": 0.4, "outside": 2.0,
+           "seconds_per_edit": 1.0, "n": 4}
+    payload = {"command": "edsc bench edit --models ffhq --set celeba --n 4", "presets": ["fast"],
+               "rows": [{"instruction": "make him older", "key": "age:more", "fast": row}],
+               "meta": {"n": 4, "photos": ["a", "b", "c", "d"], "inversion": "hybrid", "threads": 2, "seconds": 9.0,
+                        "directions": None, "inversion_identity": {"second": 0.2, "kept": 1.0, "first": 0.4,
+                                                                   "second_threshold": 0.378}},
+               "observations": ["the fourth face grew a beard"]}  # fmt: skip
+    page.with_suffix(".json").write_text(json.dumps(payload))
+    assert main(argv) == 0
+    text = page.read_text()
+    assert "50% · 75% · 50% · 2.0 · 1.00" in text and "the fourth face grew a beard" in text

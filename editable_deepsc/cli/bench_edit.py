@@ -67,13 +67,17 @@ def _header(title: str, command: str, meta: dict) -> str:
                    "fast preset's rows: an edit is supported when its success reaches --min-success.")
 @click.option("--min-success", default=0.6, show_default=True, type=click.FloatRange(0.0, 1.0),
               help="--set --write-support: see there.")
+@click.option("--render-only", is_flag=True,
+              help="--set --markdown: rewrite the page from the JSON the bench wrote beside it (e.g. after adding "
+                   "by-eye 'observations' to it) without running anything.")
 @click.option("--paper-steps", default=None, type=click.IntRange(1, 250),
               help="--set: cap the paper preset's steps (default: the preset's 250); the cap is recorded.")
 @models_option()
 def edit(
     n, offset, presets, presets_part, jecc, codec_name, snrs, channel, jecc_n, jecc_instructions, jecc_keys,
     max_id_distance, stop_id_distance, jecc_preset, batch_size, threads,
-    out_dir, seed, photo_set, cache, markdown, figure, keys, write_support, min_success, paper_steps, models,
+    out_dir, seed, photo_set, cache, markdown, figure, keys, write_support, min_success, render_only, paper_steps,
+    models,
 ) -> None:
     """Success rate, identity and seconds per edit of two presets on held-out faces; JECC vs edit→transmit.
 
@@ -86,8 +90,11 @@ def edit(
     import torch
 
     if photo_set is not None or models == "ffhq":
-        from editable_deepsc.cli.bench_edit_photos import bench_edit_photos
+        from editable_deepsc.cli.bench_edit_photos import bench_edit_photos, render_page
 
+        if render_only:
+            render_page(Path(out_dir), markdown)
+            return
         bench_edit_photos(models=models, photo_set=photo_set or "celeba", n=n, presets=presets,
                           batch_size=min(batch_size, 10), threads=threads, seed=seed, out_dir=Path(out_dir),
                           cache=Path(cache), markdown=markdown, figure=figure,

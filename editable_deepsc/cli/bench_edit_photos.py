@@ -115,6 +115,20 @@ def bench_edit_photos(models: str, photo_set: str, n: int, presets: str, batch_s
     if markdown:
         from editable_deepsc.eval.photo_edit_bench import write_page
 
+        Path(markdown).with_suffix(".json").write_text(json.dumps(payload, indent=1) + "\n")
         write_page(payload, markdown)
     click.echo(table)
     click.echo(f"wrote {out_dir}/edit_ffhq.json")
+
+
+def render_page(out_dir: Path, markdown: str | None) -> None:
+    """``--render-only``: the page from the JSON beside it (its ``observations`` included)."""
+    from editable_deepsc.errors import BadInput
+    from editable_deepsc.eval.photo_edit_bench import write_page
+
+    if markdown is None:
+        raise BadInput("--render-only needs --markdown PATH")
+    src = Path(markdown).with_suffix(".json")  # written beside the page by the bench
+    if not src.is_file():
+        raise BadInput(f"--render-only: no {src} (run the bench with --markdown first)")
+    click.echo(f"wrote {write_page(json.loads(src.read_text()), markdown)}")
