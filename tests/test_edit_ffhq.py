@@ -339,3 +339,25 @@ def test_bench_edit_render_only_rewrites_the_page_from_its_json(tmp_path):
     assert main(argv) == 0
     text = page.read_text()
     assert "50% · 75% · 50% · 2.0 · 1.00" in text and "the fourth face grew a beard" in text
+
+
+@pytest.mark.slow
+def test_fast_preset_edits_real_photos_judged_on_the_receivers_image(tmp_path):
+    """CelebA 000701/000702 (both smiling), hybrid inversion, 'make her stop smiling' with the shipped directions."""
+    from editable_deepsc.editing.builtin import build_editor
+    from editable_deepsc.eval.edit_bench import DEFAULT_INSTRUCTIONS
+    from editable_deepsc.eval.photo_bench import bench_photos
+    from editable_deepsc.eval.photo_edit_bench import ReceivedJudge, inverted_photos, run_photo_edit_bench
+    from editable_deepsc.generator import load_generator
+    from editable_deepsc.inversion.encoder import load_encoder
+
+    g = load_generator("mobilestylegan-ffhq")
+    photos = inverted_photos(bench_photos(2, portraits=False), g, load_encoder("edsc-e4e-ffhq", generator=g),
+                             tmp_path, progress=False)  # fmt: skip
+    ed = build_editor("fast", generator=g, use_support=False)
+    assert ed.generator.resolution == 256 and ed.directions.meta["mode"] == "groups"
+    judge = ReceivedJudge(g, ed.guidance, photos)
+    ins = [i for i in DEFAULT_INSTRUCTIONS if i.key == "happy:less"]
+    row = run_photo_edit_bench({"fast": ed}, photos, judge, ins, progress=False)[0]["fast"]
+    assert row["met"] == 1.0 and row["kept"] >= 0.5
+    assert 0.0 < row["outside"] < 20.0 and row["seconds_per_edit"] > 0
