@@ -361,3 +361,23 @@ def test_fast_preset_edits_real_photos_judged_on_the_receivers_image(tmp_path):
     row = run_photo_edit_bench({"fast": ed}, photos, judge, ins, progress=False)[0]["fast"]
     assert row["met"] == 1.0 and row["kept"] >= 0.5
     assert 0.0 < row["outside"] < 20.0 and row["seconds_per_edit"] > 0
+
+
+def test_stop_after_caps_steps_on_the_full_schedule():
+    from edit_toys import TinyGenerator, ToyGuidance, target
+
+    from editable_deepsc.editing.config import EditConfig
+    from editable_deepsc.editing.editor import Editor
+
+    g = TinyGenerator()
+    w0 = torch.randn(2, g.num_ws, g.w_dim, generator=torch.Generator().manual_seed(2)) * 0.3
+    impossible = [target("age", "more", strength=4.0)]
+    full = EditConfig(preset="custom", steps=50, lr=0.01, early_stop=False)
+    capped = full.with_(stop_after=5)
+    r = Editor(g, ToyGuidance(), config=capped).edit(w0, impossible, record_every=1)
+    assert int(r.steps.max()) == 5 and len(r.loss_history) == 5
+    # the same five steps as the uncapped run (same learning-rate schedule)
+    r_full = Editor(g, ToyGuidance(), config=full).edit(w0, impossible, record_every=1)
+    assert r.loss_history == pytest.approx(r_full.loss_history[:5])
+    with pytest.raises(BadInput, match="stop_after"):
+        EditConfig(stop_after=-1)

@@ -71,7 +71,8 @@ def _header(title: str, command: str, meta: dict) -> str:
               help="--set --markdown: rewrite the page from the JSON the bench wrote beside it (e.g. after adding "
                    "by-eye 'observations' to it) without running anything.")
 @click.option("--paper-steps", default=None, type=click.IntRange(1, 250),
-              help="--set: cap the paper preset's steps (default: the preset's 250); the cap is recorded.")
+              help="--set: stop the paper preset after this many steps of its 250-step schedule (a compute cap; "
+                   "the first steps are the preset's own); recorded on the page.")
 @models_option()
 def edit(
     n, offset, presets, presets_part, jecc, codec_name, snrs, channel, jecc_n, jecc_instructions, jecc_keys,

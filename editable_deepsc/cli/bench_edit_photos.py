@@ -52,7 +52,7 @@ def bench_edit_photos(models: str, photo_set: str, n: int, presets: str, batch_s
     gd = FaceNetGuidance(view=view_for_generator(gen.name))
     if paper_steps is not None and paper_steps < 1:
         raise BadInput(f"--paper-steps must be >= 1, got {paper_steps}")
-    cap = {"paper": {"steps": paper_steps}} if paper_steps else {}
+    cap = {"paper": {"stop_after": paper_steps}} if paper_steps else {}
     editors = {p: build_editor(p, generator=gen, guidance=gd, **cap.get(p, {})) for p in names}
     fast = editors.get("fast")
     whole = None

@@ -112,6 +112,10 @@ class EditConfig:
     verify : bool
         With ``init="critic"``: measure the result with the face nets and refine
         the samples that missed (otherwise ``met`` is the critic's prediction).
+    stop_after : int or None
+        Stop every sample after this many steps while keeping the learning-rate schedule of
+        ``steps`` (a compute cap for benches: the first steps are exactly the preset's);
+        ``None``: run up to ``steps``.
     score_threshold : float or None
         For guidance without attribute measurements (e.g. CLIP): a target is met
         once ``guidance.score(G(w), target, G(w0)) >= score_threshold·strength``;
@@ -145,6 +149,7 @@ class EditConfig:
     critic_keep_weight: float = 0.0
     verify: bool = False
     score_threshold: float | None = None
+    stop_after: int | None = None
     extra: dict = field(default_factory=dict, compare=False)
 
     def __post_init__(self) -> None:
@@ -174,6 +179,8 @@ class EditConfig:
             v = getattr(self, name)
             if v is not None and not v >= 0:
                 raise BadInput(f"{name} must be >= 0 or None, got {v}")
+        if self.stop_after is not None and int(self.stop_after) < 0:
+            raise BadInput(f"stop_after must be >= 0 or None, got {self.stop_after}")
         if int(self.check_every) < 1:
             raise BadInput(f"check_every must be >= 1, got {self.check_every}")
         if int(self.channel_draws) < 1:

@@ -103,7 +103,8 @@ def refine(p: EditProblem, start: Start, record_every: int = 0, progress: bool =
     w_out = start.w.clone()
     done = torch.zeros(n, dtype=torch.bool, device=dev)
     met_t = torch.zeros(n, len(p.targets), dtype=torch.bool, device=dev)
-    steps_taken = torch.full((n,), cfg.steps, dtype=torch.long)
+    total = cfg.steps if cfg.stop_after is None else min(cfg.steps, cfg.stop_after)
+    steps_taken = torch.full((n,), total, dtype=torch.long)
     if start.met is not None and cfg.early_stop:  # samples the start already finished take no step
         met_t[:] = start.met.to(dev)
         done[:] = start.finished.to(dev)
@@ -115,7 +116,7 @@ def refine(p: EditProblem, start: Start, record_every: int = 0, progress: bool =
 
     ref_idx: torch.Tensor | None = None
     ref_a = id_ref_a = reference
-    it = range(cfg.steps + 1)
+    it = range(total + 1)
     if progress:
         from tqdm.auto import tqdm
 
@@ -126,7 +127,7 @@ def refine(p: EditProblem, start: Start, record_every: int = 0, progress: bool =
         idx = (~done).nonzero().flatten()
         if idx.numel() == 0:
             break
-        last = step == cfg.steps
+        last = step == total
         check = can_stop and (step % cfg.check_every == 0 or last)
         with torch.set_grad_enabled(not last):
             w_a = w[idx]

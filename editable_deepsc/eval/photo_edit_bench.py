@@ -259,8 +259,11 @@ def write_page(payload: dict[str, Any], path: str | Path) -> Path:
         "- **success** = met and kept. **outside**: mean absolute change (0-255) of the pixels outside the face "
         "ellipse (hair, background, neck). **s/edit**: the `edit` calls only, after inversion; ×: speed-up "
         f"against {names[0]}.",
-        "- Presets: " + "; ".join(f"{p}: start `{c.get('init')}`, at most {c.get('steps')} gradient steps"
-                                  for p, c in payload.get("configs", {}).items()) + ".", "",
+        "- Presets: " + "; ".join(
+            f"{p}: start `{c.get('init')}`, at most {c.get('steps') if c.get('stop_after') is None else c['stop_after']} "
+            f"gradient steps" + ("" if c.get("stop_after") is None else f" (stopped early on its {c['steps']}-step "
+                                 "schedule: a compute cap of this bench)")
+            for p, c in payload.get("configs", {}).items()) + ".", "",
         markdown_table(rows, names),
     ]  # fmt: skip
     comp = whole_comparison(rows)
