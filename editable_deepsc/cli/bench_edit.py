@@ -68,8 +68,9 @@ def _header(title: str, command: str, meta: dict) -> str:
 @click.option("--min-success", default=0.6, show_default=True, type=click.FloatRange(0.0, 1.0),
               help="--set --write-support: see there.")
 @click.option("--render-only", is_flag=True,
-              help="--set --markdown: rewrite the page from the JSON the bench wrote beside it (e.g. after adding "
-                   "by-eye 'observations' to it) without running anything.")
+              help="--set --markdown: rewrite the page from the rows the bench saved (beside the page, else in OUT), e.g. "
+                   "after adding by-eye 'observations'; with --figure / --write-support also redraws the figure "
+                   "and reinstalls the support table, without rerunning the bench.")
 @click.option("--paper-steps", default=None, type=click.IntRange(1, 250),
               help="--set: stop the paper preset after this many steps of its 250-step schedule (a compute cap; "
                    "the first steps are the preset's own); recorded on the page.")
@@ -94,7 +95,7 @@ def edit(
         from editable_deepsc.cli.bench_edit_photos import bench_edit_photos, render_page
 
         if render_only:
-            render_page(Path(out_dir), markdown)
+            render_page(Path(out_dir), markdown, figure, write_support, min_success, Path(cache))
             return
         bench_edit_photos(models=models, photo_set=photo_set or "celeba", n=n, presets=presets,
                           batch_size=min(batch_size, 10), threads=threads, seed=seed, out_dir=Path(out_dir),

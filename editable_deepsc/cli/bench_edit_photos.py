@@ -121,14 +121,46 @@ def bench_edit_photos(models: str, photo_set: str, n: int, presets: str, batch_s
     click.echo(f"wrote {out_dir}/edit_ffhq.json")
 
 
-def render_page(out_dir: Path, markdown: str | None) -> None:
-    """``--render-only``: the page from the JSON beside it (its ``observations`` included)."""
+def render_page(out_dir: Path, markdown: str | None, figure: str | None = None, write_support: bool = False,
+                min_success: float = 0.6, cache: Path | None = None) -> None:  # fmt: skip
+    """``--render-only``: the page from the bench's saved rows (the JSON beside the page, else OUT's), with
+    the figure (``--figure``: edits the first 6 photos again, latents from ``cache``) and the support table
+    (``--write-support``: from the saved fast-preset rows) when asked."""
     from editable_deepsc.errors import BadInput
-    from editable_deepsc.eval.photo_edit_bench import write_page
+    from editable_deepsc.eval.photo_edit_bench import support_table, write_page
 
     if markdown is None:
         raise BadInput("--render-only needs --markdown PATH")
     src = Path(markdown).with_suffix(".json")  # written beside the page by the bench
     if not src.is_file():
-        raise BadInput(f"--render-only: no {src} (run the bench with --markdown first)")
-    click.echo(f"wrote {write_page(json.loads(src.read_text()), markdown)}")
+        src = out_dir / "edit_ffhq.json"
+    if not src.is_file():
+        raise BadInput(f"--render-only: no {Path(markdown).with_suffix('.json')} (run the bench with --markdown first)")
+    payload = json.loads(src.read_text())
+    if write_support:
+        from editable_deepsc.editing.support import support_file
+
+        gen_name = payload["meta"]["generator"]
+        table = support_table(payload["rows"], gen_name, "fast", payload["meta"]["inversion_identity"]["second_threshold"],
+                              min_success, payload["command"] + f" --write-support --min-success {min_success:g}")
+        click.echo(f"installed {table.save(support_file(gen_name))}")
+    if figure:
+        from editable_deepsc.editing.builtin import build_editor
+        from editable_deepsc.eval.photo_bench import bench_photos
+        from editable_deepsc.eval.photo_edit_bench import DEFAULT_INSTRUCTIONS, FIGURE_KEYS, edit_figure, inverted_photos
+        from editable_deepsc.generator import load_generator
+        from editable_deepsc.inversion.encoder import load_encoder
+        from editable_deepsc.zoo.sets import load_set
+
+        ms = load_set("ffhq")
+        gen = load_generator(ms.member("generator"))
+        shown_names = payload["meta"]["photos"][:6]
+        pool = [x for x in bench_photos(payload["meta"]["asked"], portraits=False) if x[0] in shown_names]
+        photos = inverted_photos(pool, gen, load_encoder(ms.member("encoder"), generator=gen),
+                                 cache or Path("runs/photo-latents"))  # fmt: skip
+        shown = [i for k in FIGURE_KEYS for i in DEFAULT_INSTRUCTIONS if i.key == k]
+        p = edit_figure(build_editor("fast", generator=gen, use_support=False), photos, shown, figure, out_dir / "full")
+        payload["figure"] = {"path": str(p), "keys": [i.key for i in shown], "photos": [x.name for x in photos]}
+        click.echo(f"wrote {p}")
+    Path(markdown).with_suffix(".json").write_text(json.dumps(payload, indent=1) + "\n")
+    click.echo(f"wrote {write_page(payload, markdown)}")

@@ -302,7 +302,6 @@ FIGURE_KEYS: tuple[str, ...] = ("happy:less", "age:more", "age:less", "gender:mo
 """The instructions of the before/after figure (columns after the photo and its inversion)."""
 
 
-@torch.no_grad()
 def edit_figure(
     editor: Any,
     photos: list[InvertedPhoto],
@@ -320,12 +319,14 @@ def edit_figure(
 
     g = getattr(editor.generator, "base", editor.generator)
     w0 = torch.cat([p.w_plus for p in photos])
-    cols = [torch.cat([F.interpolate(p.target.crop, size=tile, mode="area") for p in photos]),
-            F.interpolate(g.synthesis(w0), size=tile, mode="area")]  # fmt: skip
+    with torch.no_grad():
+        cols = [torch.cat([F.interpolate(p.target.crop, size=tile, mode="area") for p in photos]),
+                F.interpolate(g.synthesis(w0), size=tile, mode="area")]  # fmt: skip
     for ins in instructions:
         refs = torch.cat([p.target.crop for p in photos])
-        w = editor.edit(w0, list(ins.targets), identity_reference=refs).w_plus.detach()
-        full = g.synthesis(w).clamp(-1, 1)
+        w = editor.edit(w0, list(ins.targets), identity_reference=refs).w_plus.detach()  # the editor needs autograd
+        with torch.no_grad():
+            full = g.synthesis(w).clamp(-1, 1)
         if full_dir is not None:
             Path(full_dir).mkdir(parents=True, exist_ok=True)
             for p, img in zip(photos, full):
