@@ -325,7 +325,7 @@ def test_bench_edit_render_only_rewrites_the_page_from_its_json(tmp_path):
     from editable_deepsc.cli import main
 
     page = tmp_path / "editing_ffhq.md"
-    argv = ["bench", "edit", "--models", "ffhq", "--render-only", "--markdown", str(page)]
+    argv = ["bench", "edit", "--models", "ffhq", "--render-only", "--markdown", str(page), "--out", str(tmp_path / "o")]
     assert main(argv) == 2 and not page.exists()
     row = {"success": 0.5, "met": 0.75, "kept": 0.5, "second": 0.3, "first": 0.4, "outside": 2.0,
            "seconds_per_edit": 1.0, "n": 4}
