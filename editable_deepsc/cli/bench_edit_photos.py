@@ -50,14 +50,13 @@ def bench_edit_photos(models: str, photo_set: str, n: int, presets: str, batch_s
     if not photos:
         raise BadInput("no face found in any bench photo")
     gd = FaceNetGuidance(view=view_for_generator(gen.name))
-    if paper_steps is not None and paper_steps < 1:
-        raise BadInput(f"--paper-steps must be >= 1, got {paper_steps}")
     cap = {"paper": {"stop_after": paper_steps}} if paper_steps else {}
-    editors = {p: build_editor(p, generator=gen, guidance=gd, **cap.get(p, {})) for p in names}
+    # the bench measures every edit (it is what the support table is made from): no refusals here
+    editors = {p: build_editor(p, generator=gen, guidance=gd, use_support=False, **cap.get(p, {})) for p in names}
     fast = editors.get("fast")
     whole = None
     if fast is not None and fast.directions is not None and fast.directions.whole:
-        whole = build_editor("fast", generator=gen, guidance=gd)
+        whole = build_editor("fast", generator=gen, guidance=gd, use_support=False)
         whole.directions = fast.directions.unrestricted()
     instructions = [i for i in DEFAULT_INSTRUCTIONS
                     if all(fast is None or fast.directions is None or t.attribute in fast.directions
@@ -95,30 +94,46 @@ def bench_edit_photos(models: str, photo_set: str, n: int, presets: str, batch_s
     table = markdown_table(rows, names)
     (out_dir / "edit_ffhq.md").write_text(table)
     if figure:
-        from editable_deepsc.eval.photo_edit_bench import FIGURE_KEYS, edit_figure
-
-        fig_ed = editors.get("fast") or build_editor("fast", generator=gen, guidance=gd)
-        shown = [i for k in FIGURE_KEYS for i in DEFAULT_INSTRUCTIONS if i.key == k]
-        p = edit_figure(fig_ed, photos[:6], shown, figure, out_dir / "full")
-        payload["figure"] = {"path": str(p), "keys": [i.key for i in shown], "photos": [x.name for x in photos[:6]]}
-        click.echo(f"wrote {p}")
+        payload["figure"] = _figure(fast or build_editor("fast", generator=gen, guidance=gd, use_support=False),
+                                    photos[:6], figure, out_dir)  # fmt: skip
     if write_support:
-        from editable_deepsc.editing.support import support_file
-        from editable_deepsc.eval.photo_edit_bench import support_table
-
         if "fast" not in editors:
             raise BadInput("--write-support needs the fast preset in --presets")
-        table = support_table(rows, gen.name, "fast", judge.second.threshold, min_success,
-                              command + f" --write-support --min-success {min_success:g}")
-        click.echo(f"installed {table.save(support_file(gen.name))}")
+        _install_support(payload, min_success)
     (out_dir / "edit_ffhq.json").write_text(json.dumps(payload, indent=1) + "\n")
     if markdown:
-        from editable_deepsc.eval.photo_edit_bench import write_page
-
-        Path(markdown).with_suffix(".json").write_text(json.dumps(payload, indent=1) + "\n")
-        write_page(payload, markdown)
+        _write_page(payload, markdown)
     click.echo(table)
     click.echo(f"wrote {out_dir}/edit_ffhq.json")
+
+
+def _figure(editor, photos, figure: str, out_dir: Path) -> dict:
+    """Draw the before/after grid of ``photos`` with ``editor``; the payload's ``figure`` entry."""
+    from editable_deepsc.eval.photo_edit_bench import DEFAULT_INSTRUCTIONS, FIGURE_KEYS, edit_figure
+
+    shown = [i for k in FIGURE_KEYS for i in DEFAULT_INSTRUCTIONS if i.key == k]
+    p = edit_figure(editor, photos, shown, figure, out_dir / "full")
+    click.echo(f"wrote {p}")
+    return {"path": str(p), "keys": [i.key for i in shown], "photos": [x.name for x in photos]}
+
+
+def _install_support(payload: dict, min_success: float) -> None:
+    """Install the generator's support table from the fast preset's rows of a bench payload."""
+    from editable_deepsc.editing.support import support_file
+    from editable_deepsc.eval.photo_edit_bench import support_table
+
+    gen = payload["meta"]["generator"]
+    table = support_table(payload["rows"], gen, "fast", payload["meta"]["inversion_identity"]["second_threshold"],
+                          min_success, payload["command"] + f" --write-support --min-success {min_success:g}")
+    click.echo(f"installed {table.save(support_file(gen))}")
+
+
+def _write_page(payload: dict, markdown: str) -> None:
+    """The JSON beside the page, then the page."""
+    from editable_deepsc.eval.photo_edit_bench import write_page
+
+    Path(markdown).with_suffix(".json").write_text(json.dumps(payload, indent=1) + "\n")
+    click.echo(f"wrote {write_page(payload, markdown)}")
 
 
 def render_page(out_dir: Path, markdown: str | None, figure: str | None = None, write_support: bool = False,
@@ -127,7 +142,6 @@ def render_page(out_dir: Path, markdown: str | None, figure: str | None = None, 
     the figure (``--figure``: edits the first 6 photos again, latents from ``cache``) and the support table
     (``--write-support``: from the saved fast-preset rows) when asked."""
     from editable_deepsc.errors import BadInput
-    from editable_deepsc.eval.photo_edit_bench import support_table, write_page
 
     if markdown is None:
         raise BadInput("--render-only needs --markdown PATH")
@@ -138,16 +152,11 @@ def render_page(out_dir: Path, markdown: str | None, figure: str | None = None, 
         raise BadInput(f"--render-only: no {Path(markdown).with_suffix('.json')} (run the bench with --markdown first)")
     payload = json.loads(src.read_text())
     if write_support:
-        from editable_deepsc.editing.support import support_file
-
-        gen_name = payload["meta"]["generator"]
-        table = support_table(payload["rows"], gen_name, "fast", payload["meta"]["inversion_identity"]["second_threshold"],
-                              min_success, payload["command"] + f" --write-support --min-success {min_success:g}")
-        click.echo(f"installed {table.save(support_file(gen_name))}")
+        _install_support(payload, min_success)
     if figure:
         from editable_deepsc.editing.builtin import build_editor
         from editable_deepsc.eval.photo_bench import bench_photos
-        from editable_deepsc.eval.photo_edit_bench import DEFAULT_INSTRUCTIONS, FIGURE_KEYS, edit_figure, inverted_photos
+        from editable_deepsc.eval.photo_edit_bench import inverted_photos
         from editable_deepsc.generator import load_generator
         from editable_deepsc.inversion.encoder import load_encoder
         from editable_deepsc.zoo.sets import load_set
@@ -158,9 +167,5 @@ def render_page(out_dir: Path, markdown: str | None, figure: str | None = None, 
         pool = [x for x in bench_photos(payload["meta"]["asked"], portraits=False) if x[0] in shown_names]
         photos = inverted_photos(pool, gen, load_encoder(ms.member("encoder"), generator=gen),
                                  cache or Path("runs/photo-latents"))  # fmt: skip
-        shown = [i for k in FIGURE_KEYS for i in DEFAULT_INSTRUCTIONS if i.key == k]
-        p = edit_figure(build_editor("fast", generator=gen, use_support=False), photos, shown, figure, out_dir / "full")
-        payload["figure"] = {"path": str(p), "keys": [i.key for i in shown], "photos": [x.name for x in photos]}
-        click.echo(f"wrote {p}")
-    Path(markdown).with_suffix(".json").write_text(json.dumps(payload, indent=1) + "\n")
-    click.echo(f"wrote {write_page(payload, markdown)}")
+        payload["figure"] = _figure(build_editor("fast", generator=gen, use_support=False), photos, figure, out_dir)
+    _write_page(payload, markdown)

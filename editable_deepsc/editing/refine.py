@@ -159,8 +159,6 @@ def refine(p: EditProblem, start: Start, record_every: int = 0, progress: bool =
         keep_rows = ~done[idx]  # rows of this forward still being optimised
         if not keep_rows.any():
             continue
-        if id_loss is None and cfg.lambda_id > 0 and p.identity is not None:
-            id_loss = p.identity_loss(images, id_ref_a)
         loss = edit_loss(p, w_a, images, ref_a, vals, idx, id_loss)
         for g_ in opt.param_groups:
             g_["lr"] = cfg.lr_at(step)

@@ -40,6 +40,7 @@ from editable_deepsc.editing.measure import measure_attributes
 from editable_deepsc.eval.edit_bench import DEFAULT_INSTRUCTIONS, BenchInstruction
 from editable_deepsc.generator.base import StyleGenerator
 from editable_deepsc.inversion.photo_target import PhotoTarget
+from editable_deepsc.train.group_directions import outside_face_mask
 from editable_deepsc.zoo.registry import load_state_dict, save_state_dict
 
 JUDGE_SIZE = 256
@@ -111,7 +112,7 @@ class ReceivedJudge:
         targets = [p.target for p in photos]
         self.second = SecondIdentity(targets)
         self.first = PhotoIdentity(targets, analyzer=guidance.analyzer)
-        self.outside = _outside(JUDGE_SIZE)
+        self.outside = outside_face_mask(JUDGE_SIZE)
         self.originals = self.render(torch.cat([p.w_plus for p in photos]))
 
     @torch.no_grad()
@@ -133,12 +134,6 @@ class ReceivedJudge:
         outside = ((images - self.originals) * 127.5).abs()[:, :, self.outside].mean(dim=(1, 2))
         return {"met": met.cpu(), "second": second, "first": first, "kept": kept, "success": met.cpu() & kept,
                 "outside": outside.cpu()}
-
-
-def _outside(size: int) -> torch.Tensor:
-    from editable_deepsc.train.group_directions import outside_face_mask
-
-    return outside_face_mask(size)
 
 
 def _row(res: dict[str, torch.Tensor], seconds: float, n: int) -> dict[str, float]:

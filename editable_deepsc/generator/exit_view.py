@@ -69,13 +69,10 @@ def work_generator(generator: StyleGenerator, size: int | None = None) -> StyleG
     if isinstance(generator, ExitView):
         generator = generator.base
     if size is None:
-        from editable_deepsc.zoo.sets import list_sets, load_set
+        from editable_deepsc.zoo.sets import generator_set
 
-        for s in list_sets():
-            ms = load_set(s)
-            if ms.members.get("generator") == generator.name and ms.work_size:
-                size = ms.work_size
-                break
+        ms = generator_set(generator.name)
+        size = None if ms is None else ms.work_size
     if size is None or int(size) == generator.resolution:
         return generator
     return ExitView(generator, int(size))

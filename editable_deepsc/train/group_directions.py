@@ -82,14 +82,18 @@ def outside_face_mask(size: int) -> torch.Tensor:
     return ((ss - cs) / rs) ** 2 + ((tt - ct) / rt) ** 2 > 1.0
 
 
+def has_style_groups(generator: StyleGenerator) -> bool:
+    """Whether ``generator`` (or the generator an exit view wraps) is a MobileStyleGAN with style groups."""
+    return hasattr(getattr(getattr(generator, "base", generator), "config", None), "channels")
+
+
 def group_masks(generator: StyleGenerator) -> dict[str, torch.Tensor]:
     """``{"coarse"|"middle"|"fine": (num_ws,) bool}`` of a MobileStyleGAN (or a view of one)."""
     from editable_deepsc.generator.mixing import GROUPS, group_mask
 
-    base = getattr(generator, "base", generator)
-    config = getattr(base, "config", None)
-    if config is None or not hasattr(config, "channels"):
+    if not has_style_groups(generator):
         raise BadInput(f"{generator.name} has no style groups (group-restricted directions need a MobileStyleGAN)")
+    config = getattr(generator, "base", generator).config
     return {g: group_mask(config, g) for g in GROUPS}
 
 

@@ -213,6 +213,15 @@ def set_of(model_name: str) -> str | None:
     return None
 
 
+def generator_set(generator_name: str) -> ModelSet | None:
+    """The shipped set whose generator is ``generator_name``, or ``None`` (a generator outside every set)."""
+    for s in list_sets():
+        ms = load_set(s)
+        if ms.members.get("generator") == generator_name:
+            return ms
+    return None
+
+
 def member_for(generator_name: str, role: str, derive: Callable[[str], str]) -> str:
     """The ``role`` model serving generator ``generator_name``.
 
@@ -220,8 +229,5 @@ def member_for(generator_name: str, role: str, derive: Callable[[str], str]) -> 
     one; otherwise the conventional name ``derive(generator_name)`` (user
     generators, models registered outside a set).
     """
-    for s in list_sets():
-        ms = load_set(s)
-        if ms.members.get("generator") == generator_name and ms.has(role):
-            return ms.member(role)
-    return derive(generator_name)
+    ms = generator_set(generator_name)
+    return ms.member(role) if ms is not None and ms.has(role) else derive(generator_name)

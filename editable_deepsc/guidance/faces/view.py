@@ -8,11 +8,10 @@ background), and read whole the nets disagree with the mirror image far more oft
 needed, differentiable, the same for every image of a set), so every score of the editor, the
 direction fit and the benches comes from the same view.
 
-The ``ffhq`` set's view (its card's ``face_view``) was measured on 64 generator samples: the
-teacher quad from each face's landmarks has median centre (0.493, 0.504) and side 0.777 of the
-image; read through the view, P(happy), age, P(male), yaw, pitch and mouth opening agree with the
-mirror image at Pearson 0.93-0.99 where the whole image gives 0.80-0.97 (``edsc bench faces
---models ffhq`` remeasures it).
+The ``ffhq`` set's view (its card's ``face_view``) is side 0.78, centre (0.5, 0.51): where the
+teacher quad from each face's own landmarks lies, in median, on aligned photos and generator
+samples. ``edsc bench faces --models ffhq --set celeba`` measures where those quads fall and how
+steadily every score reads through the view (face vs mirror, nearby windows): ``docs/faces_ffhq.md``.
 """
 
 from __future__ import annotations
@@ -89,10 +88,7 @@ WHOLE = FaceView()
 
 def view_for_generator(generator_name: str) -> FaceView:
     """The face view of the shipped set whose generator is ``generator_name`` (the whole image otherwise)."""
-    from editable_deepsc.zoo.sets import list_sets, load_set
+    from editable_deepsc.zoo.sets import generator_set
 
-    for s in list_sets():
-        ms = load_set(s)
-        if ms.members.get("generator") == generator_name:
-            return FaceView.from_json(ms.face_view)
-    return WHOLE
+    ms = generator_set(generator_name)
+    return WHOLE if ms is None else FaceView.from_json(ms.face_view)
