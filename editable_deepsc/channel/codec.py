@@ -7,8 +7,12 @@ the SNR (for Rayleigh with a known gain, the receiver uses the instantaneous
 SNR ``|h|²/no``) and adapt through :class:`~editable_deepsc.channel.snr_adapter.SNRAdapter`
 layers, so one model serves SNR ∈ [0, 20] dB.
 
-The latent is first rotated onto its principal axes (:class:`LatentPCA`),
-which exposes the redundancy of W+ (inverted latents stay close to W).
+The latent is first rotated onto its principal axes (:class:`LatentPCA`, or
+for a large W+ such as the FFHQ generator's 23 × 512 the separable
+:class:`~editable_deepsc.channel.separable_pca.SeparableLatentPCA`), which
+exposes the redundancy of W+ (inverted latents stay close to W). A codec may
+look at only the ``keep`` strongest coordinates (``CodecConfig.keep``); the
+others are decoded at their mean.
 
 Each side is a linear path plus an SNR-conditioned MLP residual
 (``linear_skip=True``), and one symbol carries the block's gain.
@@ -29,6 +33,7 @@ from torch import nn
 from editable_deepsc.channel.latent_pca import LatentPCA
 from editable_deepsc.channel.link import pass_channel
 from editable_deepsc.channel.power import complex_to_real, normalize_power, real_to_complex
+from editable_deepsc.channel.separable_pca import SeparableLatentPCA
 from editable_deepsc.channel.snr import snr_to_no
 from editable_deepsc.channel.snr_adapter import SNRAdapter
 
@@ -52,6 +57,15 @@ class CodecConfig:
     linear_skip : bool
         Add a linear path beside each MLP, modulated per component by an SNR
         adapter, and send the block's scale in the last symbol (needs k >= 2).
+    basis : {"full", "separable"}
+        Latent statistics: a full PCA (:class:`LatentPCA`, D² numbers) or the
+        separable one (:class:`SeparableLatentPCA`, for large W+).
+    keep : int
+        Strongest coordinates the networks see and the decoder returns
+        (0: all ``num_ws·w_dim``); the rest are decoded at their mean.
+    diagonal : bool
+        Linear paths as per-coordinate gains (power allocation over the
+        decorrelated coordinates) instead of full matrices.
     """
 
     num_ws: int
@@ -61,9 +75,42 @@ class CodecConfig:
     depth: int = 2
     snr_aware: bool = True
     linear_skip: bool = True
+    basis: str = "full"
+    keep: int = 0
+    diagonal: bool = False
+
+    @property
+    def dim(self) -> int:
+        """Flattened latent dimension ``num_ws·w_dim``."""
+        return self.num_ws * self.w_dim
+
+    @property
+    def coords(self) -> int:
+        """Coordinates the networks see (``keep``, or all of them)."""
+        return self.keep or self.dim
 
     def to_json(self) -> dict:
         return asdict(self)
+
+
+class DiagonalMap(nn.Module):
+    """Per-coordinate gains between ``n_in`` and ``n_out`` features: ``y[:, i] = g_i x[:, i]`` for
+    ``i < min(n_in, n_out)``, zero beyond (a diagonal, possibly rectangular, linear map).
+
+    ``weight`` (min(n_in, n_out),) float32.
+    """
+
+    def __init__(self, n_in: int, n_out: int):
+        super().__init__()
+        self.in_features, self.out_features = n_in, n_out
+        self.weight = nn.Parameter(torch.ones(min(n_in, n_out)))
+
+    def forward(self, x: torch.Tensor) -> torch.Tensor:
+        m = self.weight.shape[0]
+        y = x[:, :m] * self.weight
+        if self.out_features > m:
+            y = torch.cat([y, y.new_zeros(y.shape[0], self.out_features - m)], dim=1)
+        return y
 
 
 class _MLP(nn.Module):
@@ -112,8 +159,13 @@ class SemanticCodec(nn.Module):
     def __init__(self, config: CodecConfig):
         super().__init__()
         self.config = config
-        d = config.num_ws * config.w_dim
-        self.pca = LatentPCA(config.num_ws, config.w_dim)
+        if config.basis not in ("full", "separable"):
+            raise ValueError(f"unknown latent basis {config.basis!r} (full, separable)")
+        if not 0 <= config.keep <= config.dim:
+            raise ValueError(f"keep={config.keep} must lie in [0, {config.dim}]")
+        d = config.coords
+        basis = SeparableLatentPCA if config.basis == "separable" else LatentPCA
+        self.pca = basis(config.num_ws, config.w_dim)
         skip = config.linear_skip
         n_main = 2 * (config.k - 1) if skip else 2 * config.k
         if skip and config.k < 2:
@@ -121,9 +173,10 @@ class SemanticCodec(nn.Module):
         self.encoder = _MLP(d, n_main, config.hidden, config.depth, config.snr_aware)
         self.decoder = _MLP(2 * config.k, d, config.hidden, config.depth, config.snr_aware)
         if skip:
-            self.enc_linear = nn.Linear(d, n_main, bias=False)
+            linear = DiagonalMap if config.diagonal else (lambda a, b: nn.Linear(a, b, bias=False))
+            self.enc_linear = linear(d, n_main)
             self.enc_gain = SNRAdapter(n_main)
-            self.dec_linear = nn.Linear(n_main, d, bias=False)
+            self.dec_linear = linear(n_main, d)
             self.dec_gain = SNRAdapter(d)
             # calibration of the scale symbol: t = tanh((log rms - shift) * gain), E[t^2] = t_var
             self.register_buffer("scale_shift", torch.zeros(()))
@@ -151,20 +204,35 @@ class SemanticCodec(nn.Module):
         """
         if self.enc_linear is None:
             return self
-        n = self.enc_linear.out_features
+        n = min(self.enc_linear.out_features, self.config.coords)
         rel = (self.pca.std / self.pca.scale)[:n]  # std of each projected coordinate
-        self.enc_linear.weight.zero_()
-        self.dec_linear.weight.zero_()
-        idx = torch.arange(n)
-        self.enc_linear.weight[idx, idx] = 1.0 / rel
-        self.dec_linear.weight[idx, idx] = rel / (1.0 + snr_to_no(10.0))
+        if self.config.diagonal:
+            self.enc_linear.weight.zero_()[:n] = 1.0 / rel
+            self.dec_linear.weight.zero_()[:n] = rel / (1.0 + snr_to_no(10.0))
+        else:
+            self.enc_linear.weight.zero_()
+            self.dec_linear.weight.zero_()
+            idx = torch.arange(n)
+            self.enc_linear.weight[idx, idx] = 1.0 / rel
+            self.dec_linear.weight[idx, idx] = rel / (1.0 + snr_to_no(10.0))
         if w_plus is not None:
-            z = self._enc_main(self.pca.project(w_plus), torch.full((w_plus.shape[0],), 10.0))
+            z = self._enc_main(self.coordinates(w_plus), torch.full((w_plus.shape[0],), 10.0))
             log_rms = self._log_rms(z)
             self.scale_shift.copy_(log_rms.mean())
             self.scale_gain.copy_(0.5 / log_rms.std().clamp_min(1e-3))
             self.scale_var.copy_(torch.tanh((log_rms - self.scale_shift) * self.scale_gain).pow(2).mean())
         return self
+
+    def coordinates(self, w_plus: torch.Tensor) -> torch.Tensor:
+        """(N, num_ws, w_dim) → (N, coords): the projected coordinates the networks see."""
+        u = self.pca.project(w_plus)
+        return u[:, : self.config.keep] if self.config.keep else u
+
+    def latents(self, u: torch.Tensor, whitened: bool = False) -> torch.Tensor:
+        """(N, coords) projected (or ``whitened``) coordinates → (N, num_ws, w_dim); those not kept at their mean."""
+        if self.config.keep and self.config.keep < self.config.dim:
+            u = torch.cat([u, u.new_zeros(u.shape[0], self.config.dim - self.config.keep)], dim=1)
+        return self.pca.unwhiten(u) if whitened else self.pca.unproject(u)
 
     @staticmethod
     def _snr(snr_db: float | torch.Tensor, n: int) -> torch.Tensor:
@@ -181,7 +249,7 @@ class SemanticCodec(nn.Module):
 
     def encode(self, w_plus: torch.Tensor, snr_db: float | torch.Tensor) -> torch.Tensor:
         """Latents (N, num_ws, w_dim) float32 → channel symbols (N, k) complex64, unit average power."""
-        u = self.pca.project(w_plus)
+        u = self.coordinates(w_plus)
         snr = self._snr(snr_db, u.shape[0])
         if self.enc_linear is None:
             return normalize_power(real_to_complex(self.encoder(u, snr)))
@@ -198,7 +266,7 @@ class SemanticCodec(nn.Module):
         r = complex_to_real(y) * math.sqrt(2.0)  # unit variance per real component
         u = self.decoder(r, snr)
         if self.dec_linear is None:
-            return self.pca.unwhiten(u)
+            return self.latents(u, whitened=True)
         k = self.k
         # scale symbol: (I + Q)/sqrt(2) = alpha * t, noise variance no/2; LMMSE shrink towards 0
         no = snr_to_no(snr.clamp(-30.0, 60.0))
@@ -208,7 +276,7 @@ class SemanticCodec(nn.Module):
         log_rms = torch.atanh(t_hat) / self.scale_gain + self.scale_shift
         r_main = complex_to_real(y[:, :-1]) * (torch.exp(log_rms) / alpha)[:, None]
         u = u + self.dec_gain(self.dec_linear(r_main), snr)
-        return self.pca.unproject(u)
+        return self.latents(u)
 
     def forward(
         self,

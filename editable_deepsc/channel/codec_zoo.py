@@ -207,7 +207,10 @@ def codec_from_card(card: registry.ModelCard, state: dict[str, torch.Tensor]) ->
     config = dict(card.config)
     label = Path(card.name).name
     try:
-        cfg = CodecConfig(**{k: config[k] for k in ("num_ws", "w_dim", "k", "hidden", "depth", "snr_aware")})
+        cfg = CodecConfig(
+            **{k: config[k] for k in ("num_ws", "w_dim", "k", "hidden", "depth", "snr_aware")},
+            **{k: config[k] for k in ("linear_skip", "basis", "keep", "diagonal") if k in config},
+        )
     except KeyError as e:
         raise CheckpointError(f"codec {label}: config lacks {e.args[0]!r}") from None
     codec = fit_state(SemanticCodec(cfg), state, f"codec {label}")

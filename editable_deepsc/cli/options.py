@@ -229,6 +229,8 @@ NUMERIC_BOUNDS: dict[str, tuple[float, float, bool]] = {
     "strength": (0.0, 4.0, True), "lr": (0.0, 10.0, True), "pixel_weight": (0.0, 1_000.0, False),
     "perceptual_weight": (0.0, 1_000.0, False), "identity_weight": (0.0, 1_000.0, False),
     "inversion_frac": (0.0, 1.0, False), "mix_prob": (0.0, 1.0, False), "min_success": (0.0, 1.0, False),
+    "attribute_weight": (0.0, 1_000.0, False), "edit_frac": (0.0, 1.0, False), "photo_pool": (0, 700, False),
+    "metric_samples": (0, 1_000_000, False),
     "max_id_distance": (0.0, 2.0, False), "stop_id_distance": (0.0, 2.0, False),
     "max_minutes": (0.0, 1e6, True),
     # process and server

@@ -38,6 +38,20 @@ the image terms on the first ``image_batch`` samples of each half and only after
 ``warmup_steps`` latent-only steps (image terms cost ~100x a latent step on CPU).
 The target is always the *noise-free* image ``G(w)`` of the latent that was sent.
 
+Large latents
+-------------
+A W+ of more than :data:`LARGE_LATENT` coordinates (the FFHQ generator's 23 × 512)
+gets :func:`large_latent_defaults` from :meth:`CodecTrainConfig.for_generator`: the
+separable latent basis, networks on the ``2(k-1)`` strongest coordinates with
+diagonal linear paths, ``N(0, I)`` codes, a pool of inverted CelebA *training*
+photos (:func:`~editable_deepsc.train.codec_photos.photo_pool`) of which a share is
+edited along the set's directions, and, instead of the image terms, their
+Gauss-Newton forms with *diagonal* metrics
+(:func:`~editable_deepsc.train.codec_metric.diagonal_metrics`) of pixel MSE,
+face-net attribute scores (``attribute_weight``) and face descriptors
+(``identity_weight``) at the set's work size (the 256 exit), so every step is a
+latent step.
+
 Everything is seeded per step (``derive_seed(seed, "step", i)``), so a resumed
 run draws the same data and noise as an uninterrupted one. Checkpoints
 (codec, Adam moments, counters) go to ``<workdir>/checkpoint.safetensors``
@@ -49,9 +63,9 @@ weights and card.
 from __future__ import annotations
 
 import json
-import math
 from dataclasses import asdict, dataclass, field
 from pathlib import Path
+from typing import TYPE_CHECKING
 
 import torch
 
@@ -59,16 +73,20 @@ from editable_deepsc.channel.codec import CodecConfig, SemanticCodec
 from editable_deepsc.channel.codec_zoo import codec_name, export_codec
 from editable_deepsc.channel.config import make_channel
 from editable_deepsc.errors import BadInput
-from editable_deepsc.generator.base import StyleGenerator
 from editable_deepsc.generator.loading import default_generator_name, load_generator
 from editable_deepsc.rng import derive_seed, make_generator
-from editable_deepsc.train.codec_data import LatentSampler, inversion_pool
 from editable_deepsc.train.codec_loss import LOG_EPS, ImageLoss
+from editable_deepsc.train.codec_setup import build_sampler, codec_metric, large_latent_defaults, work_for
 from editable_deepsc.train.loop import ResumableRun, cosine_decay
+
+if TYPE_CHECKING:
+    from editable_deepsc.generator.base import StyleGenerator
+    from editable_deepsc.train.codec_data import LatentSampler
 
 CHECKPOINT_FILE = "checkpoint.safetensors"
 LOG_FILE = "log.jsonl"
-INVERSIONS_FILE = "inversions.safetensors"
+#: latents with more coordinates than this get :func:`~editable_deepsc.train.codec_setup.large_latent_defaults`
+LARGE_LATENT = 4096
 
 
 @dataclass
@@ -103,6 +121,21 @@ class CodecTrainConfig:
         Steps between checkpoints.
     seed : int
         Root seed of the run.
+    basis, keep, diagonal :
+        The codec's latent basis (``full`` or ``separable``), coordinates its networks see
+        (0: all) and diagonal linear paths and metrics (see :class:`~editable_deepsc.channel.codec.CodecConfig`).
+    z_source : {"teacher", "gaussian"}
+        Codes of the mapped latents: teacher training seeds (faces64) or ``N(0, I)``.
+    photo_pool : int
+        Inverted CelebA training photos 000001…n in the pool instead of teacher faces (0: none).
+    photo_cache : str
+        Directory of per-photo inversions (encoder ones are made there; hybrid ones are read if present).
+    edit_frac : float
+        Share of each batch moved along a random readable direction of the set.
+    attribute_weight : float
+        Weight of the face-net attribute term (diagonal Gauss-Newton form only).
+    work_size : int
+        Image side the image terms are measured at (0: the generator's full resolution).
     """
 
     k: int = 128
@@ -128,6 +161,29 @@ class CodecTrainConfig:
     snr_max: float = 20.0
     checkpoint_every: int = 250
     seed: int = 0
+    basis: str = "full"
+    keep: int = 0
+    diagonal: bool = False
+    z_source: str = "teacher"
+    photo_pool: int = 0
+    photo_cache: str = "runs/celeba-latents"
+    edit_frac: float = 0.0
+    attribute_weight: float = 0.0
+    work_size: int = 0
+
+    @classmethod
+    def for_generator(cls, generator: StyleGenerator | str, **given) -> "CodecTrainConfig":
+        """Config for ``generator`` (its name or the loaded one): :func:`large_latent_defaults` for a
+        W+ of more than :data:`LARGE_LATENT` coordinates, the class defaults otherwise; ``given``
+        (values that are not ``None``) override either."""
+        given = {key: v for key, v in given.items() if v is not None}
+        if isinstance(generator, str):
+            generator = load_generator(generator)
+        k = int(given.get("k", cls.k))
+        base = large_latent_defaults(generator, k) if generator.num_ws * generator.w_dim > LARGE_LATENT else {}
+        cfg = cls(**{**base, **given, "generator": given.get("generator", generator.name)})
+        cfg.warmup_steps = min(cfg.warmup_steps, cfg.steps)
+        return cfg
 
     def validate(self, latent_dim: int | None = None) -> None:
         """Raise :class:`BadInput` for out-of-range values (``latent_dim`` = ``num_ws·w_dim`` if known)."""
@@ -148,46 +204,26 @@ class CodecTrainConfig:
             raise BadInput(f"need 0 <= snr_min <= snr_max, got [{self.snr_min}, {self.snr_max}]")
         if self.lr <= 0 or self.lr_min < 0 or self.hidden < 1 or self.depth < 1:
             raise BadInput("lr > 0, lr_min >= 0, hidden >= 1 and depth >= 1 required")
-        if min(self.latent_weight, self.pixel_weight, self.perceptual_weight, self.identity_weight) < 0:
+        if min(self.latent_weight, self.pixel_weight, self.perceptual_weight, self.identity_weight,
+               self.attribute_weight) < 0:
             raise BadInput("loss weights must be >= 0")
+        if self.basis not in ("full", "separable") or self.z_source not in ("teacher", "gaussian"):
+            raise BadInput(f"basis must be full or separable and z_source teacher or gaussian, "
+                           f"got {self.basis!r}, {self.z_source!r}")
+        if self.keep < 0 or (latent_dim is not None and self.keep > latent_dim):
+            raise BadInput(f"keep must lie in [0, {latent_dim}], got {self.keep}")
+        if self.keep and self.keep < 2 * (self.k - 1):
+            raise BadInput(f"keep={self.keep} is fewer coordinates than the {2 * (self.k - 1)} the k={self.k} "
+                           f"symbols carry")
+        if not 0.0 <= self.edit_frac <= 1.0 or not 0 <= self.photo_pool <= 700:
+            raise BadInput("edit_frac must lie in [0, 1] and photo_pool in [0, 700] (CelebA training photos)")
+        if self.pca_samples < 2:
+            raise BadInput(f"pca_samples must be >= 2, got {self.pca_samples}")
 
 
 def lr_at(step: int, cfg: CodecTrainConfig) -> float:
     """Cosine learning-rate schedule from ``lr`` to ``lr_min`` over ``steps``."""
     return cosine_decay(min(step / max(cfg.steps - 1, 1), 1.0), cfg.lr, cfg.lr_min)
-
-
-def image_metric(
-    generator: StyleGenerator, codec: SemanticCodec, sampler: LatentSampler, n: int, rng: torch.Generator,
-    batch: int = 64,
-) -> torch.Tensor:
-    """Average pull-back metric of pixel MSE in the codec's projected PCA coordinates.
-
-    ``M = E_w[Jᵀ J] / P`` with ``J`` the Jacobian of ``G`` at ``w`` w.r.t. the
-    projected coordinates ``u`` (see :meth:`LatentPCA.project`) and ``P`` the
-    number of pixel values, estimated as ``mean g gᵀ`` over ``g = Jᵀ v / √P``,
-    ``v ~ N(0, I)``, one vector-Jacobian product per latent. To second order,
-    ``MSE(G(w + δ), G(w)) ≈ δᵤᵀ M δᵤ``.
-
-    Returns
-    -------
-    Tensor, float32, shape (D, D)
-    """
-    pca = codec.pca
-    d = pca.dim
-    m = torch.zeros(d, d, dtype=torch.float64)
-    done = 0
-    while done < n:
-        b = min(batch, n - done)
-        w = sampler.sample(b, rng)
-        u = pca.project(w).detach().requires_grad_(True)
-        img = generator.synthesis(pca.unproject(u))
-        v = torch.randn(img.shape, generator=rng)
-        (g,) = torch.autograd.grad(img, u, grad_outputs=v)
-        g = g.double() / math.sqrt(img[0].numel())
-        m += g.T @ g
-        done += b
-    return (m / n).float()
 
 
 def codec_step(
@@ -201,8 +237,10 @@ def codec_step(
 ) -> dict[str, float]:
     """One optimisation step (half AWGN, half Rayleigh); returns the step's loss terms.
 
-    ``metric`` (D, D) is the image metric of :func:`image_metric`, used for the
-    pixel term during the warm-up.
+    ``metric`` is the image metric of :func:`image_metric` (D, D), used for the
+    pixel term during the warm-up, or a dict of diagonal metrics (coords,) of
+    :func:`~editable_deepsc.train.codec_metric.diagonal_metrics` (``pixel``,
+    ``attribute``, ``identity``), each weighted by its loss weight.
     """
     rng = make_generator(derive_seed(cfg.seed, "step", step))
     for group in opt.param_groups:
@@ -219,7 +257,15 @@ def codec_step(
     nmse = codec.pca.nmse(w_hat, w)
     loss = cfg.latent_weight * torch.log(nmse + LOG_EPS).mean()
     terms: dict[str, float] = {"nmse": float(nmse.mean().detach())}
-    if metric is not None and step < cfg.warmup_steps and cfg.pixel_weight > 0:
+    if isinstance(metric, dict) and step < cfg.warmup_steps:
+        u, u_hat = codec.coordinates(w), codec.coordinates(w_hat)
+        weights = {"pixel": cfg.pixel_weight, "attribute": cfg.attribute_weight, "identity": cfg.identity_weight}
+        for name, m in metric.items():
+            if weights[name] > 0:
+                gn = (u_hat - u).pow(2) @ m
+                terms[f"{name}_gn"] = float(gn.mean().detach())
+                loss = loss + weights[name] * torch.log(gn + LOG_EPS).mean()
+    elif metric is not None and step < cfg.warmup_steps and cfg.pixel_weight > 0:
         delta = codec.pca.project(w_hat) - codec.pca.project(w)
         gn = ((delta @ metric) * delta).sum(1)
         terms["pixel_mse_gn"] = float(gn.mean().detach())
@@ -241,7 +287,8 @@ def build_codec(cfg: CodecTrainConfig, generator: StyleGenerator, sampler: Laten
     with torch.random.fork_rng():
         torch.manual_seed(derive_seed(cfg.seed, "init"))
         codec = SemanticCodec(
-            CodecConfig(num_ws=generator.num_ws, w_dim=generator.w_dim, k=cfg.k, hidden=cfg.hidden, depth=cfg.depth)
+            CodecConfig(num_ws=generator.num_ws, w_dim=generator.w_dim, k=cfg.k, hidden=cfg.hidden, depth=cfg.depth,
+                        basis=cfg.basis, keep=cfg.keep, diagonal=cfg.diagonal)
         )
     w = sampler.sample(cfg.pca_samples, make_generator(derive_seed(cfg.seed, "pca")))
     codec.pca.fit(w)
@@ -280,17 +327,16 @@ def train_codec(
     generator = load_generator(cfg.generator)
     cfg.validate(generator.num_ws * generator.w_dim)
     workdir.mkdir(parents=True, exist_ok=True)
-    pool = inversion_pool(
-        generator, cfg.inversion_pool if cfg.inversion_frac > 0 else 0, cfg.seed, workdir / INVERSIONS_FILE, progress
-    )
-    sampler = LatentSampler(generator, cfg.mix_prob, pool, cfg.inversion_frac)
+    sampler = build_sampler(cfg, generator, workdir, progress)
+    pool = sampler.inversions
+    work = work_for(cfg, generator)
     codec = build_codec(cfg, generator, sampler).train()
     opt = torch.optim.Adam(codec.parameters(), lr=cfg.lr)
     run = ResumableRun(workdir / CHECKPOINT_FILE, {"codec": codec}, {"codec": opt})
-    image_loss = ImageLoss(generator, cfg.pixel_weight, cfg.perceptual_weight, cfg.identity_weight)
+    image_loss = ImageLoss(work, cfg.pixel_weight, cfg.perceptual_weight, cfg.identity_weight)
     metric = None
-    if cfg.metric_samples > 0 and cfg.pixel_weight > 0 and run.start < cfg.warmup_steps:
-        metric = image_metric(generator, codec, sampler, cfg.metric_samples, make_generator(derive_seed(cfg.seed, "metric")))
+    if cfg.metric_samples > 0 and run.start < cfg.warmup_steps:
+        metric = codec_metric(cfg, work, codec, sampler, workdir, progress)
     last: dict[str, float] = {}
     bar = run.steps(cfg.steps, cfg.steps, f"train codec k={cfg.k}", progress)
     with open(workdir / LOG_FILE, "a") as log:
@@ -328,7 +374,7 @@ def train_codec(
             codec.eval(),
             name,
             generator_name=cfg.generator,
-            image_size=int(getattr(generator, "resolution", 64)),
+            image_size=int(getattr(work, "resolution", 64)),
             source=f"edsc train codec --k {cfg.k} --generator {cfg.generator} --steps {cfg.steps} --seed {cfg.seed} "
             f"({summary['seconds']:.0f} s, {summary['threads']} CPU thread(s))",
             extra_config={"train": summary["config"], "data": summary["data"], "perceptual": summary["perceptual"]},
