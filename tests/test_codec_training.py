@@ -27,7 +27,9 @@ from editable_deepsc.channel.latent_pca import LatentPCA
 from editable_deepsc.cli import main
 from editable_deepsc.errors import BadInput, CheckpointError
 from editable_deepsc.generator.base import StyleGenerator
-from editable_deepsc.train.codec import CodecTrainConfig, LatentSampler, build_codec, codec_step, image_metric
+from editable_deepsc.train.codec import CodecTrainConfig, build_codec, codec_step
+from editable_deepsc.train.codec_data import LatentSampler
+from editable_deepsc.train.codec_metric import image_metric
 
 
 class _TinyGen(StyleGenerator):

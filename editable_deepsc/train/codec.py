@@ -73,10 +73,11 @@ from editable_deepsc.channel.codec import CodecConfig, SemanticCodec
 from editable_deepsc.channel.codec_zoo import codec_name, export_codec
 from editable_deepsc.channel.config import make_channel
 from editable_deepsc.errors import BadInput
+from editable_deepsc.generator.exit_view import work_generator
 from editable_deepsc.generator.loading import default_generator_name, load_generator
 from editable_deepsc.rng import derive_seed, make_generator
 from editable_deepsc.train.codec_loss import LOG_EPS, ImageLoss
-from editable_deepsc.train.codec_setup import build_sampler, codec_metric, large_latent_defaults, work_for
+from editable_deepsc.train.codec_setup import build_sampler, codec_metric, large_latent_defaults
 from editable_deepsc.train.loop import ResumableRun, cosine_decay
 
 if TYPE_CHECKING:
@@ -219,6 +220,13 @@ class CodecTrainConfig:
             raise BadInput("edit_frac must lie in [0, 1] and photo_pool in [0, 700] (CelebA training photos)")
         if self.pca_samples < 2:
             raise BadInput(f"pca_samples must be >= 2, got {self.pca_samples}")
+
+
+def work_for(cfg: CodecTrainConfig, generator: StyleGenerator) -> StyleGenerator:
+    """The synthesis the image terms use: ``generator`` at ``cfg.work_size`` (its full size when 0)."""
+    if not cfg.work_size:
+        return generator
+    return work_generator(generator, cfg.work_size)
 
 
 def lr_at(step: int, cfg: CodecTrainConfig) -> float:

@@ -109,11 +109,3 @@ def codec_metric(
     registry.save_state_dict(metric, path)
     return metric
 
-
-def work_for(cfg: CodecTrainConfig, generator: StyleGenerator) -> StyleGenerator:
-    """The synthesis the image terms use: ``generator`` at ``cfg.work_size`` (its full size when 0)."""
-    if not cfg.work_size:
-        return generator
-    from editable_deepsc.generator.exit_view import work_generator
-
-    return work_generator(generator, cfg.work_size)
