@@ -164,3 +164,20 @@ def test_large_latents_get_the_large_latent_defaults_and_they_train():
     assert "pixel_gn" in terms[0] and "attribute_gn" not in terms[0]
     after = [nmse(0.0), nmse(10.0)]
     assert after[0] < 0.85 * before[0] and after[1] < 0.95 * before[1]
+
+
+def test_photo_bench_rows_render_identity_to_the_photo_and_edits_kept():
+    from editable_deepsc.eval.codec_bench import markdown_tables
+    from editable_deepsc.eval.codec_bench_photos import _instruction, met
+
+    ins = [_instruction("happy:more"), _instruction("yaw:less")]
+    before = {"happy": torch.tensor([0.2, 0.1]), "yaw": torch.tensor([0.0, 5.0])}
+    assert met(ins, before, {"happy": torch.tensor([0.9, 0.1]), "yaw": torch.tensor([0.0, -20.0])}).tolist() == [
+        True, True]
+    assert met(ins, before, {"happy": torch.tensor([0.2, 0.1]), "yaw": torch.tensor([0.0, 5.0])}).tolist() == [
+        False, False]
+    row = {"k": 128, "cbr": 128 / (3 * 256 * 256), "channel": "awgn", "snr_db": 6.0, "method": "semantic",
+           "nmse": 0.2, "sdr_db": 6.99, "bound_db": 6.97, "opta_db": None, "ssim": 0.8, "lpips": 0.3,
+           "identity": None, "identity_distance": 0.41, "identity_kept": 0.75, "edit_kept": 0.5}
+    md = markdown_tables({"rows": [row], "meta": {"channels": ["awgn"], "snrs_db": [6.0]}}, 128)
+    assert "edit kept" in md and "0.410 / 75% | 50%" in md and "6.99 / 0.800 / 50%" in md

@@ -37,8 +37,11 @@ def _ints(text: str) -> tuple[int, ...]:
 @click.option("--n", "n", default=32, show_default=True, type=int, help="Held-out latents.")
 @models_option()
 @member_option("--generator", "generator_name", "generator", None)
-@click.option("--source", default="auto", show_default=True, type=click.Choice(["auto", "inverted", "mapped"]),
-              help="Held-out latents: encoder inversions of test faces, or mapped test seeds.")
+@click.option("--source", default="auto", show_default=True, type=click.Choice(["auto", "inverted", "mapped", "photos"]),
+              help="Held-out latents: encoder inversions of test faces, mapped test seeds, or (auto for a photo "
+                   "set such as ffhq) edited hybrid inversions of CelebA validation photos 000701...")
+@click.option("--photo-cache", default="runs/celeba-latents", show_default=True, type=click.Path(file_okay=False),
+              help="Per-photo inversions (photo sets): reused, missing ones made (~10 s a photo).")
 @click.option("--no-identity", is_flag=True, help="Skip the face-api identity column.")
 @click.option("--out", default=None, type=click.Path(dir_okay=False),
               help="Write Markdown (e.g. docs/codec.md; only the generated block is replaced) and a .json beside it.")
@@ -53,6 +56,7 @@ def codec(
     models: str,
     generator_name: str | None,
     source: str,
+    photo_cache: str,
     no_identity: bool,
     out: str | None,
     as_json: bool,
@@ -66,6 +70,12 @@ def codec(
     Examples:
       edsc bench codec --out docs/codec.md
       edsc bench codec --k 128 --snr 0,6,12,20 --channel awgn --n 8 --method semantic,uncoded-pca
+      edsc bench codec --models ffhq --snr 0,6,12,20 --n 32 --out docs/codec_ffhq.md
+
+    \b
+    On a photo set (ffhq) the held-out latents are hybrid inversions of CelebA validation
+    photos, each edited along the set's directions; images are judged at the set's work
+    size (256) and identity against the source photos, with the share of edits kept.
     """
     from editable_deepsc.channel.codec_zoo import BUILTIN_KS, codec_name, load_codec
     from editable_deepsc.errors import BadInput
@@ -92,15 +102,26 @@ def codec(
     codecs = {k: load_codec(names[k], generator=gen) for k in k_list}
     for k, c in codecs.items():
         c.card_config["name"] = names[k]
+    photo_set = model_set.face_crop.get("framing") == "ffhq" and generator_name == model_set.member("generator")
+    if source == "auto" and photo_set:
+        source = "photos"
+    photos, judged = None, gen
+    if source == "photos":
+        if not photo_set:
+            raise BadInput(f"--source photos needs a photo model set (ffhq), not {models!r}")
+        from editable_deepsc.eval.codec_bench_photos import photo_bench
+
+        judged, photos = photo_bench(gen, n, photo_cache, progress=not quiet)
     encoder = load_inversion_encoder(gen) if source in ("auto", "inverted") else None
     result = run_codec_bench(
-        gen, codecs, snrs=snr_list, channels=ch_list, n=n, seed=seed, source=source, encoder=encoder,
-        methods=m_list, identity=not no_identity, progress=not quiet,
+        judged, codecs, snrs=snr_list, channels=ch_list, n=n, seed=seed, source=source, encoder=encoder,
+        methods=m_list, identity=not no_identity, progress=not quiet, photos=photos,
     )
     parts = [
         "edsc bench codec", f"--k {','.join(map(str, k_list))}", f"--snr {','.join(f'{s:g}' for s in snr_list)}",
         f"--channel {','.join(ch_list)}", f"--method {','.join(m_list)}", f"--n {n}",
-        f"--generator {generator_name}", f"--source {source}", f"--seed {seed}",
+        f"--models {models}" if photos is not None else f"--generator {generator_name}", f"--source {source}",
+        f"--seed {seed}",
     ]
     if no_identity:
         parts.append("--no-identity")

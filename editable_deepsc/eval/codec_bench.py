@@ -162,6 +162,7 @@ def run_codec_bench(
     identity: bool = True,
     lpips_size: int = 128,
     progress: bool = True,
+    photos: Any = None,
 ) -> dict[str, Any]:
     """Run the benchmark; return ``{"rows": [...], "meta": {...}}`` (JSON-serialisable).
 
@@ -187,6 +188,11 @@ def run_codec_bench(
         Side the proxy LPIPS resizes images to (128: a third of the cost of 224).
     progress : bool
         Show a progress bar.
+    photos : PhotoBench, optional
+        A photo set's held-out data and judges (:func:`~editable_deepsc.eval.codec_bench_photos.photo_bench`):
+        then ``generator`` is the synthesis judged on (the work size), the latents are the
+        edited photo latents, identity is measured against the source photos and edit kept
+        is reported; ``source``/``encoder``/``identity`` are not used and there is no OPTA column.
     """
     snrs = tuple(check_snr(s) for s in snrs)
     for ch in channels:
@@ -196,12 +202,18 @@ def run_codec_bench(
         raise BadInput(f"unknown method(s) {bad} (choose from: {', '.join(METHODS)})")
     if not codecs:
         raise BadInput("no codec to benchmark")
-    w, src = held_out_latents(generator, n, source, encoder)
-    spectrum = source_spectrum(generator, src, encoder, seed=seed)
-    source_var = float(spectrum.sum())
-    with torch.no_grad():
-        ref = generator.synthesis(w)
-    metrics = _ImageMetrics(ref, identity, lpips_size)
+    if photos is not None:
+        w, src, spectrum = photos.data.w_plus, "edited-photos", None
+        source_var = photos.source_variance
+        ref, metrics = photos.metrics.ref, photos.metrics
+        n = w.shape[0]
+    else:
+        w, src = held_out_latents(generator, n, source, encoder)
+        spectrum = source_spectrum(generator, src, encoder, seed=seed)
+        source_var = float(spectrum.sum())
+        with torch.no_grad():
+            ref = generator.synthesis(w)
+        metrics = _ImageMetrics(ref, identity, lpips_size)
     rows: list[dict[str, Any]] = []
     res = int(getattr(generator, "resolution", ref.shape[-1]))
     grid = [(k, ch, s, m) for k in sorted(codecs) for ch in channels for s in snrs for m in methods]
@@ -232,7 +244,7 @@ def run_codec_bench(
                     snr_i = snr + 10.0 * torch.log10(h.abs().pow(2).clamp_min(1e-12))
                 w_hat, budget = ideal_digital(w, pca, k, snr_i)
                 extra = {"mean_bits": float(budget.float().mean())}
-            img = generator.synthesis(w_hat)
+            img = torch.cat([generator.synthesis(c) for c in w_hat.split(16)]).clamp(-1, 1)
         nmse = float((w_hat - w).reshape(n, -1).pow(2).sum(1).mean()) / source_var
         row = {
             "k": k,
@@ -243,7 +255,7 @@ def run_codec_bench(
             "nmse": nmse,
             "sdr_db": -10.0 * math.log10(max(nmse, 1e-12)),
             "bound_db": 10.0 * math.log10(1.0 + 10.0 ** (snr / 10.0)),
-            "opta_db": opta_sdr_db(spectrum, k, snr) if ch == "awgn" else None,
+            "opta_db": opta_sdr_db(spectrum, k, snr) if ch == "awgn" and spectrum is not None else None,
             **metrics(img),
             **extra,
         }
@@ -256,9 +268,10 @@ def run_codec_bench(
         "n_latents": n,
         "latent_source": src,
         "latent_variance": source_var,
-        "latent_effective_dims_99": int((spectrum.cumsum(0) / spectrum.sum() < 0.99).sum()) + 1,
-        "test_seeds": [test_seeds(1).start, test_seeds(1).start + n] if src == "inverted" else
-        [test_seeds(1, offset=500_000).start, test_seeds(1, offset=500_000).start + n],
+        "latent_effective_dims_99": None if spectrum is None else int((spectrum.cumsum(0) / spectrum.sum() < 0.99).sum()) + 1,
+        "test_seeds": None if photos is not None else [test_seeds(1).start, test_seeds(1).start + n] if src == "inverted"
+        else [test_seeds(1, offset=500_000).start, test_seeds(1, offset=500_000).start + n],
+        **({} if photos is None else photos.meta()),
         "seed": seed,
         "snrs_db": list(snrs),
         "channels": list(channels),
@@ -266,7 +279,8 @@ def run_codec_bench(
         "lpips_metric": metrics.lpips.name,
         "lpips_is_proxy": metrics.lpips.is_proxy,
         "lpips_proxy_input_size": metrics.lpips_size,
-        "identity_metric": "face-api recognition cosine similarity" if metrics.identity is not None else None,
+        "identity_metric": ("face-api descriptor distance to the source photo" if photos is not None else
+                            "face-api recognition cosine similarity" if metrics.identity is not None else None),
         "proxies": [metrics.lpips.name] if metrics.lpips.is_proxy else [],
         "seconds": round(time.perf_counter() - t0, 1),
         "torch": torch.__version__,
@@ -284,6 +298,13 @@ def _fmt(v: Any, nd: int = 3) -> str:
     return str(v)
 
 
+def _identity_cells(r: dict[str, Any]) -> str:
+    if "edit_kept" not in r:
+        return _fmt(r["identity"])
+    kept = "–" if r["edit_kept"] is None else f"{100 * r['edit_kept']:.0f}%"
+    return f"{r['identity_distance']:.3f} / {100 * r['identity_kept']:.0f}% | {kept}"
+
+
 def markdown_tables(result: dict[str, Any], default_k: int | None = None) -> str:
     """Markdown: a summary for ``default_k`` (AWGN + Rayleigh), then one long table per (k, channel)."""
     rows = result["rows"]
@@ -298,14 +319,17 @@ def markdown_tables(result: dict[str, Any], default_k: int | None = None) -> str
             continue
         methods = [m for m in METHODS if any(r["method"] == m for r in sub)]
         out.append(f"### Summary: k = {dk} (CBR {sub[0]['cbr']:.5f} = 1/{1 / sub[0]['cbr']:.0f}), {ch.upper()}\n")
-        head = "| SNR dB | bound 10·log10(1+SNR) dB | " + " | ".join(f"{m} SDR dB / SSIM" for m in methods) + " |"
+        cell = "SDR dB / SSIM" + (" / edit kept" if "edit_kept" in sub[0] else "")
+        head = "| SNR dB | bound 10·log10(1+SNR) dB | " + " | ".join(f"{m} {cell}" for m in methods) + " |"
         out.append(head)
         out.append("|" + "---|" * (2 + len(methods)))
         for snr in meta["snrs_db"]:
             cells = []
             for m in methods:
                 r = next((x for x in sub if x["snr_db"] == snr and x["method"] == m), None)
-                cells.append("–" if r is None else f"{r['sdr_db']:.2f} / {r['ssim']:.3f}")
+                cells.append("–" if r is None else f"{r['sdr_db']:.2f} / {r['ssim']:.3f}" + (
+                    f" / {_fmt(None if r['edit_kept'] is None else 100 * r['edit_kept'], 0)}%"
+                    if r.get("edit_kept", None) is not None else ""))
             bound = 10.0 * math.log10(1.0 + 10.0 ** (snr / 10.0))
             out.append(f"| {snr:g} | {bound:.2f} | " + " | ".join(cells) + " |")
         out.append("")
@@ -315,10 +339,12 @@ def markdown_tables(result: dict[str, Any], default_k: int | None = None) -> str
             if not sub:
                 continue
             out.append(f"### k = {k} (CBR {sub[0]['cbr']:.5f}), {ch.upper()}\n")
+            photo = "edit_kept" in sub[0]
+            ident = ("identity dist. to photo / same person | edit kept" if photo else "identity")
             out.append(
-                f"| SNR dB | method | latent NMSE | latent SDR dB | bound dB | OPTA dB | SSIM | {lp} | identity | digital MCS / BLER |"
+                f"| SNR dB | method | latent NMSE | latent SDR dB | bound dB | OPTA dB | SSIM | {lp} | {ident} | digital MCS / BLER |"
             )
-            out.append("|---|---|---|---|---|---|---|---|---|---|")
+            out.append("|---|---|---|---|---|---|---|---|---|" + ("---|" if photo else "") + "---|")
             for r in sub:
                 dig = ""
                 if "mcs" in r:
@@ -329,7 +355,7 @@ def markdown_tables(result: dict[str, Any], default_k: int | None = None) -> str
                     dig = f"{r['mean_bits']:.0f} bits (capacity)"
                 out.append(
                     f"| {r['snr_db']:g} | {r['method']} | {r['nmse']:.4f} | {r['sdr_db']:.2f} | {r['bound_db']:.2f} | "
-                    f"{_fmt(r['opta_db'], 2)} | {r['ssim']:.3f} | {r['lpips']:.3f} | {_fmt(r['identity'])} | {dig} |"
+                    f"{_fmt(r['opta_db'], 2)} | {r['ssim']:.3f} | {r['lpips']:.3f} | {_identity_cells(r)} | {dig} |"
                 )
             out.append("")
     return "\n".join(out)
