@@ -101,10 +101,24 @@ def target_met(target: EditTarget, v0: torch.Tensor, v: torch.Tensor, strength: 
     -------
     Tensor, bool, shape (N,)
     """
-    goal = goal_value(target, v0, strength)
-    if target.direction == "set":
-        return (v - goal).abs() <= tolerance(target.attribute)
-    return v >= goal if target.sign > 0 else v <= goal
+    return meets_goal(target.attribute, target.direction, goal_value(target, v0, strength), v)
+
+
+def meets_goal(attribute: str, direction: str, goal: torch.Tensor, v: torch.Tensor) -> torch.Tensor:
+    """Whether values ``v`` (N,) meet a goal (N,) of :func:`goal_value`: the test :func:`target_met` makes.
+
+    ``more``: ``v >= goal``; ``less``: ``v <= goal``; ``set``: ``|v - goal| <= tolerance(attribute)``.
+    A receiver that was sent the goal (it cannot measure the source) judges with this.
+
+    Returns
+    -------
+    Tensor, bool, shape (N,)
+    """
+    if direction == "set":
+        return (v - goal).abs() <= tolerance(attribute)
+    if direction not in ("more", "less"):
+        raise ValueError(f"unknown direction {direction!r}")
+    return v >= goal if direction == "more" else v <= goal
 
 
 def progress(target: EditTarget, v0: torch.Tensor, v: torch.Tensor, strength: float = 1.0) -> torch.Tensor:

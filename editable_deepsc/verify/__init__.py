@@ -1,0 +1,1 @@
+"""Receiver-verified edits: side information, the receiver's check, feedback and corrections."""
