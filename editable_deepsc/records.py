@@ -75,6 +75,9 @@ class EditOutcome:
     identity_tx, identity_rx : float or None
         Identity similarity of the transmitter's edit / the received image to the source.
     seed : int
+    verify : VerifiedLink or None
+        The rounds of a receiver-verified edit (``verify_rx=True``); ``link`` is then its first
+        transmission with the receiver's final latent.
     """
 
     parsed: ParsedInstruction
@@ -95,10 +98,25 @@ class EditOutcome:
     identity_rx: float | None = None
     seed: int = 0
     system: dict = field(default_factory=dict)
+    verify: Any = None
+
+    @property
+    def symbols(self) -> int:
+        """Forward complex symbols in total: the latent, plus side information and corrections when verified."""
+        return int(self.verify.symbols) if self.verify is not None else int(self.link.symbols)
 
     def to_json(self) -> dict:
-        """JSON-friendly record (no tensors) with the fields ``edsc edit --json`` prints."""
+        """JSON-friendly record (no tensors) with the fields ``edsc edit --json`` prints.
+
+        ``k``/``cbr``: the first transmission of the latent; ``symbols``/``cbr_total``: every forward
+        symbol of the turn (side information and corrections of a verified edit included);
+        ``rounds``: correction rounds (0 unverified); ``feedback_symbols``: the receiver's feedback
+        bits; ``verify``: the rounds in detail (``None`` unverified).
+        """
         r = self.generator_resolution
+        timings = {s: round(self.timings.get(s, 0.0), 4) for s in STAGES}
+        if "verify" in self.timings:
+            timings["verify"] = round(self.timings["verify"], 4)
         return {
             "instruction": self.parsed.text,
             "targets": [asdict(t) for t in self.parsed.targets],
@@ -107,8 +125,13 @@ class EditOutcome:
             "channel": self.channel.name,
             "k": self.link.symbols,
             "cbr": self.link.symbols / (3 * r * r),
+            "symbols": self.symbols,
+            "cbr_total": self.symbols / (3 * r * r),
+            "rounds": 0 if self.verify is None else self.verify.corrections,
+            "feedback_symbols": 0 if self.verify is None else self.verify.feedback_symbols,
+            "verify": None if self.verify is None else self.verify.to_json(),
             "image_size": [r, r],
-            "timings": {s: round(self.timings.get(s, 0.0), 4) for s in STAGES},
+            "timings": timings,
             "seconds_total": round(sum(self.timings.values()), 4),
             "scores_before": self.scores_before,
             "scores_tx": self.scores_tx,

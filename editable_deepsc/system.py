@@ -25,6 +25,7 @@ The CLI (``edsc edit``, ``edsc chat``), the benches and the web demo all use thi
 from __future__ import annotations
 
 import time
+from typing import TYPE_CHECKING
 
 import torch
 
@@ -35,9 +36,12 @@ from editable_deepsc.receiver import Receiver
 from editable_deepsc.records import EditOutcome, Link
 from editable_deepsc.rng import derive_seed, make_generator
 from editable_deepsc.session import Session
-from editable_deepsc.text.targets import ParsedInstruction
 from editable_deepsc.timing import timed
 from editable_deepsc.transmitter import Transmitter
+from editable_deepsc.verify.rounds import DEFAULT_CORRECTION, MAX_ROUNDS, Verifier, goals_of
+
+if TYPE_CHECKING:
+    from editable_deepsc.text.targets import ParsedInstruction
 
 
 class EditableDeepSC:
@@ -56,6 +60,7 @@ class EditableDeepSC:
     def __init__(self, transmitter: Transmitter, receiver: Receiver, config: SystemConfig, guidance=None):
         self.tx, self.rx, self.config = transmitter, receiver, config
         self.guidance = guidance if guidance is not None else getattr(transmitter.editor, "guidance", None)
+        self.verifier = Verifier(self)
 
     @classmethod
     def load(cls, config: SystemConfig | None = None, device: str = "cpu", models: str | None = None) -> "EditableDeepSC":
@@ -144,9 +149,10 @@ class EditableDeepSC:
         return prepared.image, w0, time.perf_counter() - t0
 
     # ------------------------------------------------------------------ one instruction
-    def edit(self, image: torch.Tensor, instruction: str | ParsedInstruction, channel: ChannelConfig,
+    def edit(self, image: torch.Tensor, instruction: "str | ParsedInstruction", channel: ChannelConfig,
              seed: int = 0, strength: float = 1.0, record_every: int = 0,
-             w0: torch.Tensor | None = None) -> EditOutcome:
+             w0: torch.Tensor | None = None, verify_rx: bool = False, max_rounds: int = MAX_ROUNDS,
+             correction: str = DEFAULT_CORRECTION, resend_k: int | None = None) -> EditOutcome:
         """Edit one image under one instruction and send the edited latent over ``channel``.
 
         Parameters
@@ -163,16 +169,30 @@ class EditableDeepSC:
             Keep the edit trajectory every this many steps (``--save-steps``).
         w0 : Tensor, optional
             Skip inversion and edit this latent (``image`` is then the aligned source).
+        verify_rx : bool
+            Receiver-verified edit (:mod:`editable_deepsc.verify`): the goals travel as side
+            information, the receiver checks its synthesis with the face nets and asks for up to
+            ``max_rounds`` corrections; ``outcome.verify`` holds the rounds and their symbols.
+        max_rounds : int
+            Correction rounds allowed, 0 to :data:`~editable_deepsc.verify.rounds.MAX_ROUNDS`.
+        correction : {"delta", "resend"}
+            Strengthen the edit by a delta in the set's delta codec, or send the latent again at
+            more symbols (``resend_k``: the codec's ``k``, default the set's next larger).
 
         Raises
         ------
         UnsupportedInstruction
             The parser or the editor refuses the instruction; nothing is transmitted.
         ImageError, NoFaceFound, BadInput
+            ``BadInput`` also for a correction the set cannot make (``delta`` without delta statistics).
         """
+        if verify_rx:
+            self.verifier.check(correction, max_rounds)
+            if correction == "resend":
+                self.verifier.resend_k(resend_k)
         timings: dict[str, float] = {}
         with timed(timings, "parse"):
-            parsed = instruction if isinstance(instruction, ParsedInstruction) else self.tx.understand(instruction)
+            parsed = self.tx.understand(instruction) if isinstance(instruction, str) else instruction
         if not parsed.targets:
             raise UnsupportedInstruction(f"{parsed.text!r} is a session command (more/less/undo/start over); "
                                          "it needs a previous edit: use `edsc chat` or a Session", supported=[])
@@ -186,19 +206,30 @@ class EditableDeepSC:
         with timed(timings, "edit"):
             res = self.tx.edit(w0, parsed, strength, channel, rng, record_every=record_every)
         check_finite(res.w_plus, "edited latent")
-        link = self.send_full(res.w_plus, channel, make_generator(derive_seed(seed, "channel", channel.snr_db)))
-        timings.update(link.timings)
-        with timed(timings, "synthesise"):
-            rx_image = self.rx.synthesise(link.w_rx)
         attrs = tuple(dict.fromkeys(parsed.attributes))
         with torch.no_grad():
             src_recon = self.rx.synthesise(w0)
+        scores_before = self.measure(src_recon, attrs)
+        first_seed = derive_seed(seed, "channel", channel.snr_db)
+        verified = None
+        if verify_rx:
+            with timed(timings, "verify"):
+                verified = self.verifier.send(w0, res.w_plus, goals_of(parsed.targets, scores_before, strength),
+                                              channel, seed, correction=correction, max_rounds=max_rounds,
+                                              first_seed=first_seed, resend_k=resend_k)
+            link = Link.of("full", verified.first)
+            link.w_rx = verified.w_rx[-1]
+        else:
+            link = self.send_full(res.w_plus, channel, make_generator(first_seed))
+            timings.update(link.timings)
+        with timed(timings, "synthesise"):
+            rx_image = self.rx.synthesise(link.w_rx)
         return EditOutcome(
             parsed=parsed, source=source, tx_image=res.images.clamp(-1, 1), rx_image=rx_image, w0=w0,
             w_edit=res.w_plus, w_rx=link.w_rx, edit=res, link=link, channel=channel, timings=timings,
-            scores_before=self.measure(src_recon, attrs), scores_tx=self.measure(res.images, attrs),
+            scores_before=scores_before, scores_tx=self.measure(res.images, attrs),
             scores_rx=self.measure(rx_image, attrs), identity_tx=self.identity(res.images, source),
-            identity_rx=self.identity(rx_image, source), seed=seed, system=self.config.to_json(),
+            identity_rx=self.identity(rx_image, source), seed=seed, system=self.config.to_json(), verify=verified,
         )
 
     def session(self, image: torch.Tensor, channel: ChannelConfig, seed: int = 0) -> Session:

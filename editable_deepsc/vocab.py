@@ -14,6 +14,9 @@ DEFAULT_PRESET = "fast"
 #: Image semantic encoder modes (:func:`editable_deepsc.inversion.invert.invert`).
 INVERSION_METHODS: tuple[str, ...] = ("encoder", "optimize", "hybrid")
 DEFAULT_INVERSION = "encoder"
+#: Corrections of a receiver-verified edit (:mod:`editable_deepsc.verify.rounds`).
+CORRECTIONS: tuple[str, ...] = ("delta", "resend")
+DEFAULT_CORRECTION = "delta"
 #: Model sets shipped with the package (``editable_deepsc/zoo/sets/<name>.json``).
 MODEL_SETS: tuple[str, ...] = ("faces64", "ffhq")
 #: The model set used when none is named (``--models``, ``EditableDeepSC.load(models=...)``).
