@@ -17,6 +17,8 @@ DEFAULT_INVERSION = "encoder"
 #: Corrections of a receiver-verified edit (:mod:`editable_deepsc.verify.rounds`).
 CORRECTIONS: tuple[str, ...] = ("delta", "resend")
 DEFAULT_CORRECTION = "delta"
+#: Most correction rounds of a receiver-verified edit.
+MAX_VERIFY_ROUNDS = 2
 #: Model sets shipped with the package (``editable_deepsc/zoo/sets/<name>.json``).
 MODEL_SETS: tuple[str, ...] = ("faces64", "ffhq")
 #: The model set used when none is named (``--models``, ``EditableDeepSC.load(models=...)``).

@@ -16,6 +16,7 @@ BENCHES: dict[str, tuple[str, str]] = {
     "invert": ("editable_deepsc.cli.bench_invert:invert", "Inversion: encoder vs optimisation vs hybrid on held-out faces."),
     "latency": ("editable_deepsc.cli.bench_latency:latency", "Per-stage latency of one edit after model load."),
     "session": ("editable_deepsc.cli.bench_session:session", "Sessions: follow-up turns as deltas vs the full latent every turn."),
+    "verify": ("editable_deepsc.cli.bench_verify:verify", "Receiver-verified edits: success after 0/1/2 correction rounds, symbols."),
     "ldpc": ("editable_deepsc.cli.bench_ldpc:ldpc", "LDPC decode throughput: Sionna vs C++ ldpc BP, same code and noise."),
     "deepjscc": ("editable_deepsc.cli.bench_deepjscc:deepjscc", "DeepJSCC baselines: PSNR/SSIM per CBR and SNR on held-out faces."),
     "generator": ("editable_deepsc.cli.bench_generator:generator", "FFHQ generator: s/image per stage and exit, fwd and fwd+bwd."),

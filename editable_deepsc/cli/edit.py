@@ -7,7 +7,7 @@ from pathlib import Path
 
 import click
 
-from editable_deepsc.cli.options import face_option, models_option, output_help
+from editable_deepsc.cli.options import face_option, models_option, output_help, verify_options
 from editable_deepsc.vocab import CHANNELS as CHANNEL_CHOICES
 from editable_deepsc.vocab import DEFAULT_INVERSION, DEFAULT_PRESET, INVERSION_METHODS, PRESETS
 
@@ -61,15 +61,19 @@ def check_out(path: str | None) -> None:
               help="Write the edit trajectory (one PNG per recorded step) into this folder (checked before any "
                    "work; existing files are replaced).")
 @click.option("--json", "as_json", is_flag=True, help="Print the result as one JSON object.")
+@verify_options
 @face_option
 @system_options
 def edit(image: str, instruction: str, snr: float, channel: str, strength: float, out: str | None,
-         save_steps: str | None, as_json: bool, face: int | None, models: str, preset: str, inversion: str,
+         save_steps: str | None, as_json: bool, verify_rx: bool, max_rounds: int, correction: str,
+         resend_k: int | None, face: int | None, models: str, preset: str, inversion: str,
          codec: str | None, jecc: bool, no_align: bool, seed: int) -> None:
     """Edit IMAGE under an instruction and send only the edited latent over a noisy channel.
 
     A refused instruction (unsupported by the built-in editor) exits with code 2
-    and transmits nothing. Every image is checked for a face first (a 64x64 one
+    and transmits nothing. With --verify-rx the receiver checks the edit on its
+    own image and asks for up to --max-rounds corrections; the JSON's "rounds",
+    "symbols" (every forward symbol) and "verify" give the cost. Every image is checked for a face first (a 64x64 one
     too); with several faces the JSON's "face" says which was used and --face
     picks another.
 
@@ -77,6 +81,7 @@ def edit(image: str, instruction: str, snr: float, channel: str, strength: float
     Examples:
       edsc edit face.png -i "make her smile" --snr 6 --channel awgn --out edited.png --json
       edsc edit photo.jpg -i "turn the head to the left" --snr 0 --channel rayleigh --jecc
+      edsc edit face.png -i "make her smile" --snr 6 --verify-rx --correction delta --json
     """
     from editable_deepsc.channel.config import ChannelConfig
     from editable_deepsc.imaging import check_output_dir, load_image, save_image
@@ -87,11 +92,16 @@ def edit(image: str, instruction: str, snr: float, channel: str, strength: float
         check_output_dir(save_steps, "--save-steps")
     img = load_image(image)
     system = build_system(models, preset, inversion, codec, jecc, no_align)
+    if verify_rx:  # refuse a correction the set cannot make before any work
+        system.verifier.check(correction, max_rounds)
+        if correction == "resend":
+            system.verifier.resend_k(resend_k)
     prepared = system.prepare_input(img, face=face)
     if prepared.face_note():
         click.echo(prepared.face_note(), err=True)
     result = system.edit(prepared.image, instruction, ch, seed=seed, strength=strength,
-                         record_every=5 if save_steps else 0)
+                         record_every=5 if save_steps else 0, verify_rx=verify_rx, max_rounds=max_rounds,
+                         correction=correction, resend_k=resend_k)
     if out:
         save_image(result.rx_image, out)
     if save_steps:
@@ -106,6 +116,11 @@ def edit(image: str, instruction: str, snr: float, channel: str, strength: float
         return
     click.echo(f"{rec['instruction']!r} -> {', '.join(rec['targets_readable'])}")
     click.echo(f"sent k={rec['k']} symbols (CBR {rec['cbr']:.5f}) over {rec['channel']} at {rec['snr_db']:g} dB")
+    if rec["verify"] is not None:
+        v = rec["verify"]
+        click.echo(f"  verified at the receiver: {v['corrections']} {v['correction']} correction(s), "
+                   f"{rec['symbols']} symbols in total (CBR {rec['cbr_total']:.5f}), {v['feedback_symbols']} "
+                   f"feedback symbols; receiver's check: {'met' if v['met_rx'] else 'not met'}")
     for a, v in rec["scores_tx"].items():
         click.echo(f"  {a}: {rec['scores_before'].get(a, float('nan')):.3f} -> tx {v:.3f} -> rx "
                    f"{rec['scores_rx'].get(a, float('nan')):.3f}")

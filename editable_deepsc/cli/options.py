@@ -14,7 +14,7 @@ from typing import Any, Callable, TypeVar
 
 import click
 
-from editable_deepsc.vocab import DEFAULT_MODEL_SET, MODEL_SETS
+from editable_deepsc.vocab import DEFAULT_MODEL_SET, MAX_VERIFY_ROUNDS, MODEL_SETS
 
 F = TypeVar("F", bound=Callable)
 
@@ -127,6 +127,25 @@ def set_member(models: str, role: str, given: str | None = None) -> str:
     return load_set(models).member(role)
 
 
+def verify_options(f: F) -> F:
+    """``--verify-rx --max-rounds --correction --resend-k`` of ``edsc edit`` and ``edsc chat``."""
+    from editable_deepsc.vocab import CORRECTIONS, DEFAULT_CORRECTION
+
+    return stack(
+        click.option("--verify-rx", is_flag=True,
+                     help="Receiver-verified edit: the targets' goals travel as side information (counted), the "
+                          "receiver checks its image with the face nets and asks for corrections by a feedback bit."),
+        click.option("--max-rounds", type=int, default=MAX_VERIFY_ROUNDS, show_default=True,
+                     help="With --verify-rx: most correction rounds."),
+        click.option("--correction", type=click.Choice(CORRECTIONS), default=DEFAULT_CORRECTION, show_default=True,
+                     help="With --verify-rx: strengthen the edit by a delta in the set's delta codec, or resend the "
+                          "latent at more symbols and fuse the estimates."),
+        click.option("--resend-k", type=int, default=None,
+                     help="With --correction resend: k of the codec it uses (default: the set's next larger than "
+                          "the first codec's, else the same)."),
+    )(f)
+
+
 def face_option(f: F) -> F:
     """``--face N``: which of several detected faces to use (0 = the highest detector score)."""
     return click.option("--face", type=int, default=None,
@@ -222,7 +241,7 @@ NUMERIC_BOUNDS: dict[str, tuple[float, float, bool]] = {
     "inversion_steps": (1, _BIG, False), "stop_at": (1, _BIG, False), "checkpoint_every": (1, _BIG, False),
     "progressive_every": (1, _BIG, False), "batch_size": (1, 4_096, False), "batch": (1, 4_096, False),
     "image_batch": (1, 4_096, False), "fid_input_size": (8, 1_024, False), "fading_block": (1, 10**9, False),
-    "refresh_every": (1, 1_000, False),
+    "refresh_every": (1, 1_000, False), "max_rounds": (0, MAX_VERIFY_ROUNDS, False), "resend_k": (1, 16_384, False),
     # channel (SNRs: see SNR_OPTIONS)
     "code_rate": (0.0, 1.0, True),
     # editing and training weights

@@ -53,7 +53,7 @@ from editable_deepsc.errors import BadInput
 from editable_deepsc.rng import derive_seed, make_generator
 from editable_deepsc.verify.side_info import (Goal, decode_feedback, decode_goals, encode_feedback, encode_goals,
                                               quantise)
-from editable_deepsc.vocab import CORRECTIONS, DEFAULT_CORRECTION
+from editable_deepsc.vocab import CORRECTIONS, DEFAULT_CORRECTION, MAX_VERIFY_ROUNDS
 from editable_deepsc.zoo.sets import load_set
 
 if TYPE_CHECKING:
@@ -61,7 +61,7 @@ if TYPE_CHECKING:
     from editable_deepsc.system import EditableDeepSC
     from editable_deepsc.text.targets import EditTarget
 
-MAX_ROUNDS = 2
+MAX_ROUNDS = MAX_VERIFY_ROUNDS
 """Most correction rounds a verified edit may take."""
 DELTA_STEP = 0.5
 """A delta correction adds this fraction of the edit ``w_edit − w0`` per round."""
