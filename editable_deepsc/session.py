@@ -23,6 +23,7 @@ from editable_deepsc.metrics.image import psnr, ssim
 from editable_deepsc.rng import derive_seed, make_generator
 from editable_deepsc.text.targets import EditTarget, ParsedInstruction
 from editable_deepsc.timing import timed
+from editable_deepsc.verify.rounds import DEFAULT_CORRECTION, MAX_ROUNDS, goals_of
 
 if TYPE_CHECKING:  # the system module imports this one
     from editable_deepsc.system import EditableDeepSC
@@ -73,6 +74,13 @@ class Turn:
     power : float
         Average power of the symbols sent.
     timings : dict of str to float
+    rounds : int
+        Correction rounds of a receiver-verified turn (0 otherwise); ``symbols`` then counts every
+        forward symbol of the turn (side information and corrections included).
+    feedback_symbols : int
+        The receiver's feedback symbols of a verified turn.
+    verify : dict or None
+        The verified turn's rounds (:meth:`~editable_deepsc.verify.rounds.VerifiedLink.to_json`).
     """
 
     index: int
@@ -94,6 +102,9 @@ class Turn:
     edit_met: bool | None = None
     power: float = 0.0
     timings: dict[str, float] = field(default_factory=dict)
+    rounds: int = 0
+    feedback_symbols: int = 0
+    verify: dict | None = None
 
     def to_json(self) -> dict:
         d = {k: v for k, v in asdict(self).items() if k not in ("rx_image", "tx_image")}
@@ -112,6 +123,12 @@ class Session:
     channel : ChannelConfig
         Initial channel; :meth:`set_channel` changes it mid-session.
     seed : int
+    verify_rx : bool
+        Receiver-verified turns (:mod:`editable_deepsc.verify`): every edit's goals travel as side
+        information (relative to the transmitter's previous image), the receiver checks its image
+        and asks for up to ``max_rounds`` corrections of kind ``correction``.
+    max_rounds, correction, resend_k
+        As in :meth:`EditableDeepSC.edit <editable_deepsc.system.EditableDeepSC.edit>`.
 
     Notes
     -----
@@ -122,7 +139,14 @@ class Session:
     transmission sends the full latent instead. ``undo`` pops both histories.
     """
 
-    def __init__(self, system: "EditableDeepSC", image: torch.Tensor, channel: ChannelConfig, seed: int = 0):
+    def __init__(self, system: "EditableDeepSC", image: torch.Tensor, channel: ChannelConfig, seed: int = 0,
+                 verify_rx: bool = False, max_rounds: int = MAX_ROUNDS, correction: str = DEFAULT_CORRECTION,
+                 resend_k: int | None = None):
+        if verify_rx:
+            system.verifier.check(correction, max_rounds)
+            if correction == "resend":
+                system.verifier.resend_k(resend_k)
+        self.verify = dict(max_rounds=int(max_rounds), correction=correction, resend_k=resend_k) if verify_rx else None
         self.system, self.channel, self.seed = system, channel, int(seed)
         self.source, self.w_source, self.invert_seconds = system.invert_image(image, seed=seed)
         self.w_tx: list[torch.Tensor] = []
@@ -207,14 +231,26 @@ class Session:
         else:
             link = sysm.send_full(w_new, ch, crng)
         timings.update(link.timings)
+        verified, kind, w_rx, symbols = None, link.kind, link.w_rx, link.symbols
+        if self.verify is not None and action == "edit":
+            attrs = tuple(dict.fromkeys(parsed.attributes))
+            with timed(timings, "verify"):
+                before = sysm.measure(sysm.rx.synthesise(w_prev), attrs)  # what the transmitter meant before
+                verified = sysm.verifier.send(w_prev, w_new, goals_of(parsed.targets, before, strength), ch,
+                                              self._turn_seed("verify"), first=link, **self.verify)
+            w_rx, symbols = verified.w_rx[-1], verified.symbols
+            kind = "full" if verified.resent else kind
         with timed(timings, "synthesise"):
-            rx_img = sysm.rx.synthesise(link.w_rx)
+            rx_img = sysm.rx.synthesise(w_rx)
         self.w_tx.append(w_new)
-        self.w_rx.append(link.w_rx)
-        self.kinds.append(link.kind)
+        self.w_rx.append(w_rx)
+        self.kinds.append(kind)
         self.last_targets.append(tuple(parsed.targets))
-        turn = self._record(text, action, link.kind, parsed, link.symbols, link.power, rx_img, tx_img, timings,
+        turn = self._record(text, action, link.kind, parsed, symbols, link.power, rx_img, tx_img, timings,
                             edit_met=met)
+        if verified is not None:
+            turn.rounds, turn.feedback_symbols = verified.corrections, verified.feedback_symbols
+            turn.verify = verified.to_json()
         self.turns.append(turn)
         return turn
 
@@ -260,6 +296,7 @@ class Session:
             "system": self.system.config.to_json(),
             "seed": self.seed,
             "invert_seconds": round(self.invert_seconds, 4),
+            "verify_rx": self.verify,
             "turns": [t.to_json() for t in self.turns],
             "symbols_total": sum(t.symbols for t in self.turns),
         }

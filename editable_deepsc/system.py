@@ -232,9 +232,12 @@ class EditableDeepSC:
             identity_rx=self.identity(rx_image, source), seed=seed, system=self.config.to_json(), verify=verified,
         )
 
-    def session(self, image: torch.Tensor, channel: ChannelConfig, seed: int = 0) -> Session:
-        """Start a multi-turn :class:`Session` on ``image``."""
-        return Session(self, image, channel, seed=seed)
+    def session(self, image: torch.Tensor, channel: ChannelConfig, seed: int = 0, verify_rx: bool = False,
+                max_rounds: int = MAX_ROUNDS, correction: str = DEFAULT_CORRECTION,
+                resend_k: int | None = None) -> Session:
+        """Start a multi-turn :class:`Session` on ``image`` (``verify_rx``: receiver-verified turns)."""
+        return Session(self, image, channel, seed=seed, verify_rx=verify_rx, max_rounds=max_rounds,
+                       correction=correction, resend_k=resend_k)
 
 
 __all__ = ["EditableDeepSC", "Receiver", "SystemConfig", "Transmitter"]

@@ -221,3 +221,20 @@ def test_cli_bench_verify_writes_page_and_json(tmp_path, capsys):
         assert r["symbols"][0] <= r["symbols"][1] <= r["symbols"][2]
     for rec in res["records"]:  # a round's symbols are the sum of what was sent by then
         assert rec["symbols"][-1] == sum(x["symbols"] for x in rec["rounds"])
+
+
+# ---------------------------------------------------------------------- sessions
+def test_verified_session_counts_corrections_per_turn(system, face, monkeypatch):  # noqa: F811
+    s = system.session(face, ChannelConfig("awgn", 20.0), seed=0, verify_rx=True, correction="delta")
+    checks = iter([True, False, True])  # turn 0 accepted; turn 1 (a delta) corrected once
+    monkeypatch.setattr(system.verifier, "met_at_receiver", lambda w, goals: next(checks))
+    t0, t1 = s.send("smile"), s.send("a bit more")
+    side, fb, dk = si.side_info_symbols(1, 20.0), si.feedback_symbols(20.0), system.tx.delta.k
+    assert (t0.kind, t0.rounds, t0.symbols, t0.feedback_symbols) == ("full", 0, 12 + side, fb)
+    assert (t1.kind, t1.rounds, t1.symbols, t1.feedback_symbols) == ("delta", 1, dk + side + dk, 2 * fb)
+    log = s.log()
+    assert log["verify_rx"]["correction"] == "delta" and log["turns"][1]["rounds"] == 1
+    assert log["symbols_total"] == t0.symbols + t1.symbols
+    assert [r["kind"] for r in log["turns"][1]["verify"]["rounds"]] == ["delta", "delta"]
+    with pytest.raises(BadInput, match="max_rounds"):
+        system.session(face, ChannelConfig("awgn", 20.0), verify_rx=True, max_rounds=5)

@@ -8,7 +8,7 @@ from pathlib import Path
 import click
 
 from editable_deepsc.cli.edit import CHANNEL_CHOICES, build_system, system_options
-from editable_deepsc.cli.options import face_option
+from editable_deepsc.cli.options import face_option, verify_options
 
 HELP = """commands: an instruction ("make her smile", "a bit more", "now older"), undo, show,
 snr <dB>, channel awgn|rayleigh, log, help, quit"""
@@ -18,6 +18,11 @@ def _print_turn(t, out_dir: Path) -> None:
     what = ", ".join(t.targets) if t.targets else t.action
     click.echo(f"[turn {t.index}] {what}: sent {t.symbols} symbols ({t.kind}, CBR {t.cbr:.5f}) over "
                f"{t.channel} at {t.snr_db:g} dB; received vs intended PSNR {t.psnr:.2f} dB, SSIM {t.ssim:.3f}")
+    if t.verify is not None:
+        click.echo(f"  verified at the receiver: {t.rounds} {t.verify['correction']} correction(s) "
+                   f"(symbols above include them and {t.verify['rounds'][0]['side_symbols']} of side information), "
+                   f"{t.feedback_symbols} feedback symbols; receiver's check: "
+                   f"{'met' if t.verify['met_rx'] else 'not met'}")
     if t.scores_rx:
         click.echo("  " + ", ".join(f"{a} {v:.3f}" for a, v in t.scores_rx.items()))
     click.echo(f"  saved {out_dir / f'turn_{t.index:02d}.png'}")
@@ -33,14 +38,17 @@ def _print_turn(t, out_dir: Path) -> None:
                    "existing files are replaced).")
 @click.option("--refresh-every", type=int, default=4, show_default=True,
               help="Send the full latent every this many edits (follow-ups send only the delta).")
+@verify_options
 @face_option
 @system_options
-def chat(image: str, snr: float, channel: str, out_dir: str, refresh_every: int, face: int | None, models: str,
+def chat(image: str, snr: float, channel: str, out_dir: str, refresh_every: int, verify_rx: bool, max_rounds: int,
+         correction: str, resend_k: int | None, face: int | None, models: str,
          preset: str, inversion: str, codec: str | None, jecc: bool, no_align: bool, seed: int) -> None:
     """Edit IMAGE turn by turn: type instructions, `undo`, `show`, `quit`.
 
     Every turn prints the symbols sent and the received quality and saves the
-    received image; session.json (the log) is rewritten after every turn, so an
+    received image (with --verify-rx every edit is checked at the receiver and
+    corrected, its rounds and symbols in the log); session.json (the log) is rewritten after every turn, so an
     interrupted chat (Ctrl-C) keeps everything done so far.
 
     \b
@@ -58,7 +66,8 @@ def chat(image: str, snr: float, channel: str, out_dir: str, refresh_every: int,
     prepared = system.prepare_input(img, face=face)
     if prepared.face_note():
         click.echo(prepared.face_note(), err=True)
-    session = system.session(prepared.image, ch, seed=seed)
+    session = system.session(prepared.image, ch, seed=seed, verify_rx=verify_rx, max_rounds=max_rounds,
+                             correction=correction, resend_k=resend_k)
     save_image(session.source, out / "source.png")
     save_image(session.current_rx_image, out / "turn_start.png")
     click.echo(HELP)

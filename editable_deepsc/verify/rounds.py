@@ -154,6 +154,11 @@ class VerifiedLink:
         return sum(r.feedback_symbols for r in self.rounds)
 
     @property
+    def resent(self) -> bool:
+        """Whether the receiver's latent now rests on a resent full latent (a session counts it as full)."""
+        return any(r.kind == "resend" and r.used for r in self.rounds)
+
+    @property
     def side_ok(self) -> bool:
         """Whether the receiver decoded the side information without error."""
         return self.goals_rx == self.goals_sent
@@ -276,7 +281,8 @@ class Verifier:
     @torch.no_grad()
     def send(self, w0: torch.Tensor, w_edit: torch.Tensor, goals: Sequence[Goal], channel: "ChannelConfig",
              seed: int, correction: str = "delta", max_rounds: int = MAX_ROUNDS, first_seed: int | None = None,
-             resend_k: int | None = None, combine: bool = True, step: float = DELTA_STEP) -> VerifiedLink:
+             resend_k: int | None = None, combine: bool = True, step: float = DELTA_STEP,
+             first=None) -> VerifiedLink:
         """Send ``w_edit`` with the goals as side information, verify at the receiver, correct.
 
         Parameters
@@ -300,6 +306,10 @@ class Verifier:
             Fuse resent estimates (:meth:`fuse`) rather than keep the last.
         step : float
             Fraction of ``w_edit − w0`` a delta correction adds per round.
+        first : Link, optional
+            Round 0 as the caller already sent it (a session's turn: ``.kind``, ``.symbols``,
+            ``.w_rx``, ``.sent``); default: ``w_edit`` through the system's codec. Resent
+            estimates are fused with round 0 only when it was a full latent of that codec.
 
         Returns
         -------
@@ -316,15 +326,22 @@ class Verifier:
         x_side = encode_goals(goals, snr)
         y, h = through(x_side, "verify", "side", snr)
         goals_rx = decode_goals(y, snr, h)
-        rng0 = make_generator(first_seed if first_seed is not None else derive_seed(seed, "channel", snr))
-        first = send_latent(w_edit, sysm.tx.encode, sysm.rx.decode, channel, rng0)
-        rounds = [Round(0, "full", first.k, side_symbols=int(x_side.shape[1]))]
-        w_rx = [first.w]
-        estimates, errors, mu = [first.w], [], None
+        if first is None:
+            rng0 = make_generator(first_seed if first_seed is not None else derive_seed(seed, "channel", snr))
+            sent0 = send_latent(w_edit, sysm.tx.encode, sysm.rx.decode, channel, rng0)
+            w_first, k_first, kind_first = sent0.w, sent0.k, "full"
+        else:
+            sent0, w_first, k_first, kind_first = first.sent, first.w_rx, int(first.symbols), first.kind
+        rounds = [Round(0, kind_first, int(k_first), side_symbols=int(x_side.shape[1]))]
+        w_rx = [w_first]
+        estimates: list[torch.Tensor] = []
+        errors: list[float] = []
         k2 = self.resend_k(resend_k) if correction == "resend" else None
+        mu = None
         if correction == "resend" and combine:
             n0, mu = self.error_of(sysm.tx.codec, channel)
-            errors.append(n0)
+            if kind_first == "full":
+                estimates, errors = [w_first], [n0]
         for r in range(max_rounds + 1):
             last = rounds[-1]
             last.met_rx = self.met_at_receiver(w_rx[-1], goals_rx)
@@ -349,12 +366,12 @@ class Verifier:
                 if combine and last.nack:
                     estimates.append(sent.w)
                     errors.append(self.error_of(codec, channel)[0])
-                    w_new = self.fuse(estimates, errors, mu)
+                    w_new = self.fuse(estimates, errors, mu) if len(estimates) > 1 else sent.w
             used = last.nack  # the receiver discards a correction it did not ask for
             rounds.append(Round(r + 1, correction, int(k), used=used))
             w_rx.append(w_new if used else w_rx[-1])
         return VerifiedLink(rounds=rounds, w_rx=w_rx, goals_sent=list(goals), goals_rx=goals_rx, correction=correction,
-                            first=first)
+                            first=sent0)
 
 
 __all__ = ["CALIBRATION_SAMPLES", "DEFAULT_CORRECTION", "DELTA_STEP", "MAX_ROUNDS", "Round", "VerifiedLink", "Verifier", "goals_of"]
