@@ -19,6 +19,8 @@ CORRECTIONS: tuple[str, ...] = ("delta", "resend")
 DEFAULT_CORRECTION = "delta"
 #: Most correction rounds of a receiver-verified edit.
 MAX_VERIFY_ROUNDS = 2
+#: Fraction of the edit a delta correction of a verified edit adds per round.
+DELTA_STEP = 0.5
 #: Model sets shipped with the package (``editable_deepsc/zoo/sets/<name>.json``).
 MODEL_SETS: tuple[str, ...] = ("faces64", "ffhq")
 #: The model set used when none is named (``--models``, ``EditableDeepSC.load(models=...)``).

@@ -189,6 +189,7 @@ def test_cli_edit_bad_verify_options_exit_2(argv, match, face64, capsys):
     (["--snr", "6,99"], "SNR"),
     (["--corrections", "delta,retry"], "--corrections"),
     (["--resend-ks", "x"], "--resend-ks"),
+    (["--delta-steps", "0"], "--delta-steps"),
     (["--n", "0"], "--n"),
 ])
 def test_cli_bench_verify_bad_options_exit_2(argv, match, tmp_path, capsys):
@@ -211,7 +212,8 @@ def test_cli_bench_verify_writes_page_and_json(tmp_path, capsys):
     assert rc in (0, None)
     page = out.read_text()
     assert "kept text" in page and "after" in page and "old" not in page
-    assert "edsc bench verify --n 2 --snr 6 --resend-ks 128" in page
+    assert f"edsc bench verify --models faces64 --snr 6 --channel awgn --n 2 --corrections delta,resend " \
+           f"--resend-ks 128 --out {out}" in page
     res = json.loads(out.with_suffix(".json").read_text())
     rows = {r["variant"]: r for r in res["rows"]}
     assert set(rows) == {"delta", "resend k=128"}

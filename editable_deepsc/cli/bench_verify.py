@@ -3,13 +3,12 @@
 from __future__ import annotations
 
 import shlex
-import sys
 from pathlib import Path
 
 import click
 
 from editable_deepsc.cli.options import bench_options, models_option
-from editable_deepsc.vocab import CHANNELS, CORRECTIONS
+from editable_deepsc.vocab import CHANNELS, CORRECTIONS, DELTA_STEP
 
 
 def _ints(text: str, what: str) -> list[int]:
@@ -24,6 +23,20 @@ def _ints(text: str, what: str) -> list[int]:
     return vals
 
 
+def _steps(text: str) -> list[float]:
+    import math
+
+    from editable_deepsc.errors import BadInput
+
+    try:
+        vals = [float(x) for x in text.split(",") if x.strip()]
+    except ValueError:
+        raise BadInput(f"--delta-steps must be comma-separated numbers, got {text!r}") from None
+    if not vals or not all(math.isfinite(v) and 0.0 < v <= 4.0 for v in vals):
+        raise BadInput(f"--delta-steps must be numbers in (0, 4], got {text!r}")
+    return vals
+
+
 @click.command("verify")
 @models_option()
 @click.option("--n", default=200, show_default=True, type=int, help="Held-out samples (the faces and instructions "
@@ -35,13 +48,16 @@ def _ints(text: str, what: str) -> list[int]:
               help="Correction kinds to measure (comma-separated: delta, resend).")
 @click.option("--resend-ks", default="", show_default="the set's next larger codec",
               help="Codec k of the resend correction, comma-separated for several variants.")
+@click.option("--delta-steps", default="", show_default=str(DELTA_STEP),
+              help="Fraction of the edit a delta correction adds per round, comma-separated for several variants "
+                   "(each in (0, 4]).")
 @click.option("--out", type=click.Path(dir_okay=False), default=None,
               help="Write the measured block into this Markdown page (between its markers; the page is created "
                    "if missing) and the results as JSON beside it (.json). Checked before any work.")
 @click.option("--json", "as_json", is_flag=True, help="Print the summary rows as JSON.")
 @bench_options()
 def verify(models: str, n: int, offset: int, snr_text: str, channel: str, corrections: str, resend_ks: str,
-           out: str | None, as_json: bool, threads: int | None, seed: int, quiet: bool) -> None:
+           delta_steps: str, out: str | None, as_json: bool, threads: int | None, seed: int, quiet: bool) -> None:
     """Receiver-verified edits on held-out faces: success after 0, 1 and 2 correction rounds.
 
     Round 0 is the edit sent once (as `edsc eval` sends it); the receiver checks
@@ -70,6 +86,7 @@ def verify(models: str, n: int, offset: int, snr_text: str, channel: str, correc
     if not kinds or bad:
         raise BadInput(f"--corrections must name some of {', '.join(CORRECTIONS)}, got {corrections!r}")
     ks = _ints(resend_ks, "--resend-ks") if resend_ks.strip() else [None]
+    steps = _steps(delta_steps) if delta_steps.strip() else [DELTA_STEP]
     if out:
         check_output(out, "--out")
         check_output(Path(out).with_suffix(".json"), "--out (.json beside it)")
@@ -77,9 +94,17 @@ def verify(models: str, n: int, offset: int, snr_text: str, channel: str, correc
     from editable_deepsc.system import EditableDeepSC, SystemConfig
 
     system = EditableDeepSC.load(SystemConfig(models=models))
-    result = run_verify_bench(system, n=n, snrs=snrs, channel=channel, corrections=kinds, resend_ks=ks, seed=seed,
+    result = run_verify_bench(system, n=n, snrs=snrs, channel=channel, corrections=kinds, resend_ks=ks,
+                              delta_steps=steps, seed=seed,
                               offset=offset, progress=not quiet)
-    command = "edsc bench verify " + " ".join(shlex.quote(a) for a in sys.argv[3:])
+    args = ["--models", models, "--snr", snr_text, "--channel", channel, "--n", str(n)]
+    args += ["--offset", str(offset)] if offset else []
+    args += ["--corrections", corrections]
+    args += ["--resend-ks", resend_ks] if resend_ks.strip() else []
+    args += ["--delta-steps", delta_steps] if delta_steps.strip() else []
+    args += ["--seed", str(seed)] if seed else []
+    args += ["--out", out] if out else []
+    command = "edsc bench verify " + " ".join(shlex.quote(a) for a in args)
     md = to_markdown(result, command)
     if out:
         p = Path(out)

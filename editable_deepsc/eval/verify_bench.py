@@ -7,7 +7,7 @@ reference edit = invert + edit with no channel (``w0 → w_edit``). Round 0 send
 through the set's default codec with the channel seed ``edsc eval`` uses for it, so the
 success after 0 rounds is ``edsc eval``'s Editable-DeepSC success at that ``k``.
 
-Per correction kind (``delta``; ``resend`` at each ``--resend-k``) every sample runs
+Per correction kind (``delta`` at each ``--delta-steps``; ``resend`` at each ``--resend-ks``) every sample runs
 :meth:`Verifier.send <editable_deepsc.verify.rounds.Verifier.send>` with up to 2 rounds.
 Success after ``r`` rounds is judged like ``edsc eval``: every target met on the receiver's
 image after ``min(r, rounds taken)`` rounds relative to ``G(w0)``, and face-api identity
@@ -31,21 +31,24 @@ from editable_deepsc.eval.compare_sample import success_of
 from editable_deepsc.eval.edit_bench import MAX_ID_DISTANCE
 from editable_deepsc.generator.teacher import load_teacher, test_seeds
 from editable_deepsc.rng import derive_seed
-from editable_deepsc.verify.rounds import MAX_ROUNDS, goals_of
+from editable_deepsc.verify.rounds import DELTA_STEP, MAX_ROUNDS, goals_of
 from editable_deepsc.verify.side_info import MESSAGE_BITS, side_info_symbols
 
 TABLE_BEGIN, TABLE_END = "<!-- edsc bench verify: begin -->", "<!-- edsc bench verify: end -->"
 """Markers of the block ``--out`` rewrites in an existing page."""
 
 
-def variants(corrections: Sequence[str], resend_ks: Sequence[int | None]) -> list[tuple[str, str, int | None]]:
-    """(label, correction, resend k) of each measured variant."""
+def variants(corrections: Sequence[str], resend_ks: Sequence[int | None],
+             delta_steps: Sequence[float] = (DELTA_STEP,)) -> list[tuple[str, str, int | None, float]]:
+    """(label, correction, resend k, delta step) of each measured variant."""
     out = []
     for c in corrections:
         if c == "resend":
-            out += [(f"resend k={k}" if k is not None else "resend", "resend", k) for k in (resend_ks or [None])]
+            out += [(f"resend k={k}" if k is not None else "resend", "resend", k, DELTA_STEP)
+                    for k in (resend_ks or [None])]
         else:
-            out.append((c, c, None))
+            steps = list(delta_steps) or [DELTA_STEP]
+            out += [(f"delta step={st:g}" if len(steps) > 1 else "delta", "delta", None, float(st)) for st in steps]
     return out
 
 
@@ -63,7 +66,7 @@ def _judge(system, w: torch.Tensor, targets, before, recon) -> bool:
 
 def run_verify_bench(system, n: int, snrs: Sequence[float], channel: str = "awgn",
                      corrections: Sequence[str] = ("delta", "resend"), resend_ks: Sequence[int | None] = (None,),
-                     seed: int = 0, offset: int = 0, max_rounds: int = MAX_ROUNDS, progress: bool = True) -> dict:
+                     delta_steps: Sequence[float] = (DELTA_STEP,), seed: int = 0, offset: int = 0, max_rounds: int = MAX_ROUNDS, progress: bool = True) -> dict:
     """Run the bench; return per-(SNR, variant) rows and per-sample records.
 
     Returns
@@ -77,8 +80,8 @@ def run_verify_bench(system, n: int, snrs: Sequence[float], channel: str = "awgn
         target verdict at each SNR; ``records``: one per sample × SNR × variant.
     """
     verifier = system.verifier
-    vs = variants(corrections, resend_ks)
-    for _, c, k in vs:
+    vs = variants(corrections, resend_ks, delta_steps)
+    for _, c, k, _ in vs:
         verifier.check(c, max_rounds)
         if c == "resend":
             verifier.resend_k(k)
@@ -105,9 +108,9 @@ def run_verify_bench(system, n: int, snrs: Sequence[float], channel: str = "awgn
             ch = ChannelConfig(channel, float(snr))
             first_seed = derive_seed(s, "semantic", float(snr), k0)  # edsc eval's channel seed for this k
             cache: dict[int, bool] = {}
-            for label, corr, k in vs:
+            for label, corr, k, step in vs:
                 vl = verifier.send(w0, w_edit, goals, ch, derive_seed(s, "verify", float(snr)), correction=corr,
-                                   max_rounds=max_rounds, first_seed=first_seed, resend_k=k)
+                                   max_rounds=max_rounds, first_seed=first_seed, resend_k=k, step=step)
                 succ, syms = [], []
                 for r in range(max_rounds + 1):
                     j = min(r, len(vl.rounds) - 1)

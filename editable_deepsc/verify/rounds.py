@@ -53,7 +53,7 @@ from editable_deepsc.errors import BadInput
 from editable_deepsc.rng import derive_seed, make_generator
 from editable_deepsc.verify.side_info import (Goal, decode_feedback, decode_goals, encode_feedback, encode_goals,
                                               quantise)
-from editable_deepsc.vocab import CORRECTIONS, DEFAULT_CORRECTION, MAX_VERIFY_ROUNDS
+from editable_deepsc.vocab import CORRECTIONS, DEFAULT_CORRECTION, DELTA_STEP, MAX_VERIFY_ROUNDS
 from editable_deepsc.zoo.sets import load_set
 
 if TYPE_CHECKING:
@@ -63,8 +63,6 @@ if TYPE_CHECKING:
 
 MAX_ROUNDS = MAX_VERIFY_ROUNDS
 """Most correction rounds a verified edit may take."""
-DELTA_STEP = 0.5
-"""A delta correction adds this fraction of the edit ``w_edit − w0`` per round."""
 CALIBRATION_SAMPLES = 256
 """Generator samples on which a codec's normalised error is measured for fusion."""
 
