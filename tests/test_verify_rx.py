@@ -240,3 +240,31 @@ def test_verified_session_counts_corrections_per_turn(system, face, monkeypatch)
     assert [r["kind"] for r in log["turns"][1]["verify"]["rounds"]] == ["delta", "delta"]
     with pytest.raises(BadInput, match="max_rounds"):
         system.session(face, ChannelConfig("awgn", 20.0), verify_rx=True, max_rounds=5)
+
+
+# ---------------------------------------------------------------------- web
+def test_web_session_with_verify_rx_reports_rounds_per_turn(tmp_path):
+    from starlette.testclient import TestClient
+    from web_toys import toy_samples, toy_system
+
+    from editable_deepsc.web.app import STATIC_DIR, create_app
+
+    sysm = toy_system()
+    app = create_app(sysm, toy_samples(sysm), tmp_dir=tmp_path / "app")
+    with TestClient(app, base_url="http://127.0.0.1:7860") as c:
+        r = c.post("/api/sessions", params={"sample": "toy-11", "verify_rx": "2"})
+        assert r.status_code == 400 and "verify_rx" in r.json()["error"]["message"]
+        r = c.post("/api/sessions", params={"sample": "toy-11", "verify_rx": "1", "correction": "retry"})
+        assert r.status_code == 400 and "correction" in r.json()["error"]["message"]
+        s = c.post("/api/sessions", params={"sample": "toy-11", "verify_rx": "1", "snr_db": "20"}).json()
+        assert s["verify_rx"]["correction"] == "delta"
+        t = c.post(f"/api/sessions/{s['id']}/send", json={"instruction": "smile"}).json()["turn"]
+        assert t["verify"]["rounds"][0]["side_symbols"] == si.side_info_symbols(1, 20.0)
+        assert t["symbols"] == 12 + si.side_info_symbols(1, 20.0) + t["rounds"] * sysm.tx.delta.k
+        assert t["feedback_symbols"] >= si.feedback_symbols(20.0)
+        r = c.post(f"/api/sessions/{s['id']}/reset").json()["session"]
+        assert r["verify_rx"]["correction"] == "delta"  # a reset keeps the session's verification
+        plain = c.post("/api/sessions", params={"sample": "toy-11"}).json()
+        assert plain["verify_rx"] is None
+    js = (STATIC_DIR / "app.js").read_text()
+    assert "verify_rx" in js and "t.rounds" in js and 'id="verify-rx"' in (STATIC_DIR / "index.html").read_text()

@@ -61,6 +61,7 @@ from editable_deepsc.web.sessions import (SessionLimits, SessionNotFound, Sessio
                                           png_bytes)
 from editable_deepsc.web.uploads import UploadLimits, UploadTooLarge, decode_upload, sanitise_filename, save_upload
 from editable_deepsc.web.worker import ServerBusy, Worker
+from editable_deepsc.vocab import CORRECTIONS, DEFAULT_CORRECTION
 
 log = logging.getLogger("editable_deepsc.web")
 
@@ -328,6 +329,7 @@ def _session_json(ws: WebSession) -> dict:
         "invert_seconds": round(s.invert_seconds, 4),
         "active_edits": len(s.w_tx), "turns": len(s.turns),
         "symbols_total": sum(t.symbols for t in s.turns), "seed": s.seed, "face": ws.face,
+        "verify_rx": s.verify,
     }
 
 
@@ -406,6 +408,7 @@ async def create_session(request: Request) -> Response:
         seed = int(q.get("seed", str(st.default_seed)))
     except ValueError:
         raise BadInput(f"seed must be an integer, got {q.get('seed')!r}") from None
+    verify = _verify_options(q)
     sid, client = store.new_id(), _client(request)
     upload_path, notes = None, []
     if q.get("sample"):
@@ -437,7 +440,7 @@ async def create_session(request: Request) -> Response:
         prepared = system.prepare_input(load())  # the face check, whatever the image's size
         if prepared.faces_found and prepared.faces_found > 1:
             notes.append(f"{prepared.faces_found} faces found; using the one with the highest detector score")
-        session = system.session(prepared.image, ch, seed=seed)
+        session = system.session(prepared.image, ch, seed=seed, **verify)
         ws = WebSession(id=sid, session=session, image=prepared.image, origin=origin, notes=notes,
                         upload_path=upload_path, baselines=BaselineCache(), client=client,
                         face=prepared.face_json())
@@ -453,6 +456,20 @@ async def create_session(request: Request) -> Response:
         raise
     store.add(ws)
     return JSONResponse(_session_json(ws), status_code=201)
+
+
+def _verify_options(q) -> dict:
+    """``verify_rx=1`` (and ``correction=delta|resend``) of a new session → :meth:`EditableDeepSC.session`
+    keywords (receiver-verified turns); checked before any work."""
+    flag = q.get("verify_rx", "0")
+    if flag not in ("0", "1"):
+        raise BadInput(f"verify_rx must be 0 or 1, got {flag!r}")
+    if flag == "0":
+        return {}
+    correction = q.get("correction", DEFAULT_CORRECTION)
+    if correction not in CORRECTIONS:
+        raise BadInput(f"correction must be one of {', '.join(CORRECTIONS)}, got {correction!r}")
+    return {"verify_rx": True, "correction": correction}
 
 
 def _client(request: Request) -> str:
@@ -509,7 +526,8 @@ async def reset(request: Request) -> Response:
     old = ws.session
 
     def run() -> None:
-        ws.session = st.system.session(ws.image, old.channel, seed=old.seed)
+        verify = {"verify_rx": True, **old.verify} if old.verify is not None else {}
+        ws.session = st.system.session(ws.image, old.channel, seed=old.seed, **verify)
         ws.images = {k: v for k, v in ws.images.items() if k == "source"}
         ws.put_image("start", ws.session.current_rx_image)
 

@@ -125,7 +125,8 @@ function channelNow() {
 
 async function startSession(query, body, filename) {
   clearError();
-  const q = new URLSearchParams({ ...query, ...channelNow(), seed: $("seed").value || "0" });
+  const verify = $("verify-rx").checked ? { verify_rx: "1", correction: $("correction").value } : {};
+  const q = new URLSearchParams({ ...query, ...channelNow(), seed: $("seed").value || "0", ...verify });
   const headers = {};
   if (body) {
     // raw bytes: the server reads the format from the bytes, so a file the browser calls
@@ -157,6 +158,13 @@ function turnItem(t) {
     el("span", { class: "snr" }, `${t.channel.toUpperCase()} ${t.snr_db} dB`), " · ",
     el("span", { class: "quality" }, `received vs intended: PSNR ${t.psnr.toFixed(1)} dB, SSIM ${t.ssim.toFixed(3)}`));
   body.append(nums);
+  if (t.verify) {
+    const v = t.verify;
+    body.append(el("div", { class: "verify hint", "data-rounds": t.rounds },
+      `verified at the receiver: ${t.rounds} ${v.correction} correction(s); symbols include ` +
+      `${v.rounds[0].side_symbols} of side information; ${t.feedback_symbols} feedback symbols; ` +
+      `receiver's check: ${v.met_rx ? "met" : "not met"}`));
+  }
   const scores = Object.entries(t.scores_rx || {}).map(([k, v]) => `${k} ${v.toFixed(2)}`).join(", ");
   if (scores) body.append(el("div", { class: "hint" }, `received: ${scores}` +
     (t.identity_rx != null ? ` · identity ${t.identity_rx.toFixed(2)}` : "")));
