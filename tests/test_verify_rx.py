@@ -222,7 +222,7 @@ def test_cli_bench_verify_writes_page_and_json(tmp_path, capsys):
         assert r["n"] == 2 and len(r["success"]) == 3 and r["symbols"][0] == 128 + side
         assert r["symbols"][0] <= r["symbols"][1] <= r["symbols"][2]
     for rec in res["records"]:  # a round's symbols are the sum of what was sent by then
-        assert rec["symbols"][-1] == sum(x["symbols"] for x in rec["rounds"])
+        assert rec["symbols"][-1] == sum(x[1] + x[2] for x in rec["rounds"])  # k + side symbols per round
 
 
 # ---------------------------------------------------------------------- sessions

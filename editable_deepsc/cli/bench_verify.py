@@ -110,7 +110,9 @@ def verify(models: str, n: int, offset: int, snr_text: str, channel: str, correc
         p = Path(out)
         page = merge_page(p.read_text() if p.is_file() else None, md)
         atomic_write(p, lambda tmp: Path(tmp).write_text(page))
-        text = json.dumps({"command": command, "models": models, **result}, indent=1) + "\n"
+        records = result.pop("records")  # one compact line per record
+        head = json.dumps({"command": command, "models": models, **result}, indent=1)
+        text = head[:-2] + ',\n "records": [\n' + ",\n".join(json.dumps(r) for r in records) + "\n ]\n}\n"
         atomic_write(p.with_suffix(".json"), lambda tmp: Path(tmp).write_text(text))
     if as_json:
         click.echo(json.dumps(result["rows"], indent=1))

@@ -34,6 +34,8 @@ from editable_deepsc.rng import derive_seed
 from editable_deepsc.verify.rounds import DELTA_STEP, MAX_ROUNDS, goals_of
 from editable_deepsc.verify.side_info import MESSAGE_BITS, side_info_symbols
 
+ROUND_FIELDS = ("kind", "k", "side_symbols", "feedback_symbols", "met_rx", "nack", "heard_nack", "used")
+"""What each entry of a record's ``rounds`` lists (a compact :class:`~editable_deepsc.verify.rounds.Round`)."""
 TABLE_BEGIN, TABLE_END = "<!-- edsc bench verify: begin -->", "<!-- edsc bench verify: end -->"
 """Markers of the block ``--out`` rewrites in an existing page."""
 
@@ -76,8 +78,9 @@ def run_verify_bench(system, n: int, snrs: Sequence[float], channel: str = "awgn
         ``symbols`` (mean forward symbols after each round), ``feedback_symbols`` (mean),
         ``corrected`` (% of samples with ≥ 1 correction), ``check_agrees`` (% where the
         receiver's final check equals the bench's "targets met"), ``side_info_ok`` (%),
-        ``reference`` (noise-free success, %), ``k`` (one round's latent symbols), and the
-        target verdict at each SNR; ``records``: one per sample × SNR × variant.
+        ``reference`` (noise-free success, %), ``k`` (one round's latent symbols), the final
+        failures split into ``fail_targets`` (a target still unmet) and ``fail_identity_only``
+        (targets met, identity lost: invisible to the receiver's check), and the target verdict; ``records``: one per sample × SNR × variant.
     """
     verifier = system.verifier
     vs = variants(corrections, resend_ks, delta_steps)
@@ -126,11 +129,13 @@ def run_verify_bench(system, n: int, snrs: Sequence[float], channel: str = "awgn
                     "variant": label, "correction": corr, "reference_success": ref_ok, "success": succ,
                     "symbols": syms, "feedback_symbols": vl.feedback_symbols, "corrections": vl.corrections,
                     "met_rx": vl.rounds[-1].met_rx, "met_bench": met_bench, "side_info_ok": vl.side_ok,
-                    "rounds": [r.to_json() for r in vl.rounds],
+                    "rounds": [[r.kind, r.k, r.side_symbols, r.feedback_symbols, r.met_rx, r.nack, r.heard_nack, r.used]
+                               for r in vl.rounds],
                 })
     seconds = time.perf_counter() - t0
     rows = _summarise(records, snrs, [v[0] for v in vs], k0, max_rounds)
-    return {"rows": rows, "records": records, "seconds": round(seconds, 1), "n": n, "k": k0,
+    return {"rows": rows, "records": records, "round_fields": list(ROUND_FIELDS), "seconds": round(seconds, 1),
+            "n": n, "k": k0,
             "side_info": {"message_bits": MESSAGE_BITS,
                           "symbols_per_target": {str(float(s)): side_info_symbols(1, float(s)) for s in snrs}}}
 
@@ -167,6 +172,8 @@ def _summarise(records: list[dict], snrs, labels, k0: int, max_rounds: int) -> l
                 "corrected": _pct(r["corrections"] > 0 for r in rs),
                 "check_agrees": _pct(bool(r["met_rx"]) == r["met_bench"] for r in rs),
                 "side_info_ok": _pct(r["side_info_ok"] for r in rs),
+                "fail_targets": _pct(not r["met_bench"] for r in rs),
+                "fail_identity_only": _pct(r["met_bench"] and not r["success"][-1] for r in rs),
                 "target_met": bool(success[-1] >= ref - 3.0 and symbols[-1] <= 1.5 * k0),
             })
     return rows
@@ -179,7 +186,8 @@ def to_markdown(result: dict, command: str) -> str:
     head = ("| SNR (dB) | correction | n | ref. success | "
             + " | ".join(f"success, {r} rd" for r in range(rounds)) + " | "
             + " | ".join(f"symbols, {r} rd" for r in range(rounds))
-            + " | × one round | feedback sym. | corrected | rx check agrees | side info ok | target |")
+            + " | × one round | feedback sym. | corrected | rx check agrees | side info ok "
+            "| final fail: target unmet | final fail: identity only | target |")
     sep = "|" + "---|" * (head.count("|") - 1)
     lines = [TABLE_BEGIN, "", "```bash", command, "```", "",
              f"n = {result['n']} samples, one round = k = {result['k']} symbols of the latent; "
@@ -191,7 +199,8 @@ def to_markdown(result: dict, command: str) -> str:
                      + " | ".join(f"{x:.1f}%" for x in r["success"]) + " | "
                      + " | ".join(f"{x:.1f}" for x in r["symbols"])
                      + f" | {r['symbols_ratio']:.2f} | {r['feedback_symbols']:.1f} | {r['corrected']:.1f}% | "
-                     f"{r['check_agrees']:.1f}% | {r['side_info_ok']:.1f}% | {'met' if r['target_met'] else 'not met'} |")
+                     f"{r['check_agrees']:.1f}% | {r['side_info_ok']:.1f}% | {r['fail_targets']:.1f}% | "
+                     f"{r['fail_identity_only']:.1f}% | {'met' if r['target_met'] else 'not met'} |")
     lines += ["", TABLE_END]
     return "\n".join(lines) + "\n"
 
