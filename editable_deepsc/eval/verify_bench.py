@@ -110,18 +110,17 @@ def run_verify_bench(system, n: int, snrs: Sequence[float], channel: str = "awgn
         for snr in snrs:
             ch = ChannelConfig(channel, float(snr))
             first_seed = derive_seed(s, "semantic", float(snr), k0)  # edsc eval's channel seed for this k
-            cache: dict[int, bool] = {}
+            round0: list[bool] = []  # round 0 is the same transmission for every variant: judged once
             for label, corr, k, step in vs:
                 vl = verifier.send(w0, w_edit, goals, ch, derive_seed(s, "verify", float(snr)), correction=corr,
                                    max_rounds=max_rounds, first_seed=first_seed, resend_k=k, step=step)
+                if not round0:
+                    round0.append(_judge(system, vl.w_rx[0], targets, before, recon))
+                judged = [round0[0]] + [_judge(system, w, targets, before, recon) for w in vl.w_rx[1:]]
                 succ, syms = [], []
                 for r in range(max_rounds + 1):
                     j = min(r, len(vl.rounds) - 1)
-                    w = vl.w_rx[j]
-                    key = id(w) if j else -1  # round 0 is the same transmission for every variant
-                    if key not in cache:
-                        cache[key] = _judge(system, w, targets, before, recon)
-                    succ.append(cache[key])
+                    succ.append(judged[j])
                     syms.append(sum(x.symbols for x in vl.rounds[: j + 1]))
                 met_bench = all(bool(m) for m in _met(system, vl.w_rx[-1], targets, before))
                 records.append({
