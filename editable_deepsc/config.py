@@ -28,8 +28,9 @@ class SystemConfig:
         Inversion encoder zoo name or path (``None``: the set's).
     codec : str or None
         Semantic codec zoo name (``None``: the default codec of the set).
-    inversion : {"encoder", "hybrid", "optimize"}
-        Image semantic encoder mode.
+    inversion : {"encoder", "hybrid", "optimize"} or None
+        Image semantic encoder mode (``None``: ``hybrid`` for a photo set such as ``ffhq``, whose
+        encoder alone gives a generic face, else ``encoder``).
     preset : {"fast", "paper", "instant"}
         Editing preset (:data:`~editable_deepsc.editing.config.PRESETS`): ``fast``
         (default) and ``paper`` check every edit with the face nets, so
@@ -52,7 +53,7 @@ class SystemConfig:
     generator: str | None = None
     encoder: str | None = None
     codec: str | None = None
-    inversion: str = DEFAULT_INVERSION
+    inversion: str | None = None
     preset: str = DEFAULT_PRESET
     jecc: bool = False
     delta_k: int | None = None
@@ -62,6 +63,9 @@ class SystemConfig:
     models: str = DEFAULT_MODEL_SET
 
     def __post_init__(self) -> None:
+        if self.inversion is None:
+            photos = load_set(self.models).face_crop.get("framing") == "ffhq"
+            object.__setattr__(self, "inversion", "hybrid" if photos else DEFAULT_INVERSION)
         if self.inversion not in INVERSION_METHODS:
             raise BadInput(f"inversion must be encoder, hybrid or optimize, got {self.inversion!r}")
         if self.preset not in PRESETS:

@@ -78,6 +78,11 @@ class EditOutcome:
     verify : VerifiedLink or None
         The rounds of a receiver-verified edit (``verify_rx=True``); ``link`` is then its first
         transmission with the receiver's final latent.
+    photo : PhotoTarget or None
+        Full-size sets: the user's photo, its aligned crop and the alignment transform.
+    identity_to_photo : dict or None
+        Full-size sets: face-api descriptor distances of the transmitter's and the received
+        image to the source photo, with the same-person threshold.
     """
 
     parsed: ParsedInstruction
@@ -99,6 +104,8 @@ class EditOutcome:
     seed: int = 0
     system: dict = field(default_factory=dict)
     verify: Any = None
+    photo: Any = None
+    identity_to_photo: dict | None = None
 
     @property
     def symbols(self) -> int:
@@ -140,6 +147,7 @@ class EditOutcome:
             "edit_verified": bool(getattr(self.edit, "verified", True)),
             "identity_tx": self.identity_tx,
             "identity_rx": self.identity_rx,
+            "identity_to_photo": self.identity_to_photo,
             "rx_vs_tx": {"psnr": float(psnr(self.rx_image, self.tx_image)[0]),
                          "ssim": float(ssim(self.rx_image, self.tx_image)[0])},
             "edit_steps": int(self.edit.steps.max()),
@@ -147,6 +155,7 @@ class EditOutcome:
             "jecc": bool(self.edit.jecc),
             "seed": self.seed,
             "system": self.system,
+            **({} if self.photo is None else {"transform": self.photo.transform.to_json()}),
         }
 
     @property
@@ -167,7 +176,8 @@ class EditOutcome:
 
     @property
     def generator_resolution(self) -> int:
-        return int(self.source.shape[-1])
+        """Side of the image the receiver shows (the full synthesis)."""
+        return int(self.rx_image.shape[-1])
 
 
 __all__ = ["EditOutcome", "Link", "STAGES"]

@@ -140,11 +140,12 @@ class EditableDeepSC:
         """
         return self.tx.prepare(image, face=face, check_face=True)
 
-    def invert_image(self, image: torch.Tensor, seed: int = 0) -> tuple[torch.Tensor, torch.Tensor, float]:
-        """Align + invert: → (aligned image (1,3,R,R), w0 (1,num_ws,w_dim), seconds)."""
+    def invert_image(self, image, seed: int = 0) -> tuple[torch.Tensor, torch.Tensor, float]:
+        """Align (unless ``image`` is already a ``PreparedImage``) + invert:
+        → (aligned image (1,3,R,R), w0 (1,num_ws,w_dim), seconds)."""
         t0 = time.perf_counter()
-        prepared = self.tx.prepare(image)
-        w0 = self.tx.invert(prepared.image, seed=seed)
+        prepared = image if hasattr(image, "aligned") else self.tx.prepare(image)
+        w0 = self.tx.invert(prepared if self.tx.takes_photos else prepared.image, seed=seed)
         check_finite(w0, "inverted latent")
         return prepared.image, w0, time.perf_counter() - t0
 
@@ -157,8 +158,11 @@ class EditableDeepSC:
 
         Parameters
         ----------
-        image : Tensor, float32, shape (1, 3, H, W) in [-1, 1]
-            A generator-sized face or a larger square photo (aligned first).
+        image : Tensor, float32, shape (1, 3, H, W) in [-1, 1], or PreparedImage
+            A generator-sized face or a larger square photo (aligned first); for a full-size set
+            (``ffhq``) a photo of any shape, or what :meth:`prepare_input` made of it (then the
+            edit keeps identity against the photo and the outcome reports the identity
+            distance to it).
         instruction : str or ParsedInstruction
         channel : ChannelConfig
         seed : int
@@ -196,15 +200,20 @@ class EditableDeepSC:
         if not parsed.targets:
             raise UnsupportedInstruction(f"{parsed.text!r} is a session command (more/less/undo/start over); "
                                          "it needs a previous edit: use `edsc chat` or a Session", supported=[])
+        photo = getattr(image, "target", None)
+        if photo is None and self.tx.takes_photos and w0 is None:
+            image = self.prepare_input(image)
+            photo = image.target
         with timed(timings, "invert"):
             if w0 is None:
                 source, w0, _ = self.invert_image(image, seed=seed)
             else:
-                source = image
+                source = getattr(image, "image", image)
                 check_finite(w0, "latent")
         rng = make_generator(derive_seed(seed, "edit", channel.name, channel.snr_db))
         with timed(timings, "edit"):
-            res = self.tx.edit(w0, parsed, strength, channel, rng, record_every=record_every)
+            res = self.tx.edit(w0, parsed, strength, channel, rng, record_every=record_every,
+                               identity_reference=source if photo is not None else None)
         check_finite(res.w_plus, "edited latent")
         attrs = tuple(dict.fromkeys(parsed.attributes))
         with torch.no_grad():
@@ -224,13 +233,31 @@ class EditableDeepSC:
             timings.update(link.timings)
         with timed(timings, "synthesise"):
             rx_image = self.rx.synthesise(link.w_rx)
+        with torch.no_grad():  # the transmitter's edit as the receiver would show it without noise
+            tx_image = res.images if res.images.shape[-1] == rx_image.shape[-1] else self.rx.synthesise(res.w_plus)
         return EditOutcome(
-            parsed=parsed, source=source, tx_image=res.images.clamp(-1, 1), rx_image=rx_image, w0=w0,
+            parsed=parsed, source=source, tx_image=tx_image.clamp(-1, 1), rx_image=rx_image, w0=w0,
             w_edit=res.w_plus, w_rx=link.w_rx, edit=res, link=link, channel=channel, timings=timings,
-            scores_before=scores_before, scores_tx=self.measure(res.images, attrs),
-            scores_rx=self.measure(rx_image, attrs), identity_tx=self.identity(res.images, source),
+            scores_before=scores_before, scores_tx=self.measure(tx_image, attrs),
+            scores_rx=self.measure(rx_image, attrs), identity_tx=self.identity(tx_image, source),
             identity_rx=self.identity(rx_image, source), seed=seed, system=self.config.to_json(), verify=verified,
+            photo=photo, identity_to_photo=None if photo is None else self.identity_to_photo(photo, tx_image, rx_image),
         )
+
+    @torch.no_grad()
+    def identity_to_photo(self, photo, tx_image: torch.Tensor, rx_image: torch.Tensor) -> dict:
+        """Face-api descriptor distances of the transmitter's and the received image to the source photo.
+
+        Returns ``{"tx", "rx", "threshold", "threshold_source", "same_person_rx", "reference"}``.
+        """
+        from editable_deepsc.inversion.photo_target import PhotoIdentity, same_person_threshold
+
+        analyzer = getattr(self.guidance, "analyzer", None)
+        ident = PhotoIdentity([photo], analyzer=analyzer)
+        thr, src = same_person_threshold()
+        tx, rx = (float(ident.distance(x)[0]) for x in (tx_image, rx_image))
+        return {"tx": round(tx, 4), "rx": round(rx, 4), "threshold": thr, "threshold_source": src,
+                "same_person_rx": rx <= thr, "reference": "source photo"}
 
     def session(self, image: torch.Tensor, channel: ChannelConfig, seed: int = 0, verify_rx: bool = False,
                 max_rounds: int = MAX_ROUNDS, correction: str = DEFAULT_CORRECTION,

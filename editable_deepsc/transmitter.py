@@ -17,7 +17,7 @@ import torch
 
 from editable_deepsc.channel.link import check_finite
 from editable_deepsc.inversion.invert import invert
-from editable_deepsc.inversion.prepare import prepare_image
+from editable_deepsc.inversion.prepare import PreparedImage, prepare_image, prepare_photo
 from editable_deepsc.text.parser import default_parser
 from editable_deepsc.models import load_system_models
 from editable_deepsc.text.targets import EditTarget, ParsedInstruction
@@ -65,17 +65,46 @@ class Transmitter:
         parser.encoder.encode(["warm up"])
         return cls(m.generator, m.encoder, parser, m.editor, m.codec, m.delta, config)
 
-    def prepare(self, image: torch.Tensor, face: int | None = None, check_face: bool = False):
-        """Check and align one image (1, 3, H, W) in [-1, 1] → ``PreparedImage`` at the generator's size.
+    @property
+    def takes_photos(self) -> bool:
+        """Whether this is a full-size set whose photos are FFHQ-aligned and inverted at the work size."""
+        from editable_deepsc.inversion.photo import takes_photos
 
+        return takes_photos(self.generator)
+
+    def prepare(self, image: torch.Tensor, face: int | None = None, check_face: bool = False):
+        """Check and align one image (1, 3, H, W) in [-1, 1] → ``PreparedImage``.
+
+        At the generator's size for ``faces64``; for a full-size set (:attr:`takes_photos`) a photo
+        of any size and shape, FFHQ-aligned to the work-size crop with its
+        :class:`~editable_deepsc.inversion.photo_target.PhotoTarget` kept (``align`` does not apply).
         ``check_face`` refuses an image without a face whatever its size (user input); ``face``
         picks one of several faces (0 = highest detector score).
         """
+        if self.takes_photos:
+            from editable_deepsc.inversion.photo import PHOTO_SIZE
+
+            return prepare_photo(image, size=PHOTO_SIZE, face=face)
         return prepare_image(image, resolution=self.generator.resolution, align=self.config.align, face=face,
                              check_face=check_face)
 
-    def invert(self, image: torch.Tensor, seed: int = 0) -> torch.Tensor:
-        """Aligned image (1, 3, R, R) → W+ latent (1, num_ws, w_dim) float32."""
+    def invert(self, image: torch.Tensor | PreparedImage, seed: int = 0) -> torch.Tensor:
+        """Aligned image (1, 3, R, R), or a prepared photo, → W+ latent (1, num_ws, w_dim) float32.
+
+        A full-size set inverts against the photo (:func:`~editable_deepsc.inversion.photo.invert_photo`:
+        identity to the source photo, work-size exit).
+        """
+        if self.takes_photos:
+            from editable_deepsc.inversion.photo import invert_photo
+
+            target = image.target if isinstance(image, PreparedImage) else None
+            if target is None:
+                target = self.prepare(image.image if isinstance(image, PreparedImage) else image).target
+            out = invert_photo(target, self.config.inversion, generator=self.generator, encoder=self.encoder,
+                               seed=seed, second=None)
+            return out.w_plus.detach()
+        if isinstance(image, PreparedImage):
+            image = image.image
         out = invert(image, method=self.config.inversion, generator=self.generator, encoder=self.encoder,
                      seed=seed, with_stats=False)
         return out.w_plus.detach()
@@ -86,14 +115,16 @@ class Transmitter:
 
     def edit(self, w: torch.Tensor, instruction: ParsedInstruction | tuple[EditTarget, ...], strength: float,
              channel: ChannelConfig, rng: torch.Generator, record_every: int = 0,
-             subspace: torch.Tensor | None = None):
+             subspace: torch.Tensor | None = None, identity_reference: torch.Tensor | None = None):
         """Run the editor on ``w`` (1, num_ws, w_dim); JECC goes through the codec at ``channel``;
-        ``subspace`` (num_ws·w_dim, m) confines the change to a span (follow-ups sent as deltas)."""
+        ``subspace`` (num_ws·w_dim, m) confines the change to a span (follow-ups sent as deltas);
+        ``identity_reference`` (1, 3, R, R): the aligned source photo the edit keeps identity against
+        (full-size sets; default: the inversion's own image)."""
         through = None
         if self.config.jecc:
             through = (self.codec, channel.build(), channel.snr_db)
         return self.editor.edit(w, instruction, strength=strength, through_channel=through, rng=rng,
-                                record_every=record_every, subspace=subspace)
+                                record_every=record_every, subspace=subspace, identity_reference=identity_reference)
 
     @torch.no_grad()
     def encode(self, w: torch.Tensor, snr_db: float) -> torch.Tensor:

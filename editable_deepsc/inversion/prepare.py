@@ -18,6 +18,7 @@ from __future__ import annotations
 
 import warnings
 from dataclasses import dataclass
+from typing import Any
 
 import torch
 
@@ -45,6 +46,9 @@ class PreparedImage:
         Its box ``(x, y, w, h)`` in input pixels.
     face_score : float or None
         Its detector score.
+    target : PhotoTarget or None
+        Full-size sets (:func:`prepare_photo`): the photo, its FFHQ-aligned crop (``image``) and
+        the alignment transform (for the identity to the photo and the paste-back).
     """
 
     image: torch.Tensor
@@ -54,9 +58,13 @@ class PreparedImage:
     face_index: int | None = None
     face_box: tuple[float, float, float, float] | None = None
     face_score: float | None = None
+    target: Any = None
 
     def face_json(self) -> dict | None:
-        """``{"found", "used", "box", "score"}`` of the face check, or None when none was made."""
+        """``{"found", "used", "box", "score"}`` of the face check (``boxes`` too for a photo target),
+        or None when none was made."""
+        if self.target is not None:
+            return self.target.face_json()
         if self.faces_found is None:
             return None
         return {"found": self.faces_found, "used": self.face_index,
@@ -76,6 +84,41 @@ def face_note(face: dict | None) -> str | None:
     order = "0 = leftmost" if "boxes" in face else "0 = highest score"
     return (f"note: {face['found']} faces found; using face {face['used']} (detector score {face['score']:.2f}, "
             f"box x,y,w,h = {box}); --face N picks another ({order})")
+
+
+def prepare_photo(image: torch.Tensor, size: int = 256, face: int | None = None, aligner=None) -> PreparedImage:
+    """Detect and FFHQ-align the face of a photo of any size and shape (the full-size sets' input).
+
+    Parameters
+    ----------
+    image : torch.Tensor
+        Float32 (1, 3, H, W) or (3, H, W) in [-1, 1].
+    size : int
+        Side of the aligned crop (the inversion's work size).
+    face : int, optional
+        Which detected face (0 = highest detector score).
+    aligner : FaceAligner, optional
+
+    Returns
+    -------
+    PreparedImage
+        ``image`` the aligned crop (1, 3, size, size), ``target`` the
+        :class:`~editable_deepsc.inversion.photo_target.PhotoTarget`.
+
+    Raises
+    ------
+    NoFaceFound, ImageError, BadInput
+    """
+    from editable_deepsc.inversion.photo_target import PhotoTarget
+
+    if image.dim() == 3:
+        image = image.unsqueeze(0)
+    if image.dim() != 4 or image.shape[0] != 1 or image.shape[1] != 3:
+        raise ImageError(f"expected one RGB image, got shape {tuple(image.shape)}")
+    target = PhotoTarget.from_photo(image.float(), size=size, face=face, aligner=aligner)
+    return PreparedImage(target.crop, aligned=True, source_size=(int(image.shape[-2]), int(image.shape[-1])),
+                         faces_found=target.faces_found, face_index=target.face_index, face_box=target.face_box,
+                         face_score=target.face_score, target=target)
 
 
 def prepare_image(image: torch.Tensor, resolution: int = 64, align: bool = True, face: int | None = None,
