@@ -96,11 +96,13 @@ def edit(image: str, instruction: str, snr: float, channel: str, strength: float
     if save_steps:
         check_output_dir(save_steps, "--save-steps")
     img = load_image(image)
-    system = build_system(models, preset, inversion, codec, jecc, no_align)
-    if paste_back and not system.tx.takes_photos:
+    if paste_back:
         from editable_deepsc.errors import BadInput
+        from editable_deepsc.zoo.sets import load_set
 
-        raise BadInput(f"--paste-back needs a full-size model set (ffhq); {models!r} edits generator-sized faces")
+        if load_set(models).face_crop.get("framing") != "ffhq":
+            raise BadInput(f"--paste-back needs a full-size model set (ffhq); {models!r} edits generator-sized faces")
+    system = build_system(models, preset, inversion, codec, jecc, no_align)
     if verify_rx:  # refuse a correction the set cannot make before any work
         system.verifier.check(correction, max_rounds)
         if correction == "resend":
