@@ -241,23 +241,9 @@ class EditableDeepSC:
             scores_before=scores_before, scores_tx=self.measure(tx_image, attrs),
             scores_rx=self.measure(rx_image, attrs), identity_tx=self.identity(tx_image, source),
             identity_rx=self.identity(rx_image, source), seed=seed, system=self.config.to_json(), verify=verified,
-            photo=photo, identity_to_photo=None if photo is None else self.identity_to_photo(photo, tx_image, rx_image),
+            photo=photo, identity_to_photo=None if photo is None else self.tx.identity_to_photo(
+                photo, tx_image, rx_image, getattr(self.guidance, "analyzer", None)),
         )
-
-    @torch.no_grad()
-    def identity_to_photo(self, photo, tx_image: torch.Tensor, rx_image: torch.Tensor) -> dict:
-        """Face-api descriptor distances of the transmitter's and the received image to the source photo.
-
-        Returns ``{"tx", "rx", "threshold", "threshold_source", "same_person_rx", "reference"}``.
-        """
-        from editable_deepsc.inversion.photo_target import PhotoIdentity, same_person_threshold
-
-        analyzer = getattr(self.guidance, "analyzer", None)
-        ident = PhotoIdentity([photo], analyzer=analyzer)
-        thr, src = same_person_threshold()
-        tx, rx = (float(ident.distance(x)[0]) for x in (tx_image, rx_image))
-        return {"tx": round(tx, 4), "rx": round(rx, 4), "threshold": thr, "threshold_source": src,
-                "same_person_rx": rx <= thr, "reference": "source photo"}
 
     def session(self, image: torch.Tensor, channel: ChannelConfig, seed: int = 0, verify_rx: bool = False,
                 max_rounds: int = MAX_ROUNDS, correction: str = DEFAULT_CORRECTION,

@@ -109,6 +109,20 @@ class Transmitter:
                      seed=seed, with_stats=False)
         return out.w_plus.detach()
 
+    @staticmethod
+    @torch.no_grad()
+    def identity_to_photo(photo, tx_image: torch.Tensor, rx_image: torch.Tensor, analyzer=None) -> dict:
+        """Face-api descriptor distances of the transmitter's and the received image (1, 3, R, R) to the
+        source photo (a ``PhotoTarget``): ``{"tx", "rx", "threshold", "threshold_source", "same_person_rx",
+        "reference"}``."""
+        from editable_deepsc.inversion.photo_target import PhotoIdentity, same_person_threshold
+
+        ident = PhotoIdentity([photo], analyzer=analyzer)
+        thr, src = same_person_threshold()
+        tx, rx = (float(ident.distance(x)[0]) for x in (tx_image, rx_image))
+        return {"tx": round(tx, 4), "rx": round(rx, 4), "threshold": thr, "threshold_source": src,
+                "same_person_rx": rx <= thr, "reference": "source photo"}
+
     def understand(self, text: str) -> ParsedInstruction:
         """Parse an instruction (raises :class:`UnsupportedInstruction`)."""
         return self.parser.parse(text)

@@ -181,3 +181,36 @@ def test_photo_bench_rows_render_identity_to_the_photo_and_edits_kept():
            "identity": None, "identity_distance": 0.41, "identity_kept": 0.75, "edit_kept": 0.5}
     md = markdown_tables({"rows": [row], "meta": {"channels": ["awgn"], "snrs_db": [6.0]}}, 128)
     assert "edit kept" in md and "0.410 / 75% | 50%" in md and "6.99 / 0.800 / 50%" in md
+
+
+def test_delta_codec_in_the_separable_basis_of_a_large_latent(tmp_path):
+    from editable_deepsc.channel.delta import (
+        DeltaCodec,
+        fit_delta_statistics,
+        load_delta_statistics,
+        save_delta_statistics,
+    )
+
+    g = torch.Generator().manual_seed(0)
+    # edit deltas of a 9 x 512 W+ (over 4096 coordinates): a few directions, each in a few styles
+    dirs = torch.zeros(6, 9, 512)
+    for i in range(6):
+        dirs[i, 2 * (i % 4) : 2 * (i % 4) + 3] = torch.randn(512, generator=g)
+    deltas = torch.randn(400, 6, generator=g) @ dirs.flatten(1)
+    deltas = deltas.view(400, 9, 512) + 0.01 * torch.randn(400, 9, 512, generator=g)
+    stats = fit_delta_statistics(deltas)
+    assert isinstance(stats, SeparableLatentPCA)
+    path = tmp_path / "d.safetensors"
+    save_delta_statistics(stats, path, "wide")
+    loaded = load_delta_statistics(path, 9, 512)
+    assert isinstance(loaded, SeparableLatentPCA) and torch.equal(loaded.order, stats.order)
+    codec = DeltaCodec(loaded, k=64)
+    test = (torch.randn(8, 6, generator=g) @ dirs.flatten(1)).view(8, 9, 512)
+    with torch.no_grad():
+        y = codec.encode(test, 30.0)
+        est = codec.decode(y, 30.0)
+    err = (est - test).flatten(1).pow(2).sum(1) / test.flatten(1).pow(2).sum(1)
+    assert float(err.max()) < 0.1  # the deltas live in few separable axes: sent nearly whole
+    axes = codec.subspace(30.0)
+    assert axes.shape[0] == 9 * 512 and torch.allclose(axes.T @ axes, torch.eye(axes.shape[1]), atol=1e-4)
+    assert float(codec.captured_energy(test, 30.0).min()) > 0.9

@@ -29,6 +29,7 @@ from torch import nn
 
 from editable_deepsc.channel.codec import SemanticCodec, transmit_symbols
 from editable_deepsc.channel.latent_pca import LatentPCA
+from editable_deepsc.channel.separable_pca import SeparableLatentPCA
 from editable_deepsc.channel.power import complex_to_real, real_to_complex
 from editable_deepsc.channel.snr import snr_to_no
 from editable_deepsc.errors import BadInput, CheckpointError
@@ -74,7 +75,7 @@ class DeltaCodec(nn.Module):
 
     Parameters
     ----------
-    pca : LatentPCA
+    pca : LatentPCA or SeparableLatentPCA
         Statistics of edit deltas (N, num_ws, w_dim), see :func:`fit_delta_statistics`.
     k : int
         Complex channel uses per delta, ``SCALE_BITS < k <= SCALE_BITS + num_ws·w_dim / 2``.
@@ -110,7 +111,7 @@ class DeltaCodec(nn.Module):
         if snr_db is None:
             return self.slots
         # second moments of the training deltas' coordinates (a delta is sent uncentred)
-        lam = self.pca.std.double().pow(2) + (self.pca.mean.double() @ self.pca.axes.double()).pow(2)
+        lam = self.pca.std.double().pow(2) + self.pca.rotate(self.pca.mean[None]).double()[0].pow(2)
         total = float(lam.sum())
         snr = 10.0 ** (float(snr_db) / 10.0)
         best_m, best_err = self.slots, float("inf")
@@ -138,7 +139,7 @@ class DeltaCodec(nn.Module):
 
     def _coordinates(self, delta: torch.Tensor) -> torch.Tensor:
         # principal coordinates of the delta itself (no mean removed: a delta's sign is its meaning)
-        return (delta.reshape(delta.shape[0], -1) @ self.pca.axes) / self.pca.std
+        return self.pca.rotate(delta) / self.pca.std
 
     def encode(self, delta: torch.Tensor, snr_db: float | None = None) -> torch.Tensor:
         """Deltas (N, num_ws, w_dim) float32 → symbols (N, k) complex64.
@@ -187,8 +188,7 @@ class DeltaCodec(nn.Module):
         u_head = mean / (1.0 + no / count) * self._scale(e).unsqueeze(1)
         u = torch.zeros(y.shape[0], self.pca.dim, dtype=u_head.dtype)
         u[:, :m] = u_head
-        x = (u * self.pca.std) @ self.pca.axes.T  # coordinates not sent are zero
-        return x.view(y.shape[0], self.pca.num_ws, self.pca.w_dim)
+        return self.pca.unrotate(u * self.pca.std)  # coordinates not sent are zero
 
     def forward(self, delta, channel, snr_db: float, rng=None):
         """Encode at nominal ``snr_db``, send through ``channel``, decode (N, num_ws, w_dim)."""
@@ -202,16 +202,20 @@ class DeltaCodec(nn.Module):
         A delta in their span is sent without truncation error (see
         ``Editor.edit(subspace=...)``).
         """
-        return self.pca.axes[:, : self.coords_for(snr_db)].detach().clone()
+        return self.pca.axes_columns(self.coords_for(snr_db))
 
     def captured_energy(self, delta: torch.Tensor, snr_db: float | None = None) -> torch.Tensor:
         """Fraction of each delta's energy in the axes sent at nominal ``snr_db`` → (N,) float32."""
-        c = delta.reshape(delta.shape[0], -1) @ self.pca.axes
+        c = self.pca.rotate(delta)
         return c[:, : self.coords_for(snr_db)].pow(2).sum(1) / c.pow(2).sum(1).clamp_min(1e-12)
 
 
+#: deltas with more coordinates than this are fitted in the separable basis
+SEPARABLE_ABOVE = 4096
+
+
 @torch.no_grad()
-def fit_delta_statistics(deltas: torch.Tensor) -> LatentPCA:
+def fit_delta_statistics(deltas: torch.Tensor) -> LatentPCA | SeparableLatentPCA:
     """Fit principal axes of edit deltas.
 
     Parameters
@@ -221,18 +225,21 @@ def fit_delta_statistics(deltas: torch.Tensor) -> LatentPCA:
 
     Returns
     -------
-    LatentPCA
+    LatentPCA, or SeparableLatentPCA for more than :data:`SEPARABLE_ABOVE` coordinates
+        (a full basis of the FFHQ W+ would hold 139 M numbers).
     """
     if deltas.dim() != 3 or deltas.shape[0] < 2:
         raise BadInput(f"need deltas of shape (M>=2, num_ws, w_dim), got {tuple(deltas.shape)}")
     if not torch.isfinite(deltas).all():
         raise BadInput("edit deltas contain NaN or inf")
-    return LatentPCA(deltas.shape[1], deltas.shape[2]).fit(deltas)
+    basis = SeparableLatentPCA if deltas.shape[1] * deltas.shape[2] > SEPARABLE_ABOVE else LatentPCA
+    return basis(deltas.shape[1], deltas.shape[2]).fit(deltas)
 
 
-def delta_metadata(pca: LatentPCA, generator_name: str) -> dict[str, str]:
-    """Safetensors metadata of a delta-statistics file: format, generator and latent shape."""
-    return {"format": DELTA_FORMAT, "generator": generator_name, "num_ws": str(pca.num_ws), "w_dim": str(pca.w_dim)}
+def delta_metadata(pca: LatentPCA | SeparableLatentPCA, generator_name: str) -> dict[str, str]:
+    """Safetensors metadata of a delta-statistics file: format, generator, latent shape and basis."""
+    return {"format": DELTA_FORMAT, "generator": generator_name, "num_ws": str(pca.num_ws), "w_dim": str(pca.w_dim),
+            "basis": "separable" if isinstance(pca, SeparableLatentPCA) else "full"}
 
 
 def save_delta_statistics(pca: LatentPCA, path: str | os.PathLike, generator_name: str) -> str:

@@ -38,12 +38,18 @@ class LatentPCA(nn.Module):
 
     @classmethod
     def from_card(cls, card, state: dict[str, torch.Tensor]) -> "LatentPCA":
-        """Zoo builder of kind ``delta-statistics``: latent shape from the card (or the file's metadata)."""
+        """Zoo builder of kind ``delta-statistics``: latent shape from the card (or the file's metadata);
+        a card or file whose ``basis`` is ``separable`` gives a
+        :class:`~editable_deepsc.channel.separable_pca.SeparableLatentPCA`."""
         from editable_deepsc.errors import CheckpointError
         from editable_deepsc.zoo.loader import fit_state
         from editable_deepsc.zoo.registry import file_metadata
 
         shape = card.config if "num_ws" in card.config else file_metadata(card.path)
+        if shape.get("basis") == "separable":
+            from editable_deepsc.channel.separable_pca import SeparableLatentPCA
+
+            cls = SeparableLatentPCA  # a large W+ (ffhq): the separable basis
         try:
             pca = cls(int(shape["num_ws"]), int(shape["w_dim"]))
         except (KeyError, TypeError, ValueError):
@@ -106,6 +112,19 @@ class LatentPCA(nn.Module):
         """Inverse of :meth:`project`."""
         x = (u * self.scale) @ self.axes.T + self.mean
         return x.view(u.shape[0], self.num_ws, self.w_dim)
+
+    def rotate(self, x: torch.Tensor) -> torch.Tensor:
+        """(N, num_ws, w_dim) → (N, D): coordinates along the principal axes, no mean removed, unscaled
+        (for differences of latents, e.g. edit deltas)."""
+        return x.reshape(x.shape[0], -1) @ self.axes
+
+    def unrotate(self, c: torch.Tensor) -> torch.Tensor:
+        """Inverse of :meth:`rotate`: (N, D) → (N, num_ws, w_dim)."""
+        return (c @ self.axes.T).view(c.shape[0], self.num_ws, self.w_dim)
+
+    def axes_columns(self, m: int) -> torch.Tensor:
+        """The first ``m`` principal axes as columns, (D, m) float32 orthonormal."""
+        return self.axes[:, :m].detach().clone()
 
     def nmse(self, w_hat: torch.Tensor, w_plus: torch.Tensor) -> torch.Tensor:
         """Normalised squared error per sample, ``‖ŵ − w‖² / E‖w − mean‖²`` → (N,)."""

@@ -91,16 +91,29 @@ class SeparableLatentPCA(nn.Module):
         self.std.copy_(var[order].sqrt().clamp_min(eps).float())
         return self
 
+    def rotate(self, x: torch.Tensor) -> torch.Tensor:
+        """(N, num_ws, w_dim) → (N, D): coefficients ``Lᵀ X R`` in variance order, no mean removed,
+        unscaled (for differences of latents, e.g. edit deltas)."""
+        x = x.reshape(x.shape[0], self.num_ws, self.w_dim)
+        return (self.left.T @ x @ self.right).reshape(x.shape[0], -1)[:, self.order]
+
+    def unrotate(self, c: torch.Tensor) -> torch.Tensor:
+        """Inverse of :meth:`rotate`: (N, D) → (N, num_ws, w_dim)."""
+        flat = torch.zeros_like(c).index_copy(1, self.order, c)
+        return (self.left @ flat.view(-1, self.num_ws, self.w_dim) @ self.right.T).contiguous()
+
+    def axes_columns(self, m: int) -> torch.Tensor:
+        """The first ``m`` axes (in variance order) as explicit columns ``vec(l_a r_bᵀ)``, (D, m) float32."""
+        a, b = self.order[:m] // self.w_dim, self.order[:m] % self.w_dim
+        return (self.left[:, a].T[:, :, None] * self.right[:, b].T[:, None, :]).reshape(m, -1).T.contiguous()
+
     def _coefficients(self, w_plus: torch.Tensor) -> torch.Tensor:
         """(N, num_ws, w_dim) → (N, D) coefficients in variance order, not scaled."""
-        x = (w_plus.reshape(w_plus.shape[0], -1) - self.mean).view(-1, self.num_ws, self.w_dim)
-        return (self.left.T @ x @ self.right).reshape(x.shape[0], -1)[:, self.order]
+        return self.rotate(w_plus.reshape(w_plus.shape[0], -1) - self.mean)
 
     def _latents(self, c: torch.Tensor) -> torch.Tensor:
         """Inverse of :meth:`_coefficients`: (N, D) → (N, num_ws, w_dim)."""
-        flat = torch.zeros_like(c).index_copy(1, self.order, c)
-        x = self.left @ flat.view(-1, self.num_ws, self.w_dim) @ self.right.T
-        return (x.reshape(c.shape[0], -1) + self.mean).view(c.shape[0], self.num_ws, self.w_dim)
+        return (self.unrotate(c).reshape(c.shape[0], -1) + self.mean).view(c.shape[0], self.num_ws, self.w_dim)
 
     def whiten(self, w_plus: torch.Tensor) -> torch.Tensor:
         """(N, num_ws, w_dim) → (N, D) coefficients, unit variance each, by decreasing variance."""

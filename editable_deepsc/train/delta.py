@@ -7,7 +7,10 @@ sends follow-up turns. Each face gets one or two chained edits (a random
 supported instruction at a random strength, then, half of the time, a
 follow-up of the same or another edit), so both first and later turns are
 represented. Faces come from the teacher's *training* seeds, inverted by the
-built-in encoder, exactly as a session would see them.
+built-in encoder, exactly as a session would see them; for a photo set (``ffhq``)
+they are inversions of CelebA *training* photos 000001–000700
+(:func:`~editable_deepsc.train.codec_photos.photo_pool`: the cached hybrid ones
+first, then encoder ones), edited at the set's work size.
 """
 
 from __future__ import annotations
@@ -49,8 +52,11 @@ def supported_targets(editor) -> list[EditTarget]:
 
 
 def collect_deltas(n: int, seed: int = 0, batch: int = 16, generator_name: str | None = None,
-                   progress: bool = True) -> torch.Tensor:
+                   progress: bool = True, latents: torch.Tensor | None = None) -> torch.Tensor:
     """Edit ``n`` inverted training faces with the fast editor and return their deltas.
+
+    ``latents`` (M ≥ n, num_ws, w_dim): start from these inverted faces (a photo set's pool)
+    instead of encoder inversions of teacher training faces.
 
     Returns
     -------
@@ -67,12 +73,17 @@ def collect_deltas(n: int, seed: int = 0, batch: int = 16, generator_name: str |
     if not targets:
         raise BadInput("the editor supports no edit; nothing to fit")
     rng = make_generator(seed)
-    seeds = random_train_seeds(n, rng)
+    if latents is not None and latents.shape[0] < n:
+        raise BadInput(f"--n {n} edits need as many inverted photos, the pool has {latents.shape[0]}")
+    seeds = random_train_seeds(n, rng) if latents is None else None
     deltas = []
     bar = tqdm(total=n, desc="edit deltas", disable=not progress)
     for i in range(0, n, batch):
-        faces = teacher_faces(seeds[i:i + batch])
-        w0 = invert(faces, method="encoder", generator=gen, with_stats=False).w_plus
+        if latents is None:
+            faces = teacher_faces(seeds[i:i + batch])
+            w0 = invert(faces, method="encoder", generator=gen, with_stats=False).w_plus
+        else:
+            w0 = latents[i:min(i + batch, n)]
         w = w0
         for turn in range(2):
             pick = torch.randint(len(targets), (1,), generator=rng).item()
@@ -84,14 +95,17 @@ def collect_deltas(n: int, seed: int = 0, batch: int = 16, generator_name: str |
                 keep &= torch.rand(d.shape[0], generator=rng) < 0.5
             deltas.append(d[keep])
             w = res.w_plus.detach()
-        bar.update(faces.shape[0])
+        bar.update(w0.shape[0])
     bar.close()
     return torch.cat(deltas)
 
 
 def train_delta(n: int = 512, seed: int = 0, generator_name: str | None = None, register: bool = True,
-                out: str | Path | None = None, progress: bool = True) -> dict:
+                out: str | Path | None = None, progress: bool = True, photo_cache: str | Path | None = None) -> dict:
     """Collect deltas, fit their statistics and (optionally) register them in the zoo.
+
+    ``photo_cache``: a directory of per-photo inversions (photo sets: the faces to edit are
+    inverted CelebA training photos, the hybrid ones first; see the module docstring).
 
     Returns
     -------
@@ -102,7 +116,16 @@ def train_delta(n: int = 512, seed: int = 0, generator_name: str | None = None, 
         raise BadInput(f"--n must be at least 8, got {n}")
     t0 = time.perf_counter()
     generator_name = generator_name or default_generator_name()
-    deltas = collect_deltas(n, seed=seed, generator_name=generator_name, progress=progress)
+    latents, pool = None, None
+    if photo_cache is not None:
+        from editable_deepsc.train.codec_photos import photo_pool
+
+        gen = load_generator(generator_name)
+        latents, pool = photo_pool(gen, photo_cache, progress=progress)
+        if latents is None:
+            raise BadInput(f"no inverted training photos in {photo_cache}")
+        latents = torch.cat([latents[pool["encoder"]:], latents[: pool["encoder"]]])  # hybrid ones first
+    deltas = collect_deltas(n, seed=seed, generator_name=generator_name, progress=progress, latents=latents)
     pca = fit_delta_statistics(deltas)
     name = delta_stats_name(generator_name)
     seconds = time.perf_counter() - t0
@@ -110,8 +133,10 @@ def train_delta(n: int = 512, seed: int = 0, generator_name: str | None = None, 
     if out is not None:
         save_delta_statistics(pca, out, generator_name)
     if register:
-        export_delta(pca, generator_name, f"edsc train delta --n {n} --seed {seed} --generator {generator_name}",
-                     {"deltas": int(deltas.shape[0]), "explained_variance": explained})
+        command = f"edsc train delta --n {n} --seed {seed} --generator {generator_name}" + (
+            "" if photo_cache is None else f" --photo-cache {photo_cache}")
+        export_delta(pca, generator_name, command, {"deltas": int(deltas.shape[0]), "explained_variance": explained,
+                                                    **({} if pool is None else {"photos": pool})})
     return {"name": name, "m": int(deltas.shape[0]), "seconds": round(seconds, 1), "explained": explained}
 
 
@@ -121,5 +146,6 @@ def export_delta(pca: LatentPCA, generator_name: str, command: str, extra_config
         delta_stats_name(generator_name), pca.state_dict(), metadata=delta_metadata(pca, generator_name),
         kind="delta-statistics", licence="MIT", source=command, resolution=None,
         description=f"Principal axes of fast-editor deltas in W+ of {generator_name} (follow-up session turns)",
-        config={"generator": generator_name, "num_ws": pca.num_ws, "w_dim": pca.w_dim, **extra_config},
+        config={"generator": generator_name, "num_ws": pca.num_ws, "w_dim": pca.w_dim,
+                "basis": delta_metadata(pca, generator_name)["basis"], **extra_config},
     )
