@@ -186,8 +186,12 @@ class PhotoBench:
     variance_from: str
 
     def meta(self) -> dict[str, Any]:
-        """Fields for the bench's ``meta``: photos, edits, steps, how many edits meet their target noise-free."""
+        """Fields for the bench's ``meta``: photos, edits, steps, how many edits meet their target noise-free,
+        and the noise-free images' identity to the photos (what the channel can at best keep)."""
+        dist = self.metrics.identity.distance(self.metrics.ref).cpu()
         return {
+            "reference_identity_distance": float(dist.mean()),
+            "reference_identity_kept": float((dist <= self.metrics.threshold).float().mean()),
             "photos": [self.data.names[0], self.data.names[-1]],
             "edits": list(EDIT_KEYS),
             "edit_steps_spreads": [float(s) for s in self.data.steps],

@@ -371,6 +371,8 @@ def train_codec(
             "mapped_and_mixed": 1.0 - sampler.inversion_frac,
             "inverted": sampler.inversion_frac,
             "inversion_pool": 0 if pool is None else int(pool.shape[0]),
+            **({} if sampler.pool_counts is None else {"pool_by_method": sampler.pool_counts}),
+            "edited": sampler.edit_frac,
         },
         "perceptual": None if image_loss.lpips is None else image_loss.lpips.name,
         "identity_loss": image_loss.identity is not None,
@@ -383,8 +385,9 @@ def train_codec(
             name,
             generator_name=cfg.generator,
             image_size=int(getattr(work, "resolution", 64)),
-            source=f"edsc train codec --k {cfg.k} --generator {cfg.generator} --steps {cfg.steps} --seed {cfg.seed} "
-            f"({summary['seconds']:.0f} s, {summary['threads']} CPU thread(s))",
+            source=f"edsc train codec --k {cfg.k} --generator {cfg.generator} --steps {cfg.steps} --seed {cfg.seed}"
+            + (f" --photo-cache {cfg.photo_cache}" if cfg.photo_pool else "")
+            + f" ({summary['seconds']:.0f} s, {summary['threads']} CPU thread(s))",
             extra_config={"train": summary["config"], "data": summary["data"], "perceptual": summary["perceptual"]},
         )
     return summary

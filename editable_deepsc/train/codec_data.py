@@ -117,6 +117,8 @@ class LatentSampler:
         self.edits = edits
         self.edit_frac = edit_frac if edits is not None and len(edits) else 0.0
         self.edit_range = edit_range
+        #: inversions per method of a photo pool (``{"encoder": .., "hybrid": ..}``), when known
+        self.pool_counts: dict[str, int] | None = None
 
     @torch.no_grad()
     def sample(self, n: int, rng: torch.Generator) -> torch.Tensor:

@@ -52,10 +52,12 @@ def build_sampler(cfg: CodecTrainConfig, generator: StyleGenerator, workdir: Pat
     """The training data of ``cfg`` (see the module docstring); pools are cached in ``workdir``."""
     from safetensors.torch import load_file
 
+    counts = None
     if cfg.photo_pool > 0 and cfg.inversion_frac > 0:
         cache = workdir / INVERSIONS_FILE
         if cache.is_file():
             pool = load_file(str(cache))["w_plus"]
+            counts = json.loads(registry.file_metadata(cache).get("counts", "null"))
         else:
             from editable_deepsc.train.codec_photos import photo_pool
 
@@ -69,7 +71,9 @@ def build_sampler(cfg: CodecTrainConfig, generator: StyleGenerator, workdir: Pat
         )
     draw_z = teacher_z if cfg.z_source == "teacher" else gaussian_z(generator.z_dim)
     edits = readable_directions(generator)[1] if cfg.edit_frac > 0 else None
-    return LatentSampler(generator, cfg.mix_prob, pool, cfg.inversion_frac, draw_z, edits, cfg.edit_frac)
+    sampler = LatentSampler(generator, cfg.mix_prob, pool, cfg.inversion_frac, draw_z, edits, cfg.edit_frac)
+    sampler.pool_counts = counts
+    return sampler
 
 
 def readable_directions(generator: StyleGenerator) -> tuple[dict[str, float], torch.Tensor | None]:
