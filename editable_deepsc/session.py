@@ -148,6 +148,8 @@ class Session:
                 system.verifier.resend_k(resend_k)
         self.verify = dict(max_rounds=int(max_rounds), correction=correction, resend_k=resend_k) if verify_rx else None
         self.system, self.channel, self.seed = system, channel, int(seed)
+        #: full-size sets: the user's photo (``PhotoTarget``); edits keep identity against its aligned crop
+        self.photo = getattr(image, "target", None)
         self.source, self.w_source, self.invert_seconds = system.invert_image(image, seed=seed)
         self.w_tx: list[torch.Tensor] = []
         self.w_rx: list[torch.Tensor] = []
@@ -215,14 +217,17 @@ class Session:
         else:
             rng = make_generator(self._turn_seed("edit"))
             subspace = sysm.tx.delta.subspace(ch.snr_db) if use_delta and sysm.config.delta_subspace else None
+            ref = self.source if self.photo is not None else None
             with timed(timings, "edit"):
-                res = sysm.tx.edit(w_prev, parsed, strength, ch, rng, subspace=subspace)
+                res = sysm.tx.edit(w_prev, parsed, strength, ch, rng, subspace=subspace, identity_reference=ref)
                 if subspace is not None and not bool(res.met.all()):
                     # the delta's axes cannot carry this edit: edit freely and send it in full if that works
-                    free = sysm.tx.edit(w_prev, parsed, strength, ch, make_generator(self._turn_seed("edit")))
+                    free = sysm.tx.edit(w_prev, parsed, strength, ch, make_generator(self._turn_seed("edit")),
+                                        identity_reference=ref)
                     if bool(free.met.all()):
                         res, use_delta = free, False
-            w_new, tx_img, action = res.w_plus.detach(), res.images.clamp(-1, 1), "edit"
+            tx_img = res.images if self.photo is None else self.system.rx.synthesise(res.w_plus.detach())
+            w_new, tx_img, action = res.w_plus.detach(), tx_img.clamp(-1, 1), "edit"
             met = bool(res.met.all())
         check_finite(w_new, "edited latent")
         crng = make_generator(self._turn_seed("channel"))

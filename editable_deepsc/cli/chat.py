@@ -66,7 +66,7 @@ def chat(image: str, snr: float, channel: str, out_dir: str, refresh_every: int,
     prepared = system.prepare_input(img, face=face)
     if prepared.face_note():
         click.echo(prepared.face_note(), err=True)
-    session = system.session(prepared.image, ch, seed=seed, verify_rx=verify_rx, max_rounds=max_rounds,
+    session = system.session(prepared if system.tx.takes_photos else prepared.image, ch, seed=seed, verify_rx=verify_rx, max_rounds=max_rounds,
                              correction=correction, resend_k=resend_k)
     save_image(session.source, out / "source.png")
     save_image(session.current_rx_image, out / "turn_start.png")

@@ -440,7 +440,7 @@ async def create_session(request: Request) -> Response:
         prepared = system.prepare_input(load())  # the face check, whatever the image's size
         if prepared.faces_found and prepared.faces_found > 1:
             notes.append(f"{prepared.faces_found} faces found; using the one with the highest detector score")
-        session = system.session(prepared.image, ch, seed=seed, **verify)
+        session = system.session(prepared if system.tx.takes_photos else prepared.image, ch, seed=seed, **verify)
         ws = WebSession(id=sid, session=session, image=prepared.image, origin=origin, notes=notes,
                         upload_path=upload_path, baselines=BaselineCache(), client=client,
                         face=prepared.face_json())
