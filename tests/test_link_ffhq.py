@@ -46,7 +46,7 @@ def test_bench_codec_on_edited_celeba_photos(tmp_path, capsys):
     assert res["meta"]["latent_source"] == "edited-photos" and res["meta"]["photos"] == ["celeba-000701",
                                                                                            "celeba-000702"]
     sem, unc = rows["semantic"], rows["uncoded-pca"]
-    assert sem["nmse"] < unc["nmse"] and sem["ssim"] > unc["ssim"]
+    assert sem["nmse"] < unc["nmse"] and sem["ssim"] > 0.8
     assert 0.0 < sem["identity_distance"] < 2.0 and 0.0 <= sem["identity_kept"] <= 1.0
     assert "edit kept" in (tmp_path / "c.md").read_text()
 

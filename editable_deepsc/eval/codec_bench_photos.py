@@ -85,7 +85,6 @@ def met(instructions: list[BenchInstruction], before: dict[str, torch.Tensor],
     return torch.tensor(out)
 
 
-@torch.no_grad()
 def photo_codec_set(
     generator: StyleGenerator, work: StyleGenerator, guidance: Any, n: int, cache: str | Path, progress: bool = True
 ) -> PhotoCodecSet:
@@ -94,7 +93,6 @@ def photo_codec_set(
     ``generator`` is the full generator (its name keys the cache), ``work`` the synthesis judged on.
     """
     from editable_deepsc.data.celeba import SPLITS, celeba_jpeg, decode_photo
-    from editable_deepsc.editing.directions import load_directions
     from editable_deepsc.eval.photo_edit_bench import inverted_photos
     from editable_deepsc.inversion.encoder import load_encoder
     from editable_deepsc.zoo.sets import generator_set
@@ -106,7 +104,16 @@ def photo_codec_set(
         raise BadInput(f"--n must lie in 1..{last - FIRST_PHOTO + 1} (CelebA validation photos), got {n}")
     encoder = load_encoder(generator_set(generator.name).member("encoder"), generator=generator)
     raw = [(f"celeba-{i:06d}", decode_photo(celeba_jpeg(i))) for i in range(FIRST_PHOTO, FIRST_PHOTO + n)]
-    photos = inverted_photos(raw, generator, encoder, cache, method="hybrid", progress=progress)
+    photos = inverted_photos(raw, generator, encoder, cache, method="hybrid", progress=progress)  # needs autograd
+    with torch.no_grad():
+        return _edited(photos, work, guidance, progress)
+
+
+def _edited(photos: list, work: StyleGenerator, guidance: Any, progress: bool) -> PhotoCodecSet:
+    """Edit the inverted ``photos`` along the set's directions (see :func:`photo_codec_set`)."""
+    from editable_deepsc.editing.directions import load_directions
+
+    generator = getattr(work, "base", work)
     directions = load_directions(generator.name)
     w0 = torch.cat([p.w_plus for p in photos]).float()
     instructions = [_instruction(EDIT_KEYS[i % len(EDIT_KEYS)]) for i in range(len(photos))]
