@@ -36,6 +36,7 @@ pid = PhotoIdentity(tg, analyzer=gd.analyzer)
 def ident(x):
     with torch.no_grad():
         return [round(float(v),3) for v in pid.distance(wg.synthesis(x).clamp(-1,1))]
+print("hybrid inversions, not truncated:", ident(w))
 for k in (1024, 128):
     c = load_codec(f"edsc-codec-mobilestylegan-ffhq-k{k}")
     u = c.coordinates(w).detach().clone().requires_grad_(True)

@@ -33,6 +33,9 @@ def test_the_ffhq_set_names_its_codecs_and_they_are_registered_compact():
         assert cfg["data"]["inversion_pool"] >= 700  # CelebA training photos, encoder + hybrid inversions
         total += card.path.stat().st_size
     assert total < 16e6  # the built-in set stays small
+    from editable_deepsc.zoo.sets import load_set
+
+    assert load_set("ffhq").codec() == codecs[1024]  # the only k whose received faces are sometimes kept
 
 
 @pytest.mark.slow

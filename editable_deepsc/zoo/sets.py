@@ -73,6 +73,9 @@ class ModelSet:
     members : dict
         Role → zoo name (``codecs``: ``{k: name}``, ``deepjscc``: ``{cbr: name}``);
         ``None`` for a member the set does not have yet.
+    default_codec_k : int or None
+        ``k`` of the codec the system uses by default (``None``: :data:`DEFAULT_CODEC_K` when the
+        set has it, else the largest).
     """
 
     name: str
@@ -82,6 +85,7 @@ class ModelSet:
     face_view: dict[str, Any] = field(default_factory=dict)
     work_size: int | None = None
     members: dict[str, Any] = field(default_factory=dict)
+    default_codec_k: int | None = None
 
     def member(self, role: str) -> Any:
         """The zoo name (or ``{key: name}`` for ``codecs``/``deepjscc``) of ``role``.
@@ -107,7 +111,8 @@ class ModelSet:
         return {int(k): v for k, v in sorted(self.member("codecs").items(), key=lambda kv: int(kv[0]))}
 
     def codec(self, k: int | None = None) -> str:
-        """Zoo name of the codec with ``k`` symbols (default :data:`DEFAULT_CODEC_K`, else the largest).
+        """Zoo name of the codec with ``k`` symbols (default: the set's ``default_codec_k``, else
+        :data:`DEFAULT_CODEC_K`, else the largest).
 
         Raises
         ------
@@ -116,7 +121,7 @@ class ModelSet:
         """
         have = self.codecs()
         if k is None:
-            k = DEFAULT_CODEC_K if DEFAULT_CODEC_K in have else max(have)
+            k = self.default_codec_k or (DEFAULT_CODEC_K if DEFAULT_CODEC_K in have else max(have))
         if int(k) not in have:
             raise CheckpointError(
                 f"model set {self.name!r} has no codec with k={k} (member 'codecs' has k = {', '.join(map(str, have))})"
@@ -170,7 +175,8 @@ class ModelSet:
     def to_json(self) -> dict[str, Any]:
         return {"name": self.name, "description": self.description, "image_size": self.image_size,
                 "face_crop": self.face_crop, "face_view": self.face_view,
-                "work_size": self.work_size, "members": self.members}  # fmt: skip
+                "work_size": self.work_size, "default_codec_k": self.default_codec_k,
+                "members": self.members}  # fmt: skip
 
 
 def list_sets() -> list[str]:
@@ -200,7 +206,8 @@ def load_set(name: str | ModelSet | None = None) -> ModelSet:
                         image_size=int(data["image_size"]), face_crop=dict(data.get("face_crop") or {}),
                         face_view=dict(data.get("face_view") or {}),
                         work_size=None if data.get("work_size") is None else int(data["work_size"]),
-                        members=dict(data.get("members") or {}))  # fmt: skip
+                        members=dict(data.get("members") or {}),
+                        default_codec_k=None if data.get("default_codec_k") is None else int(data["default_codec_k"]))
     except (ValueError, KeyError, TypeError) as e:
         raise CheckpointError(f"unreadable model-set card {p.name}: {e}") from None
 
