@@ -331,7 +331,7 @@ def markdown_tables(result: dict[str, Any], default_k: int | None = None) -> str
             continue
         methods = [m for m in METHODS if any(r["method"] == m for r in sub)]
         out.append(f"### Summary: k = {dk} (CBR {sub[0]['cbr']:.5f} = 1/{1 / sub[0]['cbr']:.0f}), {ch.upper()}\n")
-        cell = "SDR dB / SSIM" + (" / edit kept" if "edit_kept" in sub[0] else "")
+        cell = "SDR dB / SSIM" + (" / same person / edit kept" if "edit_kept" in sub[0] else "")
         head = "| SNR dB | bound 10·log10(1+SNR) dB | " + " | ".join(f"{m} {cell}" for m in methods) + " |"
         out.append(head)
         out.append("|" + "---|" * (2 + len(methods)))
@@ -340,8 +340,8 @@ def markdown_tables(result: dict[str, Any], default_k: int | None = None) -> str
             for m in methods:
                 r = next((x for x in sub if x["snr_db"] == snr and x["method"] == m), None)
                 cells.append("–" if r is None else f"{r['sdr_db']:.2f} / {r['ssim']:.3f}" + (
-                    f" / {_fmt(None if r['edit_kept'] is None else 100 * r['edit_kept'], 0)}%"
-                    if r.get("edit_kept", None) is not None else ""))
+                    f" / {100 * r['identity_kept']:.0f}% / {_fmt(None if r['edit_kept'] is None else 100 * r['edit_kept'], 0)}%"
+                    if "edit_kept" in r else ""))
             bound = 10.0 * math.log10(1.0 + 10.0 ** (snr / 10.0))
             out.append(f"| {snr:g} | {bound:.2f} | " + " | ".join(cells) + " |")
         out.append("")
