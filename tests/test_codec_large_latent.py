@@ -181,6 +181,9 @@ def test_photo_bench_rows_render_identity_to_the_photo_and_edits_kept():
            "identity": None, "identity_distance": 0.41, "identity_kept": 0.75, "edit_kept": 0.5}
     md = markdown_tables({"rows": [row], "meta": {"channels": ["awgn"], "snrs_db": [6.0]}}, 128)
     assert "edit kept" in md and "0.410 / 75% | 50%" in md and "6.99 / 0.800 / 75% / 50%" in md
+    row.update(second_distance=0.3, second_kept=0.5)
+    md = markdown_tables({"rows": [row], "meta": {"channels": ["awgn"], "snrs_db": [6.0]}}, 128)
+    assert "FaceRes 0.300 / 50% | 50%" in md and "6.99 / 0.800 / 75%, 50% / 50%" in md
 
 
 def test_delta_codec_in_the_separable_basis_of_a_large_latent(tmp_path):

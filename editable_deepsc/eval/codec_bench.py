@@ -306,15 +306,26 @@ def _photo_note(meta: dict[str, Any]) -> str:
             f"({', '.join(meta['edits'])}, cycled); without noise the edits meet their target on "
             f"{100 * meta['reference_edits_met']:.0f}% and the images are at face-api distance "
             f"{meta['reference_identity_distance']:.3f} from the source photos ({100 * meta['reference_identity_kept']:.0f}% "
-            f"under the same-person threshold {meta['identity_threshold']:.3f}). Latent NMSE is relative to the "
+            f"under the same-person threshold {meta['identity_threshold']:.3f})"
+            + (f"; by FaceRes, the descriptor nothing optimises, at {meta['reference_second_distance']:.3f} "
+               f"({100 * meta['reference_second_kept']:.0f}% under its threshold {meta['second_threshold']:.3f})"
+               if meta.get("second_threshold") is not None else "")
+            + f". Latent NMSE is relative to the "
             f"variance of {meta['latent_variance_from']}; no OPTA bound (no full spectrum for 11,776 coordinates).\n\n")
+
+
+def _kept(r: dict[str, Any]) -> str:
+    """Same-person shares: face-api, and FaceRes when measured."""
+    out = f"{100 * r['identity_kept']:.0f}%"
+    return out + (f", {100 * r['second_kept']:.0f}%" if "second_kept" in r else "")
 
 
 def _identity_cells(r: dict[str, Any]) -> str:
     if "edit_kept" not in r:
         return _fmt(r["identity"])
     kept = "–" if r["edit_kept"] is None else f"{100 * r['edit_kept']:.0f}%"
-    return f"{r['identity_distance']:.3f} / {100 * r['identity_kept']:.0f}% | {kept}"
+    second = f" · FaceRes {r['second_distance']:.3f} / {100 * r['second_kept']:.0f}%" if "second_kept" in r else ""
+    return f"{r['identity_distance']:.3f} / {100 * r['identity_kept']:.0f}%{second} | {kept}"
 
 
 def markdown_tables(result: dict[str, Any], default_k: int | None = None) -> str:
@@ -331,7 +342,9 @@ def markdown_tables(result: dict[str, Any], default_k: int | None = None) -> str
             continue
         methods = [m for m in METHODS if any(r["method"] == m for r in sub)]
         out.append(f"### Summary: k = {dk} (CBR {sub[0]['cbr']:.5f} = 1/{1 / sub[0]['cbr']:.0f}), {ch.upper()}\n")
-        cell = "SDR dB / SSIM" + (" / same person / edit kept" if "edit_kept" in sub[0] else "")
+        second = "second_kept" in sub[0]
+        cell = "SDR dB / SSIM" + ((" / same person (face-api" + (", FaceRes" if second else "") + ") / edit kept")
+                                  if "edit_kept" in sub[0] else "")
         head = "| SNR dB | bound 10·log10(1+SNR) dB | " + " | ".join(f"{m} {cell}" for m in methods) + " |"
         out.append(head)
         out.append("|" + "---|" * (2 + len(methods)))
@@ -340,7 +353,7 @@ def markdown_tables(result: dict[str, Any], default_k: int | None = None) -> str
             for m in methods:
                 r = next((x for x in sub if x["snr_db"] == snr and x["method"] == m), None)
                 cells.append("–" if r is None else f"{r['sdr_db']:.2f} / {r['ssim']:.3f}" + (
-                    f" / {100 * r['identity_kept']:.0f}% / {_fmt(None if r['edit_kept'] is None else 100 * r['edit_kept'], 0)}%"
+                    f" / {_kept(r)} / {_fmt(None if r['edit_kept'] is None else 100 * r['edit_kept'], 0)}%"
                     if "edit_kept" in r else ""))
             bound = 10.0 * math.log10(1.0 + 10.0 ** (snr / 10.0))
             out.append(f"| {snr:g} | {bound:.2f} | " + " | ".join(cells) + " |")

@@ -161,6 +161,7 @@ class PhotoCodecMetrics:
         from editable_deepsc.inversion.photo_target import PhotoIdentity, same_person_threshold
 
         self.threshold = same_person_threshold()[0]
+        self.second = _second_identity(data.photos)
         self.data, self.ref, self.guidance = data, reference, guidance
         self.lpips = LPIPS(proxy_input_size=lpips_size)
         self.lpips_size = lpips_size if self.lpips.is_proxy else None
@@ -173,7 +174,9 @@ class PhotoCodecMetrics:
         values = measure_attributes(self.guidance, rx, self.attrs)
         ok = met(self.data.instructions, self.data.before, values)
         ref = self.data.reference_met
+        second = {} if self.second is None else _second_row(self.second, rx)
         return {
+            **second,
             "ssim": float(ssim(rx, self.ref).mean()),
             "lpips": float(self.lpips(rx, self.ref).mean()),
             "identity": None,
@@ -181,6 +184,22 @@ class PhotoCodecMetrics:
             "identity_kept": float((dist <= self.threshold).float().mean()),
             "edit_kept": float(ok[ref].float().mean()) if bool(ref.any()) else None,
         }
+
+
+def _second_identity(photos: list) -> Any:
+    """FaceRes (the descriptor nothing optimises) against the source photos, or ``None`` if not converted."""
+    from editable_deepsc.errors import CheckpointError
+    from editable_deepsc.inversion.photo_target import SecondIdentity
+
+    try:
+        return SecondIdentity(photos)
+    except CheckpointError:
+        return None
+
+
+def _second_row(second: Any, images: torch.Tensor) -> dict[str, float]:
+    d = second.distance(images).cpu()
+    return {"second_distance": float(d.mean()), "second_kept": float((d <= second.threshold).float().mean())}
 
 
 @dataclass
@@ -196,7 +215,11 @@ class PhotoBench:
         """Fields for the bench's ``meta``: photos, edits, steps, how many edits meet their target noise-free,
         and the noise-free images' identity to the photos (what the channel can at best keep)."""
         dist = self.metrics.identity.distance(self.metrics.ref).cpu()
+        second = self.metrics.second
+        ref2 = {} if second is None else {f"reference_{k}": v for k, v in _second_row(second, self.metrics.ref).items()}
         return {
+            **ref2,
+            "second_threshold": None if second is None else float(second.threshold),
             "reference_identity_distance": float(dist.mean()),
             "reference_identity_kept": float((dist <= self.metrics.threshold).float().mean()),
             "photos": [self.data.names[0], self.data.names[-1]],
