@@ -11,7 +11,70 @@ import torch
 from torch import nn
 
 
-class LatentPCA(nn.Module):
+class LatentBasis(nn.Module):
+    """What every latent basis offers, given its :meth:`rotate` / :meth:`unrotate` and buffers
+    ``mean`` (D,) and ``std`` (D,) (coordinates by decreasing variance).
+
+    Subclasses: :class:`LatentPCA` (full axes) and
+    :class:`~editable_deepsc.channel.separable_pca.SeparableLatentPCA` (separable axes, large W+).
+    """
+
+    num_ws: int
+    w_dim: int
+
+    @property
+    def dim(self) -> int:
+        return self.num_ws * self.w_dim
+
+    def rotate(self, x: torch.Tensor) -> torch.Tensor:  # pragma: no cover - abstract
+        raise NotImplementedError
+
+    def unrotate(self, c: torch.Tensor) -> torch.Tensor:  # pragma: no cover - abstract
+        raise NotImplementedError
+
+    def _centred(self, w_plus: torch.Tensor) -> torch.Tensor:
+        return w_plus.reshape(w_plus.shape[0], -1) - self.mean
+
+    def _uncentred(self, x: torch.Tensor) -> torch.Tensor:
+        return (x.reshape(x.shape[0], -1) + self.mean).view(x.shape[0], self.num_ws, self.w_dim)
+
+    def whiten(self, w_plus: torch.Tensor) -> torch.Tensor:
+        """(N, num_ws, w_dim) → (N, D) coordinates along the principal axes, unit variance each."""
+        return self.rotate(self._centred(w_plus)) / self.std
+
+    def unwhiten(self, u: torch.Tensor) -> torch.Tensor:
+        """(N, D) whitened coordinates → (N, num_ws, w_dim) latents (inverse of :meth:`whiten`)."""
+        return self._uncentred(self.unrotate(u * self.std))
+
+    @property
+    def scale(self) -> torch.Tensor:
+        """Global scale: root mean variance per coordinate (so :meth:`project` has unit mean variance)."""
+        return self.std.pow(2).mean().sqrt()
+
+    def project(self, w_plus: torch.Tensor) -> torch.Tensor:
+        """(N, num_ws, w_dim) → (N, D): coordinates along the principal axes, one global scale.
+
+        Unlike :meth:`whiten`, strong axes stay strong, so a network or a loss
+        on these coordinates weighs each direction by how much it varies.
+        """
+        return self.rotate(self._centred(w_plus)) / self.scale
+
+    def unproject(self, u: torch.Tensor) -> torch.Tensor:
+        """Inverse of :meth:`project`."""
+        return self._uncentred(self.unrotate(u * self.scale))
+
+    def nmse(self, w_hat: torch.Tensor, w_plus: torch.Tensor) -> torch.Tensor:
+        """Normalised squared error per sample, ``‖ŵ − w‖² / E‖w − mean‖²`` → (N,)."""
+        err = (w_hat - w_plus).reshape(w_plus.shape[0], -1).pow(2).sum(1)
+        return err / self.std.pow(2).sum()
+
+    def explained_variance(self, n: int) -> float:
+        """Fraction of total latent variance in the first ``n`` coordinates."""
+        v = self.std.double() ** 2
+        return float(v[:n].sum() / v.sum())
+
+
+class LatentPCA(LatentBasis):
     """Mean, principal axes and per-axis standard deviations of flattened W+ latents.
 
     Parameters
@@ -56,10 +119,6 @@ class LatentPCA(nn.Module):
             raise CheckpointError(f"{card.name}: no latent shape (num_ws, w_dim) on its card") from None
         return fit_state(pca, state, f"statistics {card.name}").eval()
 
-    @property
-    def dim(self) -> int:
-        return self.num_ws * self.w_dim
-
     @torch.no_grad()
     def fit(self, w_plus: torch.Tensor, eps: float = 1e-6) -> "LatentPCA":
         """Estimate the statistics from latents ``w_plus`` (M, num_ws, w_dim), M ≥ 2.
@@ -84,35 +143,6 @@ class LatentPCA(nn.Module):
         self.std.copy_(std.clamp_min(eps).float())
         return self
 
-    def whiten(self, w_plus: torch.Tensor) -> torch.Tensor:
-        """(N, num_ws, w_dim) → (N, D) coordinates along the principal axes, unit variance each."""
-        x = w_plus.reshape(w_plus.shape[0], -1) - self.mean
-        return (x @ self.axes) / self.std
-
-    def unwhiten(self, u: torch.Tensor) -> torch.Tensor:
-        """(N, D) whitened coordinates → (N, num_ws, w_dim) latents (inverse of :meth:`whiten`)."""
-        x = (u * self.std) @ self.axes.T + self.mean
-        return x.view(u.shape[0], self.num_ws, self.w_dim)
-
-    @property
-    def scale(self) -> torch.Tensor:
-        """Global scale: root mean variance per coordinate (so :meth:`project` has unit mean variance)."""
-        return self.std.pow(2).mean().sqrt()
-
-    def project(self, w_plus: torch.Tensor) -> torch.Tensor:
-        """(N, num_ws, w_dim) → (N, D): coordinates along the principal axes, one global scale.
-
-        Unlike :meth:`whiten`, strong axes stay strong, so a network or a loss
-        on these coordinates weighs each direction by how much it varies.
-        """
-        x = w_plus.reshape(w_plus.shape[0], -1) - self.mean
-        return (x @ self.axes) / self.scale
-
-    def unproject(self, u: torch.Tensor) -> torch.Tensor:
-        """Inverse of :meth:`project`."""
-        x = (u * self.scale) @ self.axes.T + self.mean
-        return x.view(u.shape[0], self.num_ws, self.w_dim)
-
     def rotate(self, x: torch.Tensor) -> torch.Tensor:
         """(N, num_ws, w_dim) → (N, D): coordinates along the principal axes, no mean removed, unscaled
         (for differences of latents, e.g. edit deltas)."""
@@ -125,13 +155,3 @@ class LatentPCA(nn.Module):
     def axes_columns(self, m: int) -> torch.Tensor:
         """The first ``m`` principal axes as columns, (D, m) float32 orthonormal."""
         return self.axes[:, :m].detach().clone()
-
-    def nmse(self, w_hat: torch.Tensor, w_plus: torch.Tensor) -> torch.Tensor:
-        """Normalised squared error per sample, ``‖ŵ − w‖² / E‖w − mean‖²`` → (N,)."""
-        err = (w_hat - w_plus).reshape(w_plus.shape[0], -1).pow(2).sum(1)
-        return err / self.std.pow(2).sum()
-
-    def explained_variance(self, n: int) -> float:
-        """Fraction of total latent variance in the first ``n`` principal axes."""
-        v = self.std.double() ** 2
-        return float(v[:n].sum() / v.sum())

@@ -19,10 +19,11 @@ FFHQ W+.
 from __future__ import annotations
 
 import torch
-from torch import nn
+
+from editable_deepsc.channel.latent_pca import LatentBasis
 
 
-class SeparableLatentPCA(nn.Module):
+class SeparableLatentPCA(LatentBasis):
     """Mean, separable principal axes and per-coefficient spreads of W+ latents.
 
     Parameters
@@ -52,10 +53,6 @@ class SeparableLatentPCA(nn.Module):
         self.register_buffer("right", torch.eye(w_dim))
         self.register_buffer("order", torch.arange(d))
         self.register_buffer("std", torch.ones(d))
-
-    @property
-    def dim(self) -> int:
-        return self.num_ws * self.w_dim
 
     @torch.no_grad()
     def fit(self, w_plus: torch.Tensor, eps: float = 1e-6, chunk: int = 1024) -> "SeparableLatentPCA":
@@ -106,45 +103,6 @@ class SeparableLatentPCA(nn.Module):
         """The first ``m`` axes (in variance order) as explicit columns ``vec(l_a r_bᵀ)``, (D, m) float32."""
         a, b = self.order[:m] // self.w_dim, self.order[:m] % self.w_dim
         return (self.left[:, a].T[:, :, None] * self.right[:, b].T[:, None, :]).reshape(m, -1).T.contiguous()
-
-    def _coefficients(self, w_plus: torch.Tensor) -> torch.Tensor:
-        """(N, num_ws, w_dim) → (N, D) coefficients in variance order, not scaled."""
-        return self.rotate(w_plus.reshape(w_plus.shape[0], -1) - self.mean)
-
-    def _latents(self, c: torch.Tensor) -> torch.Tensor:
-        """Inverse of :meth:`_coefficients`: (N, D) → (N, num_ws, w_dim)."""
-        return (self.unrotate(c).reshape(c.shape[0], -1) + self.mean).view(c.shape[0], self.num_ws, self.w_dim)
-
-    def whiten(self, w_plus: torch.Tensor) -> torch.Tensor:
-        """(N, num_ws, w_dim) → (N, D) coefficients, unit variance each, by decreasing variance."""
-        return self._coefficients(w_plus) / self.std
-
-    def unwhiten(self, u: torch.Tensor) -> torch.Tensor:
-        """(N, D) whitened coefficients → (N, num_ws, w_dim) latents (inverse of :meth:`whiten`)."""
-        return self._latents(u * self.std)
-
-    @property
-    def scale(self) -> torch.Tensor:
-        """Global scale: root mean variance per coefficient (so :meth:`project` has unit mean variance)."""
-        return self.std.pow(2).mean().sqrt()
-
-    def project(self, w_plus: torch.Tensor) -> torch.Tensor:
-        """(N, num_ws, w_dim) → (N, D): coefficients by decreasing variance, one global scale."""
-        return self._coefficients(w_plus) / self.scale
-
-    def unproject(self, u: torch.Tensor) -> torch.Tensor:
-        """Inverse of :meth:`project`."""
-        return self._latents(u * self.scale)
-
-    def nmse(self, w_hat: torch.Tensor, w_plus: torch.Tensor) -> torch.Tensor:
-        """Normalised squared error per sample, ``‖ŵ − w‖² / E‖w − mean‖²`` → (N,)."""
-        err = (w_hat - w_plus).reshape(w_plus.shape[0], -1).pow(2).sum(1)
-        return err / self.std.pow(2).sum()
-
-    def explained_variance(self, n: int) -> float:
-        """Fraction of total latent variance in the first ``n`` coefficients."""
-        v = self.std.double() ** 2
-        return float(v[:n].sum() / v.sum())
 
 
 def _descending_eigenvectors(cov: torch.Tensor) -> torch.Tensor:

@@ -222,13 +222,6 @@ class CodecTrainConfig:
             raise BadInput(f"pca_samples must be >= 2, got {self.pca_samples}")
 
 
-def work_for(cfg: CodecTrainConfig, generator: StyleGenerator) -> StyleGenerator:
-    """The synthesis the image terms use: ``generator`` at ``cfg.work_size`` (its full size when 0)."""
-    if not cfg.work_size:
-        return generator
-    return work_generator(generator, cfg.work_size)
-
-
 def lr_at(step: int, cfg: CodecTrainConfig) -> float:
     """Cosine learning-rate schedule from ``lr`` to ``lr_min`` over ``steps``."""
     return cosine_decay(min(step / max(cfg.steps - 1, 1), 1.0), cfg.lr, cfg.lr_min)
@@ -337,7 +330,7 @@ def train_codec(
     workdir.mkdir(parents=True, exist_ok=True)
     sampler = build_sampler(cfg, generator, workdir, progress)
     pool = sampler.inversions
-    work = work_for(cfg, generator)
+    work = work_generator(generator, cfg.work_size) if cfg.work_size else generator  # the image terms' synthesis
     codec = build_codec(cfg, generator, sampler).train()
     opt = torch.optim.Adam(codec.parameters(), lr=cfg.lr)
     run = ResumableRun(workdir / CHECKPOINT_FILE, {"codec": codec}, {"codec": opt})
